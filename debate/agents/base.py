@@ -1,0 +1,103 @@
+"""The debater interface: a batch of turn requests in, one result per request out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from debate.protocols import Limits
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """What is stored in the agents table: enough to tell exactly who spoke."""
+
+    name: str
+    kind: str
+    model_id: str | None = None
+    backend: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    user_id: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps(
+            [self.name, self.kind, self.model_id, self.backend, self.settings, self.user_id],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TranscriptTurn:
+    """A turn as a given speaker may see it."""
+
+    role: str
+    round: int
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """Everything a debater needs to produce one turn.
+
+    `answers` are in the order shown to the judge (display order); `my_answer` is a
+    position in that list (None for a choice turn, or for the judge's question).
+    """
+
+    debate_id: int
+    question_id: str
+    question: str
+    answers: tuple[str, ...]
+    my_answer: int | None
+    role: str
+    round: int
+    rounds: int
+    kind: str  # speech | question | choice
+    protocol: str
+    transcript: tuple[TranscriptTurn, ...]
+    source: str | None
+    source_title: str | None
+    limits: Limits
+    seed: int
+
+
+@dataclass
+class TurnResult:
+    """One produced turn. status: ok | truncated | failed | waiting (a person's turn)."""
+
+    text: str
+    status: str = "ok"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    shown: str | None = None
+    template_version: str | None = None
+    candidates: list[dict[str, Any]] | None = None
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    user_id: int | None = None
+
+    @property
+    def shown_sha256(self) -> str | None:
+        if self.shown is None:
+            return None
+        return hashlib.sha256(self.shown.encode()).hexdigest()
+
+
+class Debater(ABC):
+    """A batched agent. `respond` gets every request for this agent at one engine step."""
+
+    @property
+    @abstractmethod
+    def identity(self) -> AgentIdentity: ...
+
+    @abstractmethod
+    def respond(self, requests: list[TurnRequest]) -> list[TurnResult]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release models, connections, threads."""

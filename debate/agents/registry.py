@@ -1,0 +1,91 @@
+"""Agent types by name. A config's agent entry is {"type": NAME, ...settings}.
+
+Each agent module registers its type with `register_agent_type`; `build_agent` validates
+the settings with that type's pydantic model and names the offending field on error.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from debate.agents.base import Debater
+from debate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What an agent factory may need: where the config lives, the store URL, the seed."""
+
+    config_dir: Path
+    db_url: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AgentType:
+    name: str
+    settings_model: type[BaseModel]
+    factory: Callable[[Any, BuildContext], Debater]
+
+
+_TYPES: dict[str, AgentType] = {}
+# Modules that register agent types; imported on first use so that torch is only
+# loaded when a config asks for a model.
+_BUILTIN_MODULES = {
+    "scripted": "debate.agents.scripted",
+    "model": "debate.agents.model",
+    "human": "debate.agents.human",
+}
+
+
+def register_agent_type(
+    name: str, settings_model: type[BaseModel], factory: Callable[[Any, BuildContext], Debater]
+) -> None:
+    _TYPES[name] = AgentType(name, settings_model, factory)
+
+
+def known_agent_types() -> list[str]:
+    return sorted(set(_TYPES) | set(_BUILTIN_MODULES))
+
+
+def agent_type(name: str, where: str) -> AgentType:
+    if name not in _TYPES and name in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(_BUILTIN_MODULES[name])
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"{where}.type: agent type {name!r} is not available ({exc})")
+    if name not in _TYPES:
+        raise ConfigError(
+            f"{where}.type: unknown agent type {name!r}; known: {', '.join(known_agent_types())}"
+        )
+    return _TYPES[name]
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = f"{where}.{loc}" if loc else where
+    return f"{field}: {err['msg']}"
+
+
+def validate_agent_settings(cfg: dict[str, Any], where: str) -> tuple[AgentType, BaseModel]:
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{where}: expected a mapping with a 'type'")
+    if "type" not in cfg:
+        raise ConfigError(f"{where}.type: missing; known: {', '.join(known_agent_types())}")
+    atype = agent_type(str(cfg["type"]), where)
+    settings = {k: v for k, v in cfg.items() if k != "type"}
+    try:
+        return atype, atype.settings_model.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
+def build_agent(cfg: dict[str, Any], where: str, context: BuildContext) -> Debater:
+    atype, settings = validate_agent_settings(cfg, where)
+    return atype.factory(settings, context)

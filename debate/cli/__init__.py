@@ -1,0 +1,77 @@
+"""The `debate` command. Thin: parses options, then calls the parts that do the work.
+
+Subcommands live in their own modules and are imported only when used, so that
+`debate list` does not pay for loading torch or gradio. To add one, add a line to
+COMMANDS: "name": "module.path:attribute" (a click command or group).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from debate.errors import UserError
+
+COMMANDS: dict[str, str] = {
+    "db": "debate.cli.db:db",
+    "run": "debate.cli.run:run",
+    "list": "debate.cli.inspect:list_experiments",
+    "show": "debate.cli.inspect:show",
+    "export": "debate.cli.export:export",
+    "demo": "debate.cli.demo:demo",
+    "judge": "debate.cli.judge:judge",
+    "serve": "debate.cli.serve:serve",
+    "users": "debate.cli.users:users",
+    "campaigns": "debate.cli.campaigns:campaigns",
+    "analyze": "debate.cli.analyze:analyze",
+    "import": "debate.cli.imports:import_group",
+    "pixels": "debate.cli.pixels:pixels",
+    "datasets": "debate.cli.datasets:datasets",
+}
+
+
+def available_commands() -> dict[str, str]:
+    """Commands whose module exists in this checkout."""
+    out = {}
+    for name, target in COMMANDS.items():
+        module = target.split(":")[0]
+        if importlib.util.find_spec(module) is not None:
+            out[name] = target
+    return out
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(available_commands())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = available_commands().get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="debate-platform")
+def cli() -> None:
+    """Experiments in AI safety via debate: run debates, judge them, analyse them."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="debate", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; stored work is kept and the run can be resumed", err=True)
+        sys.exit(130)

@@ -1,0 +1,175 @@
+"""Connecting to the database, applying migrations, refusing schemas we do not know."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from debate.errors import SchemaError, UserError
+
+DEFAULT_URL = "sqlite:///debate.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def resolve_url(url: str | None) -> str:
+    """--db URL, else $DEBATE_DB, else sqlite:///debate.db."""
+    return url or os.environ.get("DEBATE_DB") or DEFAULT_URL
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            # Take over BEGIN from pysqlite so that a writing transaction can take the
+            # write lock up front (BEGIN IMMEDIATE): concurrent writers then queue on
+            # busy_timeout instead of failing on a read-to-write upgrade.
+            @event.listens_for(engine, "connect")
+            def _no_autobegin(dbapi_conn, _record):  # noqa: ANN001
+                dbapi_conn.isolation_level = None
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn):  # noqa: ANN001
+                immediate = conn.get_execution_options().get("sqlite_immediate")
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise UserError(f"--db: cannot use database URL {url!r}: {exc}") from None
+    return engine
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}") from None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Apply migrations up to `revision`; refuses a database from a newer version."""
+    from alembic import command
+
+    check_known(engine, allow_empty=True)
+    command.upgrade(_alembic_config(engine), revision)
+    return current_revision(engine) or ""
+
+
+def check_known(engine: Engine, allow_empty: bool = False) -> str | None:
+    rev = current_revision(engine)
+    if rev is None:
+        if allow_empty:
+            return None
+        has_tables = bool(inspect(engine).get_table_names())
+        what = "was not created by this tool" if has_tables else "has no schema yet"
+        raise SchemaError(f"database {engine.url!r} {what}; run `debate db upgrade` first")
+    if rev not in known_revisions():
+        raise SchemaError(
+            f"database {engine.url!r} is at schema revision {rev!r}, which this version of "
+            f"debate does not know (newest known: {head_revision()}); upgrade the debate "
+            "package or use another database"
+        )
+    return rev
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    write_sessions: sessionmaker[Session]
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """Like session(), but on SQLite takes the write lock at BEGIN (BEGIN IMMEDIATE).
+
+        Use it for read-then-write transactions (claiming leases, assigning work) so two
+        processes cannot both read the same free row.
+        """
+        with self.write_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+    """Open the database at `url` (see resolve_url), bringing its schema up to date.
+
+    With migrate=False a database that is not at the newest revision is refused.
+    """
+    engine = make_engine(resolve_url(url))
+    if migrate:
+        rev = upgrade(engine)
+    else:
+        rev = check_known(engine)
+    if rev != head_revision():
+        raise SchemaError(
+            f"database {engine.url!r} is at revision {rev!r}, not {head_revision()!r}; "
+            "run `debate db upgrade`"
+        )
+    return Store(
+        engine,
+        sessionmaker(engine, expire_on_commit=False),
+        sessionmaker(engine.execution_options(sqlite_immediate=True), expire_on_commit=False),
+    )
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

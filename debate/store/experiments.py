@@ -1,0 +1,205 @@
+"""Creating experiments with their questions, documents, agents, debates and seats."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from debate.agents.base import AgentIdentity
+from debate.errors import ConfigError
+from debate.protocols import JUDGE, DebatePlan, Protocol, plan_debates
+from debate.questions import Question
+from debate.store.db import Store
+from debate.store.models import Agent, Debate, Document, Experiment, Seat
+from debate.store.models import Question as QuestionRow
+
+
+@dataclass(frozen=True)
+class SeatAgents:
+    """Agent ids per seat kind: the honest and deceptive debaters (the same id for
+    self-play and open protocols) and the interactive judge."""
+
+    honest: int | None
+    deceptive: int | None
+    judge: int | None = None
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def agent_id(session: Session, identity: AgentIdentity) -> int:
+    """The agents row for this identity, created on first use."""
+    fp = identity.fingerprint
+    found = session.scalar(select(Agent.id).where(Agent.fingerprint == fp))
+    if found is not None:
+        return found
+    row = Agent(
+        fingerprint=fp,
+        name=identity.name,
+        kind=identity.kind,
+        model_id=identity.model_id,
+        backend=identity.backend,
+        settings=identity.settings,
+        user_id=identity.user_id,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def document_ids(session: Session, texts: Iterable[tuple[str, str | None]]) -> dict[str, int]:
+    """Store each (text, title) once; returns sha256 -> document id."""
+    wanted: dict[str, tuple[str, str | None]] = {}
+    for text, title in texts:
+        wanted.setdefault(sha256_text(text), (text, title))
+    if not wanted:
+        return {}
+    ids: dict[str, int] = {}
+    keys = list(wanted)
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        ids.update(session.execute(select(Document.sha256, Document.id).where(
+            Document.sha256.in_(chunk))).all())
+    missing = [
+        {"sha256": k, "text": wanted[k][0], "title": wanted[k][1]} for k in keys if k not in ids
+    ]
+    if missing:
+        rows = session.execute(
+            insert(Document).returning(Document.sha256, Document.id, sort_by_parameter_order=True),
+            missing,
+        )
+        ids.update(rows.all())
+    return ids
+
+
+def find_experiment(session: Session, name: str) -> Experiment | None:
+    return session.scalar(select(Experiment).where(Experiment.name == name))
+
+
+def insert_questions(
+    session: Session, experiment_id: int, questions: list[Question]
+) -> list[int]:
+    docs = document_ids(session, ((q.source, q.source_title) for q in questions if q.source))
+    rows = [
+        {
+            "experiment_id": experiment_id,
+            "external_id": q.id,
+            "dataset": q.dataset,
+            "text": q.question,
+            "answers": list(q.answers),
+            "correct_index": q.correct_index,
+            "document_id": docs[sha256_text(q.source)] if q.source else None,
+            "meta": q.metadata,
+        }
+        for q in questions
+    ]
+    if not rows:
+        return []
+    result = session.execute(
+        insert(QuestionRow).returning(QuestionRow.id, sort_by_parameter_order=True), rows
+    )
+    return list(result.scalars())
+
+
+def create_experiment(
+    store: Store,
+    *,
+    name: str,
+    config: dict[str, Any],
+    config_hash: str,
+    protocol: Protocol,
+    seed: int,
+    questions: list[Question],
+    both_orders: bool,
+    agents: SeatAgents,
+    source: str = "run",
+) -> tuple[int, bool]:
+    """Store the experiment, its questions and one debate per plan, in one transaction.
+
+    Returns (experiment id, created). An experiment of the same name and config is
+    reused (the run resumes); one with a different config is refused.
+    """
+    with store.write_session() as session:
+        existing = find_experiment(session, name)
+        if existing is not None:
+            if existing.config_hash != config_hash:
+                raise ConfigError(
+                    f"name: experiment {name!r} already exists with a different config; "
+                    "give the new run another name"
+                )
+            return existing.id, False
+        exp = Experiment(
+            name=name,
+            protocol=protocol.name,
+            config=config,
+            config_hash=config_hash,
+            seed=seed,
+            source=source,
+        )
+        session.add(exp)
+        session.flush()
+        qids = insert_questions(session, exp.id, questions)
+        insert_debates(session, exp.id, protocol, seed, questions, qids, both_orders, agents)
+        return exp.id, True
+
+
+def insert_debates(
+    session: Session,
+    experiment_id: int,
+    protocol: Protocol,
+    seed: int,
+    questions: list[Question],
+    question_ids: list[int],
+    both_orders: bool,
+    agents: SeatAgents,
+) -> int:
+    rng = random.Random(seed)
+    spec = protocol.to_dict()
+    debate_rows: list[dict[str, Any]] = []
+    plans: list[DebatePlan] = []
+    for q, qid in zip(questions, question_ids):
+        for plan in plan_debates(protocol, len(q.answers), q.correct_index, rng, both_orders):
+            plans.append(plan)
+            debate_rows.append(
+                {
+                    "experiment_id": experiment_id,
+                    "question_id": qid,
+                    "protocol": protocol.name,
+                    "protocol_spec": spec,
+                    "variant": plan.label,
+                    "answer_order": list(plan.answer_order),
+                    "seed": rng.randrange(2**31),
+                    "status": "pending" if protocol.schedule() else "done",
+                    "meta": {},
+                }
+            )
+            debate_rows[-1]["_correct"] = q.correct_index
+    corrects = [row.pop("_correct") for row in debate_rows]
+    if not debate_rows:
+        return 0
+    ids = session.execute(
+        insert(Debate).returning(Debate.id, sort_by_parameter_order=True), debate_rows
+    ).scalars().all()
+    seat_rows: list[dict[str, Any]] = []
+    for did, plan, correct in zip(ids, plans, corrects):
+        for role, answer in plan.seats.items():
+            if answer is None:
+                agent = agents.honest  # open protocols: one agent, side chosen later
+            else:
+                agent = agents.honest if answer == correct else agents.deceptive
+            seat_rows.append(
+                {"debate_id": did, "role": role, "agent_id": agent, "answer_index": answer}
+            )
+        if protocol.interactive:
+            seat_rows.append(
+                {"debate_id": did, "role": JUDGE, "agent_id": agents.judge, "answer_index": None}
+            )
+    if seat_rows:
+        session.execute(insert(Seat), seat_rows)
+    return len(ids)

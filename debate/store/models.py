@@ -1,0 +1,240 @@
+"""The schema: SQLAlchemy 2.0 typed ORM. Every change here needs an Alembic revision.
+
+Answer indices stored anywhere (seats, correct_index, judgment probabilities) are in the
+question's own answer order; `debates.answer_order` says how they were shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    protocol: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(50), default="run")  # run | import | pixels
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Document(Base):
+    """A hidden source text, stored once however many questions use it."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("experiment_id", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    answers: Mapped[list[Any]] = mapped_column(JSON)
+    correct_index: Mapped[int] = mapped_column(Integer)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+    document: Mapped[Document | None] = relationship()
+
+
+class Agent(Base):
+    """Who or what spoke or judged: a model with its settings, a script, or a person."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50))  # scripted | model | human | model-judge ...
+    model_id: Mapped[str | None] = mapped_column(String(300))
+    backend: Mapped[str | None] = mapped_column(String(50))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Debate(Base):
+    __tablename__ = "debates"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "question_id", "variant"),
+        Index("ix_debates_experiment_status", "experiment_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    protocol: Mapped[str] = mapped_column(String(100))
+    protocol_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    variant: Mapped[str] = mapped_column(String(100))  # e.g. "order=10,deceptive"
+    answer_order: Mapped[list[Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    # pending -> running -> (waiting_human ->) done | failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    question: Mapped[Question] = relationship()
+    seats: Mapped[list["Seat"]] = relationship(back_populates="debate", order_by="Seat.role")
+
+
+class Seat(Base):
+    """Which agent argues which answer in a debate (answer_index None until chosen)."""
+
+    __tablename__ = "seats"
+    __table_args__ = (UniqueConstraint("debate_id", "role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    answer_index: Mapped[int | None] = mapped_column(Integer)
+
+    debate: Mapped[Debate] = relationship(back_populates="seats")
+    agent: Mapped[Agent | None] = relationship()
+
+
+class Turn(Base):
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("debate_id", "round", "role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    round: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20), default="speech")
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="ok")  # ok | truncated | failed
+    shown_sha256: Mapped[str | None] = mapped_column(String(64))
+    shown: Mapped[str | None] = mapped_column(Text)
+    template_version: Mapped[str | None] = mapped_column(String(100))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[list[Any] | None] = mapped_column(JSON)  # best-of-N: [{text, score}]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    quotes: Mapped[list["Quote"]] = relationship(order_by="Quote.position")
+
+
+class Quote(Base):
+    __tablename__ = "quotes"
+    __table_args__ = (UniqueConstraint("turn_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    source_start: Mapped[int | None] = mapped_column(Integer)
+    source_end: Mapped[int | None] = mapped_column(Integer)
+    fuzzy_score: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # judge | admin | debater
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Campaign(Base):
+    """A human judging campaign over one experiment's debates."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    judgments_per_debate: Mapped[int] = mapped_column(Integer, default=1)
+    mode: Mapped[str] = mapped_column(String(20), default="whole")  # whole | stepped
+    reveal_truth: Mapped[bool] = mapped_column(Boolean, default=True)
+    judges: Mapped[list[Any] | None] = mapped_column(JSON)  # user names; None = every judge
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "debate_id", "user_id"),
+        Index("ix_assignments_user_status", "user_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | submitted
+    rounds_shown: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Judgment(Base):
+    """A probability for each answer (question's own order) plus an explanation."""
+
+    __tablename__ = "judgments"
+    __table_args__ = (Index("ix_judgments_debate", "debate_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
+    judge_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="final")  # final | stepped | offline
+    after_round: Mapped[int | None] = mapped_column(Integer)  # None: the whole transcript
+    probabilities: Mapped[list[Any] | None] = mapped_column(JSON)  # None: unparseable verdict
+    shown_order: Mapped[list[Any]] = mapped_column(JSON)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    time_taken_ms: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Feedback(Base):
+    """Survey answers after a judgment or a debate (Likert scales, free text)."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
+    judgment_id: Mapped[int | None] = mapped_column(ForeignKey("judgments.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    respondent: Mapped[str | None] = mapped_column(String(200))
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,1 @@
+"""Judges: model judges, the human judging queue, scoring rules."""

@@ -1,0 +1,93 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL server.
+
+PostgreSQL tests use the server named by DEBATE_TEST_PG_URL (an admin URL; .ci/run starts
+one). Each test gets a fresh database on it. Without the variable those tests are skipped
+with a reason, except under CI (CI=true), where a missing server is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_ENV = "DEBATE_TEST_PG_URL"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+NYU_SAMPLE = SHARED / "data" / "nyu-debate-2023-sample"
+
+
+def pg_admin_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url and os.environ.get("CI") == "true":
+        raise RuntimeError(f"{PG_ENV} is not set under CI; .ci/run must start PostgreSQL")
+    return url
+
+
+def make_pg_database() -> tuple[str, callable]:
+    admin = pg_admin_url()
+    if not admin:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (an admin URL; .ci/run starts a server)")
+    name = "t_" + uuid.uuid4().hex[:12]
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    return url, drop
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def pg_url():
+    url, drop = make_pg_database()
+    yield url
+    drop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path):
+    """A fresh, empty database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url, drop = make_pg_database()
+        yield url
+        drop()
+
+
+@pytest.fixture
+def store(db_url):
+    from debate.store import open_store
+
+    s = open_store(db_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url):
+    from debate.store import open_store
+
+    s = open_store(sqlite_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def nyu_sample() -> Path:
+    if not (NYU_SAMPLE / "debates").is_dir():
+        pytest.skip(f"the shared NYU sample is not present at {NYU_SAMPLE}")
+    return NYU_SAMPLE
