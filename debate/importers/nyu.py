@@ -1,0 +1,273 @@
+"""`debate import nyu DIR`: the NYU 2023 human-debate rooms (Michael et al. 2023) into the store.
+
+Every room becomes a debate of one import experiment (default "nyu-2023", source "import"),
+written in its own transaction: the story a Document, the question a question row (shared by
+rooms on the same question), the rules a protocol, the speeches turns with verified quotes,
+the live judge's distributions stepped judgments (plus a final one for a finished room), the
+offline judges' distributions offline judgments, the survey answers feedback rows.
+
+Re-importing a room whose file (and metadata line) did not change does nothing; a changed
+room replaces its earlier import. A malformed room is reported by file and field and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from debate.agents.base import AgentIdentity
+from debate.errors import DatasetError
+from debate.importers.nyu_rooms import GPT4_NAME, Room, RoomError, parse_room
+from debate.protocols import Limits, Protocol
+from debate.store.db import Store
+from debate.store.experiments import agent_id, document_ids, find_experiment, sha256_text
+from debate.store.models import Debate, Experiment, Feedback, Judgment, Quote, Seat, Turn
+from debate.store.models import Question as QuestionRow
+
+DEFAULT_EXPERIMENT = "nyu-2023"
+DATASET = "nyu-debate-2023"
+STATUS = {"complete": "done", "in_progress": "waiting_human", "waiting_to_begin": "waiting_human"}
+
+
+@dataclass
+class ImportReport:
+    experiment: str
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)  # "FILE: field: problem"
+
+    def summary(self) -> str:
+        return (
+            f"{self.experiment}: {self.imported} imported, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped"
+        )
+
+
+def find_rooms(directory: Path) -> tuple[list[Path], Path | None]:
+    """Room files and the metadata JSONL under DIR (a dataset root with debates/, or the folder of rooms)."""
+    if not directory.is_dir():
+        raise DatasetError(f"DIR: {directory} is not a directory")
+    rooms_dir = directory / "debates" if (directory / "debates").is_dir() else directory
+    rooms = sorted(rooms_dir.glob("*.json"))
+    if not rooms:
+        raise DatasetError(f"DIR: no room files (*.json) in {rooms_dir}")
+    candidates = sorted(directory.glob("*metadata*.jsonl"))
+    return rooms, candidates[0] if candidates else None
+
+
+def read_metadata(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Metadata lines by room name, and one message per malformed line."""
+    out: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{path}:{lineno}: not JSON ({exc.msg})")
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                problems.append(f"{path}:{lineno}: name: missing")
+                continue
+            out[item["name"]] = item
+    return out, problems
+
+
+def _protocol(room: Room) -> Protocol:
+    limit = room.char_limit if room.char_limit and room.char_limit > 0 else 750
+    quote = room.quote_limit if room.quote_limit is not None and room.quote_limit >= 0 else None
+    return Protocol(
+        name="nyu-debate" if room.is_debate else "nyu-consultancy",
+        family="debate" if room.is_debate else "consultancy",
+        rounds=max(room.speech_rounds, 1),
+        simultaneous=False,
+        interactive=True,
+        judge_sees_source=False,
+        debaters_see_source=True,
+        # The NYU limits are in characters; a word takes at least one, so these bound words.
+        limits=Limits(min_words=0, max_words=limit, max_quoted_words=quote),
+    )
+
+
+def _identity(name: str) -> AgentIdentity:
+    if name == GPT4_NAME:
+        return AgentIdentity(name=name, kind="model", model_id="gpt-4", backend="nyu-2023")
+    return AgentIdentity(name=name, kind="human")
+
+
+def _experiment_id(store: Store, name: str, source_dir: Path) -> int:
+    with store.write_session() as session:
+        existing = find_experiment(session, name)
+        if existing is not None:
+            if existing.source != "import" or existing.config.get("import") != "nyu":
+                raise DatasetError(f"--experiment: {name!r} exists and is not an NYU import")
+            return existing.id
+        config = {"import": "nyu", "source": str(source_dir)}
+        exp = Experiment(
+            name=name,
+            protocol="nyu-debate+nyu-consultancy",
+            config=config,
+            config_hash=sha256_text("nyu-import"),
+            seed=0,
+            source="import",
+        )
+        session.add(exp)
+        session.flush()
+        return exp.id
+
+
+def _question_id(session: Session, experiment_id: int, room: Room) -> int:
+    key = room.question_key
+    found = session.scalar(
+        select(QuestionRow.id).where(
+            QuestionRow.experiment_id == experiment_id, QuestionRow.external_id == key
+        )
+    )
+    if found is not None:
+        return found
+    doc = document_ids(session, [(room.story_text, room.story_title)])[sha256_text(room.story_text)]
+    row = QuestionRow(
+        experiment_id=experiment_id,
+        external_id=key,
+        dataset=DATASET,
+        text=room.question,
+        answers=room.answers,
+        correct_index=room.correct_index,
+        document_id=doc,
+        meta={"article_id": room.article_id, "story_title": room.story_title},
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def store_room(session: Session, experiment_id: int, room: Room) -> str:
+    """Write one parsed room; returns "imported", "updated" or "unchanged"."""
+    existing = session.execute(
+        select(Debate.id, Debate.meta).where(
+            Debate.experiment_id == experiment_id, Debate.variant == room.name
+        )
+    ).first()
+    outcome = "imported"
+    if existing is not None:
+        if (existing.meta or {}).get("source_sha256") == room.sha256:
+            return "unchanged"
+        session.execute(delete(Debate).where(Debate.id == existing.id))
+        outcome = "updated"
+    question_id = _question_id(session, experiment_id, room)
+    protocol = _protocol(room)
+    people = {name: agent_id(session, _identity(name)) for name in
+              {*room.roles.values(), *(t.speaker for t in room.turns), *(j.judge for j in room.judgments)}}
+    debate = Debate(
+        experiment_id=experiment_id,
+        question_id=question_id,
+        protocol=protocol.name,
+        protocol_spec=protocol.to_dict(),
+        variant=room.name,
+        answer_order=room.answer_order,
+        seed=0,
+        status=STATUS[room.status],
+        steps_done=max((t.step for t in room.turns), default=0),
+        meta=room.meta,
+    )
+    session.add(debate)
+    session.flush()
+    seats = [
+        {"debate_id": debate.id, "role": role, "agent_id": people[person],
+         "answer_index": room.seat_answers.get(role)}
+        for role, person in room.roles.items()
+    ]
+    session.execute(insert(Seat), seats)
+    for turn in room.turns:
+        row = Turn(
+            debate_id=debate.id,
+            step=turn.step,
+            round=turn.round,
+            role=turn.role,
+            kind=turn.kind,
+            agent_id=people[turn.speaker],
+            text=turn.text,
+            status="ok",
+            meta={"speaker": turn.speaker, "timestamp": turn.timestamp},
+        )
+        session.add(row)
+        session.flush()
+        if turn.quotes:
+            session.execute(insert(Quote), [
+                {"turn_id": row.id, "position": q.position, "text": q.text, "verified": True,
+                 "source_start": q.start, "source_end": q.end, "fuzzy_score": 1.0}
+                for q in turn.quotes
+            ])
+    final_judgment_of: dict[str, int] = {}
+    for j in room.judgments:
+        row = Judgment(
+            debate_id=debate.id,
+            judge_agent_id=people[j.judge],
+            kind=j.kind,
+            after_round=j.after_round,
+            probabilities=j.probabilities,
+            shown_order=room.answer_order,
+            explanation=j.explanation or None,
+            meta={**j.meta, "timestamp": j.timestamp, "judge": j.judge},
+        )
+        session.add(row)
+        session.flush()
+        if j.kind in ("final", "offline"):
+            final_judgment_of[j.judge] = row.id
+    for fb in room.feedback:
+        session.add(Feedback(
+            debate_id=debate.id,
+            judgment_id=final_judgment_of.get(fb.respondent),
+            respondent=fb.respondent,
+            answers=fb.answers,
+        ))
+    return outcome
+
+
+def import_nyu(
+    store: Store,
+    directory: Path,
+    experiment: str = DEFAULT_EXPERIMENT,
+    metadata: Path | None = None,
+    on_room: Callable[[str, str], None] | None = None,
+) -> ImportReport:
+    """Import every room file under `directory`; see the module docstring."""
+    rooms, found_meta = find_rooms(directory)
+    meta_path = metadata or found_meta
+    report = ImportReport(experiment)
+    meta_by_name: dict[str, dict[str, Any]] = {}
+    if meta_path is not None:
+        if not meta_path.is_file():
+            raise DatasetError(f"--metadata: {meta_path} is not a file")
+        meta_by_name, problems = read_metadata(meta_path)
+        report.skipped.extend(problems)
+    exp_id = _experiment_id(store, experiment, directory)
+    for path in rooms:
+        name = path.stem
+        meta = meta_by_name.get(name)
+        raw = path.read_bytes()
+        fingerprint = raw + b"\n" + json.dumps(meta, sort_keys=True).encode()
+        try:
+            data = json.loads(raw)
+            room = parse_room(name, fingerprint, data, meta)
+        except json.JSONDecodeError as exc:
+            report.skipped.append(f"{path}: not JSON (line {exc.lineno}: {exc.msg})")
+            continue
+        except RoomError as exc:
+            report.skipped.append(f"{path}: {exc}")
+            continue
+        with store.write_session() as session:
+            outcome = store_room(session, exp_id, room)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if on_room is not None:
+            on_room(name, outcome)
+    return report
