@@ -1,0 +1,75 @@
+"""Optional access to the Hugging Face hub through the `datasets` package.
+
+`datasets` is imported only here and only when a config names a hub id, so the platform
+works without it. Offline (or when the hub refuses), the user gets one line saying that
+the hub cannot be reached and how to give a local path instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+from debate.errors import ConfigError, DatasetError
+
+LOCAL_HINT = "download the data set's files and give their local path as dataset.path instead"
+
+# Words in an exception's text that mean the hub (or the network) could not be reached.
+_UNREACHABLE_HINTS = (
+    "offline",
+    "couldn't reach",
+    "could not reach",
+    "connection",
+    "max retries",
+    "name resolution",
+    "network is unreachable",
+    "timed out",
+    "cannot find the requested files in the local cache",
+    "not found in cache",
+    "localentrynotfound",
+)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        text = f"{type(current).__name__} {current}".lower()
+        if any(hint in text for hint in _UNREACHABLE_HINTS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unreachable_message(hub_id: str) -> str:
+    return f"dataset.hub: cannot reach the Hugging Face hub to load {hub_id!r}; {LOCAL_HINT}"
+
+
+def load_hub_dataset(hub_id: str, config: str | None, split: str) -> Any:
+    try:
+        datasets = importlib.import_module("datasets")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "dataset.hub: reading from the Hugging Face hub needs the optional `datasets` "
+            f"package (pip install 'debate-platform[hub]'); or {LOCAL_HINT}"
+        ) from None
+    try:
+        return datasets.load_dataset(hub_id, config, split=split)
+    except Exception as exc:  # noqa: BLE001 - `datasets` raises many types; we sort them
+        if _is_unreachable(exc):
+            raise DatasetError(unreachable_message(hub_id)) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(
+            f"dataset.hub: cannot load {hub_id!r} (config {config!r}, split {split!r}): {first}"
+        ) from None
+
+
+def hub_records(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str, Any]]:
+    """Rows of a hub data set as (where, dict), `where` being `hub-id[split]:row N`."""
+    rows = load_hub_dataset(hub_id, config, split)
+    for i, row in enumerate(rows, 1):
+        yield f"{hub_id}[{split}]:row {i}", dict(row)
