@@ -107,7 +107,8 @@ def two_answer_question(
     if chosen is None:
         return None
     answers, correct_index = place_pair(options[correct], options[chosen], seed=seed, question_id=qid)
-    meta = {**(metadata or {}), **rule_metadata(rule, seed, labels[chosen])}
+    given = {k: v for k, v in (metadata or {}).items() if v is not None}
+    meta = {**given, **rule_metadata(rule, seed, labels[chosen])}
     meta["correct_option"] = labels[correct]
     meta["n_options"] = len(options)
     meta["where"] = where
