@@ -10,9 +10,10 @@ A turn not in the script falls back to `template`, formatted with {answer}, {oth
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
@@ -32,6 +33,8 @@ class ScriptedSettings(BaseModel):
     template: str = DEFAULT_TEMPLATE
     question_template: str = DEFAULT_QUESTION
     choose: str = "first"  # open protocols: "first" | "second" answer shown
+    # Seconds each batched call takes, as a slow model would (tests of kills and leases).
+    delay: float = Field(default=0.0, ge=0.0, le=3600.0)
 
 
 def first_sentence(source: str | None, max_words: int = 12) -> str:
@@ -56,6 +59,8 @@ class ScriptedDebater(Debater):
         )
 
     def respond(self, requests: list[TurnRequest]) -> list[TurnResult]:
+        if self.settings.delay:
+            time.sleep(self.settings.delay)
         return [self._one(r) for r in requests]
 
     def _one(self, r: TurnRequest) -> TurnResult:
