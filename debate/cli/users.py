@@ -1,0 +1,60 @@
+"""`debate users add|list|passwd`: accounts for the web app."""
+
+from __future__ import annotations
+
+import click
+
+from debate.cli.options import db_option
+from debate.store.db import open_store
+from debate.users import ROLES, add_user, generate_password, list_users, set_password
+
+
+@click.group()
+def users() -> None:
+    """Accounts of judges, debaters and admins (passwords stored as argon2id hashes)."""
+
+
+def _password(generate: bool) -> tuple[str, bool]:
+    if generate:
+        return generate_password(), True
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True), False
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
+@click.option("--generate-password", "generate", is_flag=True,
+              help="Generate a password and print it once, instead of prompting for one.")
+@db_option
+def add(name: str, role: str, generate: bool, db_url: str | None) -> None:
+    """Add user NAME; the password is prompted for, or generated and printed."""
+    store = open_store(db_url)
+    password, generated = _password(generate)
+    user = add_user(store, name, role, password)
+    click.echo(f"added {user.role} {user.name!r} (id {user.id})")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--generate-password", "generate", is_flag=True,
+              help="Generate a password and print it once.")
+@db_option
+def passwd(name: str, generate: bool, db_url: str | None) -> None:
+    """Set a new password for NAME."""
+    store = open_store(db_url)
+    password, generated = _password(generate)
+    set_password(store, name, password)
+    click.echo(f"password of {name!r} changed")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@users.command("list")
+@db_option
+def list_cmd(db_url: str | None) -> None:
+    """List the accounts."""
+    store = open_store(db_url)
+    for u in list_users(store):
+        click.echo(f"{u.id}\t{u.name}\t{u.role}")

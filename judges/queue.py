@@ -1,0 +1,704 @@
+"""The human judging queue: campaigns, atomic "next debate", judgments, feedback, progress.
+
+`next_assignment` hands a judge one debate of a campaign so that no debate gets more
+assignments than the campaign's `judgments_per_debate` and no judge gets a question
+they were already given (both answer orders of a question share its question id).
+An open assignment is returned again until it is submitted, so a page refresh shows the
+same debate.
+
+Concurrency: on PostgreSQL the judge's user row is locked first (one "next" per judge at a
+time) and candidate debates are taken with SELECT ... FOR UPDATE SKIP LOCKED; the
+assignment count is re-read after the lock is held (a fresh READ COMMITTED snapshot), so
+two judges never both take a debate's last slot. On SQLite the whole transaction runs
+under BEGIN IMMEDIATE (store.write_session), which serialises writers.
+
+Nothing here returns ground truth except `SubmitResult.reveal`, after the final submit
+and only when the campaign allows it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from debate.agents.base import AgentIdentity
+from debate.errors import UserError
+from debate.protocols import Protocol
+from debate.store.db import Store
+from debate.store.experiments import agent_id
+from debate.store.models import (
+    Assignment,
+    Campaign,
+    Debate,
+    Experiment,
+    Feedback,
+    Judgment,
+    Seat,
+    Turn,
+    User,
+)
+from debate.store.models import Question as QuestionRow
+from debate.users import UserInfo
+
+MODES = ("whole", "stepped")
+MIN_PERCENT = 1.0
+MAX_PERCENT = 99.0
+MAX_EXPLANATION = 5000
+MAX_COMMENT = 2000
+LIKERT_KEYS = ("clarity", "evidence", "confidence")
+ROLE_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant", "judge": "Judge"}
+
+
+class QueueError(UserError):
+    """A refused judging action; the message is shown to the person."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything is stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    experiment_id: int
+    experiment: str
+    judgments_per_debate: int
+    mode: str
+    reveal_truth: bool
+    judges: tuple[str, ...] | None
+    active: bool
+
+    def allows(self, user: UserInfo) -> bool:
+        if user.role not in ("judge", "admin"):
+            return False
+        return self.judges is None or user.name in self.judges
+
+
+def _campaign_info(c: Campaign, experiment: str) -> CampaignInfo:
+    return CampaignInfo(
+        c.id,
+        c.name,
+        c.experiment_id,
+        experiment,
+        c.judgments_per_debate,
+        c.mode,
+        bool(c.reveal_truth),
+        tuple(c.judges) if c.judges is not None else None,
+        bool(c.active),
+    )
+
+
+def create_campaign(
+    store: Store,
+    *,
+    name: str,
+    experiment: str,
+    judges: Sequence[str] | None = None,
+    judgments_per_debate: int = 1,
+    mode: str = "whole",
+    reveal_truth: bool = True,
+) -> CampaignInfo:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise QueueError("name: give a campaign name of 1-200 characters")
+    if mode not in MODES:
+        raise QueueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    if not isinstance(judgments_per_debate, int) or not 1 <= judgments_per_debate <= 100:
+        raise QueueError("judgments_per_debate: must be an integer from 1 to 100")
+    judge_list = sorted({j.strip() for j in judges if j.strip()}) if judges else None
+    with store.session() as session:
+        exp = session.scalar(select(Experiment).where(Experiment.name == experiment))
+        if exp is None:
+            raise QueueError(f"experiment: no experiment called {experiment!r}")
+        if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+            raise QueueError(f"name: a campaign called {name!r} already exists")
+        if judge_list:
+            found = dict(
+                session.execute(
+                    select(User.name, User.role).where(User.name.in_(judge_list))
+                ).all()
+            )
+            for j in judge_list:
+                if j not in found:
+                    raise QueueError(f"judges: no user called {j!r}")
+                if found[j] not in ("judge", "admin"):
+                    raise QueueError(f"judges: {j!r} is a {found[j]}, not a judge")
+        row = Campaign(
+            name=name,
+            experiment_id=exp.id,
+            judgments_per_debate=judgments_per_debate,
+            mode=mode,
+            reveal_truth=reveal_truth,
+            judges=judge_list,
+            active=True,
+        )
+        session.add(row)
+        session.flush()
+        return _campaign_info(row, exp.name)
+
+
+def list_campaigns(store: Store, *, active_only: bool = False) -> list[CampaignInfo]:
+    query = select(Campaign, Experiment.name).join(
+        Experiment, Campaign.experiment_id == Experiment.id
+    )
+    if active_only:
+        query = query.where(Campaign.active.is_(True))
+    with store.session() as session:
+        rows = session.execute(query.order_by(Campaign.id)).all()
+    return [_campaign_info(c, e) for c, e in rows]
+
+
+def get_campaign(store: Store, campaign_id: int) -> CampaignInfo:
+    with store.session() as session:
+        row = session.execute(
+            select(Campaign, Experiment.name)
+            .join(Experiment, Campaign.experiment_id == Experiment.id)
+            .where(Campaign.id == campaign_id)
+        ).first()
+    if row is None:
+        raise QueueError(f"campaign: no campaign with id {campaign_id}")
+    return _campaign_info(*row)
+
+
+def campaigns_for(store: Store, user: UserInfo) -> list[CampaignInfo]:
+    return [c for c in list_campaigns(store, active_only=True) if c.allows(user)]
+
+
+def set_campaign_active(store: Store, campaign_id: int, active: bool) -> None:
+    with store.session() as session:
+        n = session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(active=active)
+        ).rowcount
+    if not n:
+        raise QueueError(f"campaign: no campaign with id {campaign_id}")
+
+
+# ---------------------------------------------------------------- assignments
+
+
+@dataclass(frozen=True)
+class AssignmentInfo:
+    id: int
+    campaign_id: int
+    debate_id: int
+    question_id: int
+    user_id: int
+    status: str
+    rounds_shown: int
+    created_at: datetime
+
+
+def _assignment_info(a: Assignment) -> AssignmentInfo:
+    return AssignmentInfo(
+        a.id, a.campaign_id, a.debate_id, a.question_id, a.user_id, a.status, a.rounds_shown,
+        _aware(a.created_at),
+    )
+
+
+def judged_rounds(protocol_spec: dict[str, Any]) -> int:
+    """Rounds a judge steps through: 0 for protocols without rounds or image debates."""
+    proto = Protocol.from_dict(protocol_spec)
+    if proto.family == "pixel":
+        return 0
+    return proto.rounds
+
+
+def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentInfo | None:
+    with store.session() as session:
+        row = session.scalar(
+            select(Assignment)
+            .where(
+                Assignment.user_id == user_id,
+                Assignment.campaign_id == campaign_id,
+                Assignment.status == "open",
+            )
+            .order_by(Assignment.id)
+            .limit(1)
+        )
+        return _assignment_info(row) if row else None
+
+
+def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postgres: bool):
+    taken = (
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.campaign_id == campaign.id, Assignment.debate_id == Debate.id)
+        .scalar_subquery()
+    )
+    seen = select(Assignment.question_id).where(Assignment.user_id == user_id)
+    query = (
+        select(Debate.id, Debate.question_id, Debate.protocol_spec)
+        .where(
+            Debate.experiment_id == campaign.experiment_id,
+            Debate.status == "done",
+            taken < campaign.judgments_per_debate,
+            Debate.question_id.not_in(seen),
+        )
+        .order_by(Debate.id)
+        .limit(1)
+    )
+    if skip:
+        query = query.where(Debate.id.not_in(sorted(skip)))
+    if postgres:
+        query = query.with_for_update(of=Debate, skip_locked=True)
+    return query
+
+
+def next_assignment(store: Store, user: UserInfo, campaign_id: int) -> AssignmentInfo | None:
+    """The judge's open assignment in the campaign, else a newly claimed one; None when
+    the campaign has nothing left for this judge."""
+    campaign = get_campaign(store, campaign_id)
+    if not campaign.active:
+        raise QueueError(f"campaign {campaign.name!r} is closed")
+    if not campaign.allows(user):
+        raise QueueError(f"campaign {campaign.name!r} is not open to {user.name!r}")
+    postgres = store.dialect == "postgresql"
+    for _attempt in range(5):
+        try:
+            with store.write_session() as session:
+                if postgres:
+                    # One "next" per judge at a time: two tabs cannot claim two debates.
+                    session.execute(select(User.id).where(User.id == user.id).with_for_update())
+                existing = session.scalar(
+                    select(Assignment)
+                    .where(
+                        Assignment.user_id == user.id,
+                        Assignment.campaign_id == campaign.id,
+                        Assignment.status == "open",
+                    )
+                    .order_by(Assignment.id)
+                    .limit(1)
+                )
+                if existing is not None:
+                    return _assignment_info(existing)
+                return _claim(session, campaign, user, postgres)
+        except IntegrityError:
+            continue  # lost a race on the unique (campaign, debate, user) key; try again
+    raise QueueError("the judging queue is busy; try again")
+
+
+def _claim(
+    session: Session, campaign: CampaignInfo, user: UserInfo, postgres: bool
+) -> AssignmentInfo | None:
+    skip: set[int] = set()
+    while True:
+        row = session.execute(_candidate_query(campaign, user.id, skip, postgres)).first()
+        if row is None:
+            return None
+        debate_id, question_id, spec = row
+        if postgres:
+            # The row lock is ours now; count again in a fresh snapshot, because a judge
+            # who held the lock a moment ago may have just taken the last slot.
+            taken = session.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .where(Assignment.campaign_id == campaign.id, Assignment.debate_id == debate_id)
+            )
+            if taken >= campaign.judgments_per_debate:
+                skip.add(debate_id)
+                continue
+        rounds = judged_rounds(spec)
+        first_shown = 1 if campaign.mode == "stepped" and rounds > 0 else rounds
+        row_a = Assignment(
+            campaign_id=campaign.id,
+            debate_id=debate_id,
+            question_id=question_id,
+            user_id=user.id,
+            status="open",
+            rounds_shown=first_shown,
+            created_at=utcnow(),
+        )
+        session.add(row_a)
+        session.flush()
+        return _assignment_info(row_a)
+
+
+def _owned_assignment(
+    session: Session, user: UserInfo, assignment_id: Any, debate_id: Any, lock: bool
+) -> Assignment:
+    try:
+        aid, did = int(assignment_id), int(debate_id)
+    except (TypeError, ValueError):
+        raise QueueError("assignment: no debate is open; press Next debate") from None
+    query = select(Assignment).where(Assignment.id == aid)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None or row.user_id != user.id or row.debate_id != did:
+        raise QueueError("assignment: this debate is not assigned to you")
+    return row
+
+
+# ---------------------------------------------------------------- what a judge sees
+
+
+@dataclass(frozen=True)
+class ShownTurn:
+    label: str  # "Debater A", "Consultant", ...
+    round: int
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class JudgeView:
+    """Everything shown to a judge before submitting. Holds no ground truth: no correct
+    index, no honest/deceptive label, no agent names, no other judgments."""
+
+    assignment_id: int
+    debate_id: int
+    campaign: str
+    mode: str
+    question: str
+    answers: tuple[str, ...]  # display order
+    claims: tuple[tuple[str, int | None], ...]  # (speaker label, display position argued)
+    turns: tuple[ShownTurn, ...]
+    rounds_shown: int
+    total_rounds: int
+    family: str
+    source: str | None  # the source text, when the protocol lets the judge read it
+    quote_source: str | None  # used only to verify quotes while rendering
+    pixel_png: bytes | None = None
+    submitted: bool = False
+
+
+def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
+    with store.session() as session:
+        campaign = session.get(Campaign, assignment.campaign_id)
+        debate = session.get(Debate, assignment.debate_id)
+        assert campaign is not None and debate is not None
+        question = session.get(QuestionRow, debate.question_id)
+        assert question is not None
+        proto = Protocol.from_dict(debate.protocol_spec)
+        order = list(debate.answer_order)
+        answers = tuple(str(question.answers[i]) for i in order)
+        source = question.document.text if question.document is not None else None
+        seats = session.execute(
+            select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate.id)
+        ).all()
+        claims = tuple(
+            (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
+            for role, ans in sorted(seats)
+            if role != "judge"
+        )
+        total = judged_rounds(debate.protocol_spec)
+        limit = assignment.rounds_shown if total else None
+        turn_query = (
+            select(Turn.role, Turn.round, Turn.kind, Turn.text)
+            .where(Turn.debate_id == debate.id, Turn.status != "failed")
+            .order_by(Turn.step, Turn.id)
+        )
+        if limit is not None:
+            turn_query = turn_query.where(Turn.round <= limit)
+        turns = tuple(
+            ShownTurn(ROLE_LABELS.get(r, r), rnd, kind, text)
+            for r, rnd, kind, text in session.execute(turn_query)
+        )
+    png = None
+    if proto.family == "pixel":
+        try:
+            from debate.pixels.view import pixel_debate_view
+        except ImportError:
+            raise QueueError(
+                "image debates cannot be shown: the debate.pixels module is not installed"
+            ) from None
+        view = pixel_debate_view(store, debate.id)
+        png = view.png
+        answers = tuple(str(c) for c in view.claims)
+        turns = ()
+    return JudgeView(
+        assignment_id=assignment.id,
+        debate_id=debate.id,
+        campaign=campaign.name,
+        mode=campaign.mode,
+        question=question.text,
+        answers=answers,
+        claims=claims,
+        turns=turns,
+        rounds_shown=assignment.rounds_shown,
+        total_rounds=total,
+        family=proto.family,
+        source=source if proto.judge_sees_source else None,
+        quote_source=source,
+        pixel_png=png,
+        submitted=assignment.status == "submitted",
+    )
+
+
+# ---------------------------------------------------------------- submitting
+
+
+@dataclass(frozen=True)
+class Reveal:
+    correct_answer: str
+    your_probability: float  # percent on the correct answer
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    judgment_id: int
+    final: bool
+    after_round: int | None
+    reveal: Reveal | None = None
+    next_round: int | None = None
+
+
+def check_probabilities(percents: Sequence[Any], n_answers: int) -> list[float]:
+    if len(percents) != n_answers:
+        raise QueueError(f"probabilities: expected {n_answers} values, got {len(percents)}")
+    values: list[float] = []
+    for i, p in enumerate(percents):
+        try:
+            v = float(p)
+        except (TypeError, ValueError):
+            raise QueueError(f"probabilities: answer {i + 1}: {p!r} is not a number") from None
+        if not math.isfinite(v) or not MIN_PERCENT <= v <= MAX_PERCENT:
+            raise QueueError(
+                f"probabilities: answer {i + 1}: {v:g}% is outside {MIN_PERCENT:g}-{MAX_PERCENT:g}%"
+            )
+        values.append(v)
+    if abs(sum(values) - 100.0) > 1e-6:
+        raise QueueError(f"probabilities: they sum to {sum(values):g}%, not 100%")
+    return values
+
+
+def check_explanation(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise QueueError("explanation: required; say briefly why you chose these probabilities")
+    if len(text) > MAX_EXPLANATION:
+        raise QueueError(
+            f"explanation: {len(text)} characters is over the limit of {MAX_EXPLANATION}"
+        )
+    return text.strip()
+
+
+def human_judge_agent(session: Session, user: UserInfo) -> int:
+    return agent_id(session, AgentIdentity(name=f"human:{user.name}", kind="human",
+                                           user_id=user.id))
+
+
+def submit_judgment(
+    store: Store,
+    user: UserInfo,
+    assignment_id: Any,
+    debate_id: Any,
+    round_seen: Any,
+    percents: Sequence[Any],
+    explanation: Any,
+) -> SubmitResult:
+    """Store the judge's probabilities (display order, in percent) for what they were shown.
+
+    Everything is checked before anything is written; a refusal raises QueueError.
+    """
+    text = check_explanation(explanation)
+    with store.write_session() as session:
+        a = _owned_assignment(session, user, assignment_id, debate_id, lock=True)
+        if a.status != "open":
+            raise QueueError("assignment: already submitted; press Next debate")
+        try:
+            seen = int(round_seen)
+        except (TypeError, ValueError):
+            raise QueueError("round: missing; reload the page") from None
+        if seen != a.rounds_shown:
+            raise QueueError(
+                f"round: you are judging after round {a.rounds_shown}, not {seen}; reload the page"
+            )
+        debate = session.get(Debate, a.debate_id)
+        campaign = session.get(Campaign, a.campaign_id)
+        assert debate is not None and campaign is not None
+        order = list(debate.answer_order)
+        values = check_probabilities(percents, len(order))
+        probs: list[float] = [0.0] * len(order)
+        for pos, original in enumerate(order):
+            probs[original] = round(values[pos] / 100.0, 6)
+        total = judged_rounds(debate.protocol_spec)
+        stepped = campaign.mode == "stepped" and total > 0
+        final = not stepped or a.rounds_shown >= total
+        last = session.scalar(
+            select(func.max(Judgment.created_at)).where(Judgment.assignment_id == a.id)
+        )
+        now = utcnow()
+        started = _aware(last) if last is not None else _aware(a.created_at)
+        judgment = Judgment(
+            debate_id=a.debate_id,
+            judge_agent_id=human_judge_agent(session, user),
+            user_id=user.id,
+            assignment_id=a.id,
+            kind="final" if final else "stepped",
+            after_round=a.rounds_shown if stepped else None,
+            probabilities=probs,
+            shown_order=order,
+            explanation=text,
+            time_taken_ms=max(0.0, (now - started).total_seconds() * 1000.0),
+            meta={"campaign_id": campaign.id, "mode": campaign.mode, "source": "web"},
+            created_at=now,
+        )
+        session.add(judgment)
+        if final:
+            a.status = "submitted"
+            a.submitted_at = now
+        else:
+            a.rounds_shown += 1
+        session.flush()
+        reveal = None
+        if final and campaign.reveal_truth:
+            question = session.get(QuestionRow, debate.question_id)
+            assert question is not None
+            correct = question.correct_index
+            reveal = Reveal(str(question.answers[correct]), probs[correct] * 100.0)
+        return SubmitResult(
+            judgment.id,
+            final,
+            judgment.after_round,
+            reveal,
+            None if final else a.rounds_shown,
+        )
+
+
+def final_judgment_id(store: Store, user: UserInfo, assignment_id: int) -> int | None:
+    with store.session() as session:
+        return session.scalar(
+            select(Judgment.id).where(
+                Judgment.assignment_id == assignment_id,
+                Judgment.user_id == user.id,
+                Judgment.kind == "final",
+            )
+        )
+
+
+def record_feedback(
+    store: Store, user: UserInfo, judgment_id: Any, scores: dict[str, Any], comment: str = ""
+) -> int:
+    """Likert answers (1-5) on clarity, use of evidence and confidence, after a judgment."""
+    answers: dict[str, Any] = {}
+    for key in LIKERT_KEYS:
+        v = scores.get(key)
+        try:
+            iv = int(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise QueueError(f"feedback: {key}: choose a value from 1 to 5") from None
+        if not 1 <= iv <= 5 or str(v).strip() not in (str(iv), f"{iv}.0"):
+            raise QueueError(f"feedback: {key}: choose a value from 1 to 5")
+        answers[key] = iv
+    comment = comment or ""
+    if len(comment) > MAX_COMMENT:
+        raise QueueError(f"feedback: comment: over the limit of {MAX_COMMENT} characters")
+    if comment.strip():
+        answers["comment"] = comment.strip()
+    try:
+        jid = int(judgment_id)
+    except (TypeError, ValueError):
+        raise QueueError("feedback: submit a judgment first") from None
+    with store.write_session() as session:
+        j = session.get(Judgment, jid)
+        if j is None or j.user_id != user.id or j.kind != "final":
+            raise QueueError("feedback: this judgment is not yours")
+        if session.scalar(select(Feedback.id).where(Feedback.judgment_id == jid)) is not None:
+            raise QueueError("feedback: already given for this judgment")
+        row = Feedback(
+            debate_id=j.debate_id,
+            judgment_id=jid,
+            user_id=user.id,
+            respondent=user.name,
+            answers=answers,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+# ---------------------------------------------------------------- progress
+
+
+@dataclass
+class Progress:
+    mine: int
+    mine_possible: int
+    campaign_done: int
+    campaign_total: int
+
+
+_TOTALS: dict[tuple[str, int], tuple[float, int, int]] = {}
+
+
+def _campaign_totals(store: Store, campaign: CampaignInfo) -> tuple[int, int]:
+    """(distinct questions, judgeable debates); cached for a few seconds."""
+    key = (store.url, campaign.id)
+    hit = _TOTALS.get(key)
+    if hit and time.monotonic() - hit[0] < 10.0:
+        return hit[1], hit[2]
+    with store.session() as session:
+        debates, questions = session.execute(
+            select(func.count(), func.count(func.distinct(Debate.question_id))).where(
+                Debate.experiment_id == campaign.experiment_id, Debate.status == "done"
+            )
+        ).one()
+    _TOTALS[key] = (time.monotonic(), questions, debates)
+    return questions, debates
+
+
+def progress(store: Store, user: UserInfo, campaign_id: int) -> Progress:
+    campaign = get_campaign(store, campaign_id)
+    questions, debates = _campaign_totals(store, campaign)
+    with store.session() as session:
+        mine = session.scalar(
+            select(func.count()).select_from(Assignment).where(
+                Assignment.campaign_id == campaign.id,
+                Assignment.user_id == user.id,
+                Assignment.status == "submitted",
+            )
+        )
+        done = session.scalar(
+            select(func.count()).select_from(Assignment).where(
+                Assignment.campaign_id == campaign.id, Assignment.status == "submitted"
+            )
+        )
+    return Progress(int(mine or 0), questions, int(done or 0),
+                    debates * campaign.judgments_per_debate)
+
+
+@dataclass
+class CampaignStatus:
+    campaign: CampaignInfo
+    assigned: int
+    submitted: int
+    total: int
+    judges: dict[str, int] = field(default_factory=dict)
+
+
+def campaign_status(store: Store, campaign_id: int) -> CampaignStatus:
+    campaign = get_campaign(store, campaign_id)
+    _questions, debates = _campaign_totals(store, campaign)
+    with store.session() as session:
+        rows = session.execute(
+            select(User.name, Assignment.status, func.count())
+            .join(User, Assignment.user_id == User.id)
+            .where(Assignment.campaign_id == campaign.id)
+            .group_by(User.name, Assignment.status)
+        ).all()
+    judges: dict[str, int] = {}
+    assigned = submitted = 0
+    for name, status, n in rows:
+        assigned += n
+        if status == "submitted":
+            submitted += n
+            judges[name] = judges.get(name, 0) + n
+    return CampaignStatus(campaign, assigned, submitted,
+                          debates * campaign.judgments_per_debate, judges)

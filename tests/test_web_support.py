@@ -1,0 +1,97 @@
+"""Helpers for the web, queue and user tests (no tests here): a small judged-experiment
+world in a real database, and the app launched on a free local port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.store.db import Store
+from debate.users import add_user
+
+PASSWORD = "correct horse battery"
+HONEST_NAME = "SECRETMODEL-honest-7b"
+LIAR_NAME = "SECRETMODEL-liar-7b"
+# Debater text that would run if rendered as HTML or markdown: each sets window.__pwned.
+XSS = (
+    '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
+    "![img](javascript:window.__pwned=3) [click](javascript:window.__pwned=4) "
+    '<a href="javascript:window.__pwned=5">a</a> <svg onload="window.__pwned=6"></svg> '
+    '<span class="quote-verified" title="verified quote">&#10003;&nbsp;FORGED-VERIFIED</span> '
+    "<quote>words that are not in the source FORGEDQUOTE</quote>"
+)
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("DEBATE_ARTIFACTS") or Path(__file__).parent / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_questions(path: Path, n: int) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({
+                "id": f"q{i}",
+                "question": f"Question {i}: what colour was boat number {i}?",
+                "answers": [f"Red boat {i}", f"Blue boat {i}"],
+                "correct_index": i % 2,
+                "source": f"Boat number {i} was painted {'red' if i % 2 == 0 else 'blue'} "
+                          f"by the old fisherman in the spring of year {1900 + i}. "
+                          "It sailed every morning and came home every night.",
+                "source_title": f"Story {i}",
+            }) + "\n")
+    return path
+
+
+def run_scripted(store: Store, tmp: Path, name: str, n_questions: int = 6,
+                 protocol: str = "debate", rounds: int = 2, xss: bool = False,
+                 both_orders: bool = True, honest: dict | None = None,
+                 deceptive: dict | None = None) -> None:
+    data = write_questions(tmp / f"{name}.jsonl", n_questions)
+    liar_template = (
+        "Round {round}: it is \"{answer}\". " + (XSS.replace("{", "{{").replace("}", "}}")
+                                                  if xss else "Trust me.")
+    )
+    cfg = parse_config({
+        "name": name,
+        "dataset": {"name": "jsonl", "path": str(data)},
+        "protocol": {"name": protocol, "rounds": rounds},
+        "both_orders": both_orders,
+        "honest_debater": honest or {"type": "scripted", "name": HONEST_NAME},
+        "deceptive_debater": deceptive or {"type": "scripted", "name": LIAR_NAME,
+                                           "template": liar_template},
+    })
+    run_experiment(store, cfg, tmp, show_progress=False)
+
+
+@dataclass
+class Launched:
+    url: str
+    demo: object
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def launch(store: Store) -> Launched:
+    from web.app import launch_app
+
+    demo, url = launch_app(store, "127.0.0.1", free_port(), block=False, quiet=True)
+    return Launched(url.rstrip("/") + "/", demo)
+
+
+def add_accounts(store: Store, *names_roles: tuple[str, str]) -> None:
+    for name, role in names_roles:
+        add_user(store, name, role, PASSWORD)

@@ -1,0 +1,108 @@
+"""The Gradio app: one Blocks with the Judge, Debate, Browse, Results and Admin tabs.
+
+Login is required (Gradio auth checked against the users table). Tabs a user's role does
+not need are hidden, and every handler behind them checks the role again on the server.
+No component holds data in the page config: everything is loaded per logged-in user.
+"""
+
+from typing import Any
+
+import gradio as gr
+
+from debate.store.db import Store
+from web import admin_tab, browse_tab, debate_tab, judge_tab, results_tab
+from web.auth import current_user, make_auth
+from web.render import CSS, esc
+from web.shortcuts import HEAD
+
+TABS = ("Judge", "Debate", "Browse", "Results", "Admin")
+
+
+def tabs_for(role: str) -> dict[str, bool]:
+    admin = role == "admin"
+    return {"Judge": role in ("judge", "admin"), "Debate": role in ("debater", "admin"),
+            "Browse": admin, "Results": admin, "Admin": admin}
+
+
+def build_app(store: Store) -> gr.Blocks:
+    with gr.Blocks(title="Debate judging", analytics_enabled=False) as demo:
+        header = gr.Markdown("", elem_id="whoami")
+        tabs: dict[str, gr.Tab] = {}
+        loads: list[dict[str, Any]] = []
+        with gr.Tabs():
+            with gr.Tab("Judge", id="judge", visible=False, elem_id="tab-judge") as tabs["Judge"]:
+                loads.append(judge_tab.build(store))
+            with gr.Tab("Debate", id="debate", visible=False,
+                        elem_id="tab-debate") as tabs["Debate"]:
+                loads.append(debate_tab.build(store))
+            with gr.Tab("Browse", id="browse", visible=False,
+                        elem_id="tab-browse") as tabs["Browse"]:
+                loads.append(browse_tab.build(store))
+            with gr.Tab("Results", id="results", visible=False,
+                        elem_id="tab-results") as tabs["Results"]:
+                loads.append(results_tab.build(store))
+            with gr.Tab("Admin", id="admin", visible=False, elem_id="tab-admin") as tabs["Admin"]:
+                loads.append(admin_tab.build(store))
+
+        def who(request: gr.Request):
+            user = current_user(store, request)
+            shown = tabs_for(user.role)
+            text = (f"Logged in as **{esc(user.name)}** ({user.role}) · "
+                    "[log out](/logout)")
+            return [text] + [gr.update(visible=shown[name]) for name in TABS]
+
+        demo.load(who, outputs=[header] + [tabs[name] for name in TABS], api_name="whoami")
+        roles = {"Judge": "judge", "Debate": "debater"}
+        for name, spec in zip(TABS, loads):
+            fn = spec["load"]
+            if name in roles:
+                fn = _quiet_unless(store, roles[name], fn, len(spec["load_outputs"]))
+            demo.load(fn, outputs=spec["load_outputs"], api_visibility="private")
+    return demo
+
+
+def _quiet_unless(store: Store, role: str, fn, n_outputs: int):
+    """Run a tab's page-load only for users of its role (others get no change)."""
+
+    def wrapper(request: gr.Request):
+        user = current_user(store, request)
+        if user.role not in (role, "admin"):
+            return [gr.update()] * n_outputs
+        return fn(request)
+
+    return wrapper
+
+
+def launch_app(
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    block: bool = True,
+    quiet: bool = False,
+) -> tuple[gr.Blocks, str]:
+    """Start the server; with block=False returns at once (the server runs in a thread)."""
+    demo = build_app(store)
+    demo.queue(default_concurrency_limit=32, max_size=1024)
+    _app, url, _share = demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=make_auth(store),
+        auth_message="Log in with the account an admin made for you (`debate users add`).",
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=quiet,
+        ssr_mode=False,
+        footer_links=[],
+        max_threads=64,
+        css=CSS,
+        head=HEAD,
+        enable_monitoring=False,
+        mcp_server=False,
+        inbrowser=False,
+        share=False,
+    )
+    return demo, url
+
+
+__all__ = ["TABS", "build_app", "launch_app", "tabs_for"]

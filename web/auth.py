@@ -1,0 +1,60 @@
+"""Login against the users table, and the server-side role checks every handler makes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from debate.errors import UserError
+from debate.store.db import Store
+from debate.users import UserInfo, get_user, verify_login
+
+
+def make_auth(store: Store) -> Callable[[str, str], Any]:
+    """Gradio's auth callback: checks the password hash in the database off the event loop."""
+
+    async def auth(username: str, password: str) -> bool:
+        return await asyncio.to_thread(verify_login, store, username, password)
+
+    return auth
+
+
+class Refused(gr.Error):
+    """A request the logged-in user may not make."""
+
+
+def current_user(store: Store, request: gr.Request | None, *roles: str) -> UserInfo:
+    """The logged-in user, checked against `roles` (admins pass every check)."""
+    name = getattr(request, "username", None) if request is not None else None
+    user = get_user(store, name)
+    if user is None:
+        raise Refused("not logged in")
+    if roles and user.role not in roles and not user.is_admin:
+        raise Refused(f"refused: this needs the {' or '.join(roles)} role")
+    return user
+
+
+def require_admin(store: Store, request: gr.Request | None) -> UserInfo:
+    user = current_user(store, request)
+    if not user.is_admin:
+        raise Refused("refused: admins only")
+    return user
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a UserError's one-line message in the page (and to API clients) as a gr.Error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+
+    return wrapper

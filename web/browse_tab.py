@@ -1,0 +1,161 @@
+"""The Browse tab (admins only): filter debates, open one with its seats, turns, quotes and
+judgments. Every handler checks the role on the server."""
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from sqlalchemy import func, select
+
+from debate.quotes import render_html
+from debate.store.db import Store
+from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Seat, Turn, User
+from debate.store.models import Question as QuestionRow
+from web.auth import require_admin, user_errors
+from web.render import esc, esc_block
+
+STATUSES = ["pending", "running", "waiting_human", "done", "failed"]
+MAX_ROWS = 500
+
+
+def filter_options(store: Store) -> tuple[list[str], list[str]]:
+    with store.session() as session:
+        exps = list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
+        protos = list(session.scalars(select(Debate.protocol).distinct().order_by(Debate.protocol)))
+    return exps, protos
+
+
+def find_debates(store: Store, experiment: str | None, protocol: str | None,
+                 status: str | None) -> pd.DataFrame:
+    judged = (select(Judgment.debate_id, func.count().label("n"))
+              .group_by(Judgment.debate_id).subquery())
+    query = (
+        select(Debate.id, Experiment.name, Debate.protocol, Debate.variant, Debate.status,
+               Debate.steps_done, func.coalesce(judged.c.n, 0))
+        .join(Experiment, Debate.experiment_id == Experiment.id)
+        .outerjoin(judged, judged.c.debate_id == Debate.id)
+        .order_by(Debate.id)
+        .limit(MAX_ROWS)
+    )
+    if experiment:
+        query = query.where(Experiment.name == experiment)
+    if protocol:
+        query = query.where(Debate.protocol == protocol)
+    if status:
+        query = query.where(Debate.status == status)
+    with store.session() as session:
+        rows = session.execute(query).all()
+    return pd.DataFrame(rows, columns=["id", "experiment", "protocol", "variant", "status",
+                                       "steps", "judgments"])
+
+
+def debate_detail_html(store: Store, debate_id: int) -> str:
+    with store.session() as session:
+        d = session.get(Debate, debate_id)
+        if d is None:
+            raise gr.Error(f"debate: no debate with id {debate_id}")
+        q = session.get(QuestionRow, d.question_id)
+        assert q is not None
+        source = q.document.text if q.document is not None else None
+        exp = session.get(Experiment, d.experiment_id)
+        seats = session.execute(
+            select(Seat.role, Seat.answer_index, Agent.name, Agent.kind, Agent.model_id)
+            .outerjoin(Agent, Seat.agent_id == Agent.id)
+            .where(Seat.debate_id == d.id).order_by(Seat.role)
+        ).all()
+        turns = session.execute(
+            select(Turn.id, Turn.round, Turn.role, Turn.kind, Turn.text, Turn.status,
+                   User.name)
+            .outerjoin(User, Turn.user_id == User.id)
+            .where(Turn.debate_id == d.id).order_by(Turn.step, Turn.id)
+        ).all()
+        quotes = session.execute(
+            select(Quote.turn_id, Quote.position, Quote.text, Quote.verified, Quote.fuzzy_score)
+            .join(Turn, Quote.turn_id == Turn.id).where(Turn.debate_id == d.id)
+            .order_by(Quote.turn_id, Quote.position)
+        ).all()
+        judgments = session.execute(
+            select(Judgment.kind, Judgment.after_round, Judgment.probabilities,
+                   Judgment.explanation, Judgment.time_taken_ms, User.name, Agent.name)
+            .outerjoin(User, Judgment.user_id == User.id)
+            .outerjoin(Agent, Judgment.judge_agent_id == Agent.id)
+            .where(Judgment.debate_id == d.id).order_by(Judgment.id)
+        ).all()
+        answers = list(q.answers)
+        correct = q.correct_index
+    out = [(f'<div class="debate-view"><p><b>Debate {d.id}</b> · experiment '
+            f'{esc(exp.name if exp else "?")} · {esc(d.protocol)} · {esc(d.variant)} · '
+            f'status <b>{esc(d.status)}</b></p>'),
+           f'<p class="question">{esc(q.text)}</p><ol>']
+    for pos, i in enumerate(d.answer_order):
+        mark = " <b>(correct)</b>" if i == correct else ""
+        out.append(f"<li>shown {pos + 1}: {esc(answers[i])}{mark}</li>")
+    out.append("</ol><p><b>Seats</b></p><ul>")
+    for role, ans, name, kind, model in seats:
+        side = esc(answers[ans]) if ans is not None else "(chooses)"
+        honest = "" if ans is None else (" — honest" if ans == correct else " — deceptive")
+        out.append(f"<li>{esc(role)}: {esc(name)} ({esc(kind)}{', ' + esc(model) if model else ''})"
+                   f" argues {side}{honest}</li>")
+    out.append("</ul><p><b>Transcript</b></p>")
+    for tid, rnd, role, kind, text, status, uname in turns:
+        who = f" by {esc(uname)}" if uname else ""
+        out.append(f'<div class="turn"><div class="speaker">{esc(role)} · round {rnd} · '
+                   f'{esc(kind)} · {esc(status)}{who} (turn {tid})</div>'
+                   f'<div class="text">{render_html(text, source)}</div></div>')
+    out.append("<p><b>Quotes</b></p><table><tr><th>turn</th><th>#</th><th>verified</th>"
+               "<th>fuzzy</th><th>text</th></tr>")
+    for tid, pos, text, verified, fuzzy in quotes:
+        out.append(f"<tr><td>{tid}</td><td>{pos}</td><td>{'yes' if verified else 'no'}</td>"
+                   f"<td>{fuzzy:.2f}</td><td>{esc(text)}</td></tr>")
+    out.append("</table><p><b>Judgments</b></p><ul>")
+    for kind, after, probs, expl, ms, uname, aname in judgments:
+        who = esc(uname or aname or "?")
+        p = ", ".join(f"{esc(answers[i])}: {v * 100:.0f}%" for i, v in enumerate(probs or []))
+        when = f" after round {after}" if after is not None else ""
+        took = f" in {ms / 1000:.0f}s" if ms is not None else ""
+        out.append(f"<li>{who} ({esc(kind)}{when}{took}): {p or 'no verdict'}<br>"
+                   f"<i>{esc_block(expl or '')}</i></li>")
+    out.append("</ul>")
+    if source:
+        out.append(f'<details><summary>Source</summary><div class="source-text">'
+                   f'{esc(source)}</div></details>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def build(store: Store) -> dict[str, Any]:
+    with gr.Row():
+        exp = gr.Dropdown(label="Experiment", choices=[], value=None, allow_custom_value=True)
+        proto = gr.Dropdown(label="Protocol", choices=[], value=None, allow_custom_value=True)
+        status = gr.Dropdown(label="Status", choices=STATUSES, value=None)
+        search = gr.Button("Filter", elem_id="browse-filter")
+    table = gr.Dataframe(value=None, interactive=False, label="Debates (first 500)")
+    with gr.Row():
+        debate_id = gr.Number(label="Debate id", precision=0, value=None)
+        open_btn = gr.Button("Open", elem_id="browse-open")
+    detail = gr.HTML("", elem_id="browse-detail")
+
+    @user_errors
+    def load(request: gr.Request):
+        try:
+            require_admin(store, request)
+        except gr.Error:
+            return gr.update(), gr.update()
+        exps, protos = filter_options(store)
+        return gr.update(choices=exps), gr.update(choices=protos)
+
+    @user_errors
+    def do_search(e: Any, p: Any, s: Any, request: gr.Request):
+        require_admin(store, request)
+        return find_debates(store, e or None, p or None, s or None)
+
+    @user_errors
+    def do_open(value: Any, request: gr.Request):
+        require_admin(store, request)
+        if value is None:
+            raise gr.Error("debate id: give a debate id")
+        return debate_detail_html(store, int(value))
+
+    search.click(do_search, inputs=[exp, proto, status], outputs=table, api_name="browse")
+    open_btn.click(do_open, inputs=debate_id, outputs=detail, api_name="open_debate")
+    return {"load": load, "load_outputs": [exp, proto]}

@@ -1,0 +1,105 @@
+"""The Results tab (admins only): analysis tables and plots, and a form that starts a model
+judge over an experiment with its progress shown. Both use other parts of the platform
+(debate.analysis, judges.run); where one is missing the tab says so in one line."""
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import yaml
+from sqlalchemy import select
+
+from debate.store.db import Store
+from debate.store.models import Experiment
+from web.auth import require_admin, user_errors
+from web.render import esc, png_tag
+
+
+def experiment_names(store: Store) -> list[str]:
+    with store.session() as session:
+        return list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
+
+
+def analysis_html(store: Store, experiments: list[str] | None, by: list[str]) -> str:
+    try:
+        from debate.analysis import analyze
+    except ImportError as exc:
+        return f"<p>The analysis is not available in this installation ({esc(exc)}).</p>"
+    result = analyze(store, experiments=experiments or None, by=by or ["protocol", "judge"])
+    parts: list[str] = []
+    for name, frame in result.tables.items():
+        parts.append(f"<h4>{esc(name)}</h4>")
+        parts.append(frame.to_html(escape=True, index=False, float_format=lambda v: f"{v:.3f}",
+                                   na_rep="", border=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in result.plot_pngs(Path(tmp)):
+            parts.append(f"<h4>{esc(Path(path).stem)}</h4>")
+            parts.append(png_tag(Path(path).read_bytes(), Path(path).stem))
+    return "".join(parts) or "<p>No results yet.</p>"
+
+
+def parse_judge_config(text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text or "")
+    except yaml.YAMLError as exc:
+        raise gr.Error(f"judge config: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise gr.Error("judge config: expected a mapping, e.g. {type: model, model: PATH}")
+    return data
+
+
+def build(store: Store) -> dict[str, Any]:
+    with gr.Row():
+        exps = gr.Dropdown(label="Experiments (none: all)", choices=[], multiselect=True, allow_custom_value=True)
+        by = gr.CheckboxGroup(["protocol", "judge", "experiment", "debater"],
+                              value=["protocol", "judge"], label="Group by")
+        run_btn = gr.Button("Show results", elem_id="results-run")
+    results = gr.HTML("", elem_id="results-html")
+    gr.Markdown("### Start a model judge over an experiment")
+    with gr.Row():
+        judge_exp = gr.Dropdown(label="Experiment", choices=[], allow_custom_value=True)
+        judge_cfg = gr.Textbox(label="Judge config (YAML)", lines=4,
+                               value="", placeholder="type: model\nmodel: /path/to/model")
+    judge_btn = gr.Button("Start model judge", elem_id="results-judge")
+    judge_status = gr.Markdown("", elem_id="results-judge-status")
+
+    @user_errors
+    def load(request: gr.Request):
+        try:
+            require_admin(store, request)
+        except gr.Error:
+            return gr.update(), gr.update()
+        names = experiment_names(store)
+        return gr.update(choices=names), gr.update(choices=names)
+
+    @user_errors
+    def show(selected: Any, groups: Any, request: gr.Request):
+        require_admin(store, request)
+        return analysis_html(store, list(selected or []), list(groups or []))
+
+    @user_errors
+    def start_judge(experiment: Any, cfg_text: Any, request: gr.Request,
+                    progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+        require_admin(store, request)
+        if not experiment:
+            raise gr.Error("experiment: choose an experiment")
+        config = parse_judge_config(cfg_text)
+        try:
+            from judges.run import judge_experiment
+        except ImportError as exc:
+            raise gr.Error(f"model judges are not available in this installation ({exc})") \
+                from None
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc=f"judged {done} of {total} debates")
+
+        out = judge_experiment(store, str(experiment), config, progress=report)
+        summary = json.dumps(out, default=str)[:500] if out is not None else "done"
+        return f"Model judge finished on {esc(experiment)}: {esc(summary)}"
+
+    run_btn.click(show, inputs=[exps, by], outputs=results, api_name="results")
+    judge_btn.click(start_judge, inputs=[judge_exp, judge_cfg], outputs=judge_status,
+                    api_name="start_model_judge")
+    return {"load": load, "load_outputs": [exps, judge_exp]}
