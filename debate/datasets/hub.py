@@ -8,6 +8,8 @@ the hub cannot be reached and how to give a local path instead.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,10 +48,38 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 
 def unreachable_message(hub_id: str) -> str:
-    return f"dataset.hub: cannot reach the Hugging Face hub to load {hub_id!r}; {LOCAL_HINT}"
+    if offline_mode():
+        note = "(offline mode is set and the local cache has no copy)"
+    else:
+        note = "(or set HF_HUB_OFFLINE=1 to use a copy in the local cache)"
+    return f"dataset.hub: cannot reach the Hugging Face hub to load {hub_id!r}; {LOCAL_HINT} {note}"
+
+
+def offline_mode() -> bool:
+    """The user asked for cache-only access (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on") for n in names)
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout_s: float = 5.0) -> bool:
+    """One quick request to the hub, so that an offline machine gets its answer at once
+    instead of after the hub client's retries."""
+    import httpx
+
+    try:
+        httpx.head(hub_endpoint(), timeout=timeout_s, follow_redirects=False)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def load_hub_dataset(hub_id: str, config: str | None, split: str) -> Any:
+    if not offline_mode() and not hub_reachable():
+        raise DatasetError(unreachable_message(hub_id))
     try:
         datasets = importlib.import_module("datasets")
     except ModuleNotFoundError:
@@ -57,6 +87,9 @@ def load_hub_dataset(hub_id: str, config: str | None, split: str) -> Any:
             "dataset.hub: reading from the Hugging Face hub needs the optional `datasets` "
             f"package (pip install 'debate-platform[hub]'); or {LOCAL_HINT}"
         ) from None
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings would bury our one line
     try:
         return datasets.load_dataset(hub_id, config, split=split)
     except Exception as exc:  # noqa: BLE001 - `datasets` raises many types; we sort them
@@ -66,6 +99,8 @@ def load_hub_dataset(hub_id: str, config: str | None, split: str) -> Any:
         raise DatasetError(
             f"dataset.hub: cannot load {hub_id!r} (config {config!r}, split {split!r}): {first}"
         ) from None
+    finally:
+        hub_log.setLevel(level)
 
 
 def hub_records(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str, Any]]:

@@ -174,9 +174,12 @@ def article_questions(
     return kept
 
 
-def cap_per_story(questions: list[Question], settings: QualitySettings) -> list[Question]:
+def cap_per_story(
+    questions: list[Question], settings: QualitySettings, dropped: Counter
+) -> list[Question]:
     if settings.max_per_story is None or len(questions) <= settings.max_per_story:
         return questions
+    dropped["max_per_story"] += len(questions) - settings.max_per_story
     if settings.shuffle:
         article = str(questions[0].metadata.get("article_id"))
         questions = list(questions)
@@ -195,7 +198,7 @@ def quality_questions(
     dropped: Counter = Counter()
     seen: dict[str, str] = {}
     for where, article in rows:
-        kept = cap_per_story(article_questions(where, article, settings, dropped), settings)
+        kept = cap_per_story(article_questions(where, article, settings, dropped), settings, dropped)
         for q in kept:
             if q.id in seen:
                 raise DatasetError(
