@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -41,11 +41,11 @@ def make_engine(url: str) -> Engine:
             # write lock up front (BEGIN IMMEDIATE): concurrent writers then queue on
             # busy_timeout instead of failing on a read-to-write upgrade.
             @event.listens_for(engine, "connect")
-            def _no_autobegin(dbapi_conn, _record):  # noqa: ANN001
+            def _no_autobegin(dbapi_conn, _record):
                 dbapi_conn.isolation_level = None
 
             @event.listens_for(engine, "begin")
-            def _begin(conn):  # noqa: ANN001
+            def _begin(conn):
                 immediate = conn.get_execution_options().get("sqlite_immediate")
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -88,12 +88,33 @@ def current_revision(engine: Engine) -> str | None:
         raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}") from None
 
 
+MIGRATION_LOCK_KEY = 0x64656261  # PostgreSQL advisory lock held while migrating
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str:
-    """Apply migrations up to `revision`; refuses a database from a newer version."""
+    """Apply migrations up to `revision`; refuses a database from a newer version.
+
+    Safe when several processes start on one database at once: PostgreSQL migrates under
+    an advisory lock, SQLite under BEGIN IMMEDIATE; the later ones find it up to date."""
     from alembic import command
 
     check_known(engine, allow_empty=True)
-    command.upgrade(_alembic_config(engine), revision)
+    cfg = _alembic_config(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+    else:
+        cfg.attributes["engine"] = engine.execution_options(sqlite_immediate=True)
+        command.upgrade(cfg, revision)
     return current_revision(engine) or ""
 
 

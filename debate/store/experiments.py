@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from debate.agents.base import AgentIdentity
@@ -15,7 +17,7 @@ from debate.errors import ConfigError
 from debate.protocols import JUDGE, DebatePlan, Protocol, plan_debates
 from debate.questions import Question
 from debate.store.db import Store
-from debate.store.models import Agent, Debate, Document, Experiment, Seat
+from debate.store.models import Agent, Debate, Document, Experiment, Seat, utcnow
 from debate.store.models import Question as QuestionRow
 
 
@@ -107,6 +109,13 @@ def insert_questions(
     return list(result.scalars())
 
 
+@dataclass(frozen=True)
+class StoredExperiment:
+    id: int
+    created: bool
+    agent_ids: dict[str, int]  # seat kind (honest, deceptive, judge) -> agents.id
+
+
 def create_experiment(
     store: Store,
     *,
@@ -117,23 +126,83 @@ def create_experiment(
     seed: int,
     questions: list[Question],
     both_orders: bool,
-    agents: SeatAgents,
+    agents: SeatAgents | None = None,
+    identities: dict[str, AgentIdentity] | None = None,
     source: str = "run",
 ) -> tuple[int, bool]:
     """Store the experiment, its questions and one debate per plan, in one transaction.
 
     Returns (experiment id, created). An experiment of the same name and config is
-    reused (the run resumes); one with a different config is refused.
+    reused (the run resumes); one with a different config is refused. See
+    store_experiment, which also takes the agents as identities.
     """
+    stored = store_experiment(
+        store, name=name, config=config, config_hash=config_hash, protocol=protocol, seed=seed,
+        questions=questions, both_orders=both_orders, agents=agents, identities=identities,
+        source=source,
+    )
+    return stored.id, stored.created
+
+
+def store_experiment(
+    store: Store,
+    *,
+    name: str,
+    config: dict[str, Any],
+    config_hash: str,
+    protocol: Protocol,
+    seed: int,
+    questions: list[Question],
+    both_orders: bool,
+    agents: SeatAgents | None = None,
+    identities: dict[str, AgentIdentity] | None = None,
+    source: str = "run",
+    attempts: int = 3,
+) -> StoredExperiment:
+    """Like create_experiment; `identities` (seat kind -> agent identity) get their agents
+    rows in the same transaction, so a refused run writes nothing.
+
+    Safe when several workers start the same experiment at once: the loser of the race
+    for the unique name (or a shared document or agent row) rolls back and finds the
+    winner's experiment.
+    """
+    for attempt in range(attempts):
+        try:
+            return _store_experiment_once(
+                store, name, config, config_hash, protocol, seed, questions, both_orders,
+                agents, identities or {}, source,
+            )
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store_experiment_once(
+    store: Store,
+    name: str,
+    config: dict[str, Any],
+    config_hash: str,
+    protocol: Protocol,
+    seed: int,
+    questions: list[Question],
+    both_orders: bool,
+    agents: SeatAgents | None,
+    identities: dict[str, AgentIdentity],
+    source: str,
+) -> StoredExperiment:
     with store.write_session() as session:
         existing = find_experiment(session, name)
+        if existing is not None and existing.config_hash != config_hash:
+            raise ConfigError(
+                f"name: experiment {name!r} already exists with a different config; "
+                "give the new run another name"
+            )
+        ids = {seat: agent_id(session, identity) for seat, identity in identities.items()}
         if existing is not None:
-            if existing.config_hash != config_hash:
-                raise ConfigError(
-                    f"name: experiment {name!r} already exists with a different config; "
-                    "give the new run another name"
-                )
-            return existing.id, False
+            return StoredExperiment(existing.id, False, ids)
+        if agents is None:
+            agents = SeatAgents(ids.get("honest"), ids.get("deceptive"), ids.get("judge"))
         exp = Experiment(
             name=name,
             protocol=protocol.name,
@@ -146,7 +215,7 @@ def create_experiment(
         session.flush()
         qids = insert_questions(session, exp.id, questions)
         insert_debates(session, exp.id, protocol, seed, questions, qids, both_orders, agents)
-        return exp.id, True
+        return StoredExperiment(exp.id, True, ids)
 
 
 def insert_debates(
@@ -161,6 +230,8 @@ def insert_debates(
 ) -> int:
     rng = random.Random(seed)
     spec = protocol.to_dict()
+    has_turns = bool(protocol.schedule())  # naive and expert judges: nothing to say
+    now = utcnow()
     debate_rows: list[dict[str, Any]] = []
     plans: list[DebatePlan] = []
     for q, qid in zip(questions, question_ids):
@@ -175,7 +246,8 @@ def insert_debates(
                     "variant": plan.label,
                     "answer_order": list(plan.answer_order),
                     "seed": rng.randrange(2**31),
-                    "status": "pending" if protocol.schedule() else "done",
+                    "status": "pending" if has_turns else "done",
+                    "finished_at": None if has_turns else now,
                     "meta": {},
                 }
             )

@@ -1,28 +1,52 @@
 """What the engine reads and writes: leases on debates, their state, each step's turns.
 
-Leases let several `debate run --worker` processes share one experiment: a worker claims
-free debates (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: under BEGIN IMMEDIATE), renews
-its lease with every step it writes, and a lease left by a dead worker expires.
+Leases let several `debate run --worker` processes share one experiment. A worker claims
+free debates (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED; SQLite: under BEGIN
+IMMEDIATE), renews its leases while it works on them (with every step it writes, and from
+a heartbeat during long agent calls), and gives them back when done. A lease is free when
+it has expired (its worker died or hung) or when its owner is a process on this host that
+no longer exists (a `kill -9`ed run resumes at once, without waiting for expiry).
+
+Every write of a step happens in one transaction that first locks the debates it writes
+and checks this worker still holds their leases; a debate whose lease was taken over is
+skipped, so no turn is ever stored twice.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
-from debate.protocols import Protocol
+from debate.protocols import Protocol, Slot
 from debate.store.db import Store
 from debate.store.models import Debate, Document, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 
 ACTIVE = ("pending", "running")
+CHUNK = 1000  # ids per IN (...) list
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+@lru_cache(maxsize=256)
+def protocol_schedule(protocol: Protocol) -> tuple[tuple[Slot, ...], ...]:
+    """The protocol's steps, computed once per protocol value."""
+    return tuple(protocol.schedule())
 
 
 @dataclass
@@ -57,45 +81,149 @@ class DebateState:
     seed: int
     turns: list[StoredTurn] = field(default_factory=list)
 
+    @property
+    def schedule(self) -> tuple[tuple[Slot, ...], ...]:
+        return protocol_schedule(self.protocol)
 
-def claim_debates(
-    store: Store, experiment_id: int, worker: str, limit: int, lease_seconds: float
-) -> list[int]:
-    """Lease up to `limit` unfinished debates that no live worker holds."""
-    now = utcnow()
-    free = or_(
+
+# ---------------------------------------------------------------- leases
+
+
+def parse_worker(worker: str) -> tuple[str, int] | None:
+    """(host, pid) of a default worker id `host:pid:tag`; None for a custom name."""
+    parts = worker.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: dead
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def dead_local_owners(owners: Iterable[str]) -> list[str]:
+    """Lease owners that were processes on this host and exist no more."""
+    host = socket.gethostname()
+    dead = []
+    for owner in owners:
+        parsed = parse_worker(owner)
+        if parsed and parsed[0] == host and parsed[1] != os.getpid() and not process_alive(
+            parsed[1]
+        ):
+            dead.append(owner)
+    return dead
+
+
+def _free_condition(session: Session, experiment_id: int, worker: str, now: datetime):
+    owners = session.scalars(
+        select(Debate.lease_owner)
+        .where(
+            Debate.experiment_id == experiment_id,
+            Debate.status.in_(ACTIVE),
+            Debate.lease_owner.is_not(None),
+            Debate.lease_owner != worker,
+            Debate.lease_expires_at >= now,
+        )
+        .distinct()
+    ).all()
+    conditions = [
         Debate.lease_owner.is_(None),
         Debate.lease_owner == worker,
         Debate.lease_expires_at.is_(None),
         Debate.lease_expires_at < now,
-    )
-    query = (
-        select(Debate.id)
-        .where(Debate.experiment_id == experiment_id, Debate.status.in_(ACTIVE), free)
-        .order_by(Debate.id)
-        .limit(limit)
-    )
+    ]
+    dead = dead_local_owners(owners)
+    if dead:
+        conditions.append(Debate.lease_owner.in_(dead))
+    return or_(*conditions)
+
+
+def claim_debates(
+    store: Store, experiment_id: int, worker: str, limit: int, lease_seconds: float
+) -> list[int]:
+    """Lease up to `limit` unfinished debates that no live worker holds, oldest first."""
+    now = utcnow()
     with store.write_session() as session:
+        query = (
+            select(Debate.id)
+            .where(
+                Debate.experiment_id == experiment_id,
+                Debate.status.in_(ACTIVE),
+                _free_condition(session, experiment_id, worker, now),
+            )
+            .order_by(Debate.id)
+            .limit(limit)
+        )
         if store.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         ids = list(session.scalars(query))
-        for i in range(0, len(ids), 1000):
+        expires = now + timedelta(seconds=lease_seconds)
+        for chunk in chunks(ids):
             session.execute(
                 update(Debate)
-                .where(Debate.id.in_(ids[i : i + 1000]))
-                .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
+                .where(Debate.id.in_(chunk))
+                .values(lease_owner=worker, lease_expires_at=expires)
             )
     return ids
 
 
 def release_debates(store: Store, worker: str, ids: list[int]) -> None:
     with store.session() as session:
-        for i in range(0, len(ids), 1000):
+        for chunk in chunks(ids):
             session.execute(
                 update(Debate)
-                .where(Debate.id.in_(ids[i : i + 1000]), Debate.lease_owner == worker)
+                .where(Debate.id.in_(chunk), Debate.lease_owner == worker)
                 .values(lease_owner=None, lease_expires_at=None)
             )
+
+
+def renew_leases(store: Store, worker: str, ids: list[int], lease_seconds: float) -> int:
+    """Push this worker's leases on `ids` forward; returns how many it still held."""
+    expires = utcnow() + timedelta(seconds=lease_seconds)
+    held = 0
+    with store.session() as session:
+        for chunk in chunks(sorted(ids)):
+            result = session.execute(
+                update(Debate)
+                .where(Debate.id.in_(chunk), Debate.lease_owner == worker)
+                .values(lease_expires_at=expires)
+            )
+            held += result.rowcount
+    return held
+
+
+@dataclass(frozen=True)
+class ActiveCounts:
+    """Unfinished debates of an experiment: all of them, and those a live worker holds."""
+
+    active: int
+    leased_by_others: int
+
+
+def active_counts(store: Store, experiment_id: int, worker: str) -> ActiveCounts:
+    now = utcnow()
+    unfinished = and_(Debate.experiment_id == experiment_id, Debate.status.in_(ACTIVE))
+    with store.session() as session:
+        active = session.scalar(select(func.count()).where(unfinished)) or 0
+        others = session.scalar(
+            select(func.count()).where(
+                unfinished,
+                Debate.lease_owner.is_not(None),
+                Debate.lease_owner != worker,
+                Debate.lease_expires_at >= now,
+            )
+        ) or 0
+    return ActiveCounts(active, others)
 
 
 def reset_failed(store: Store, experiment_id: int) -> int:
@@ -108,8 +236,7 @@ def reset_failed(store: Store, experiment_id: int) -> int:
                 )
             )
         )
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i : i + 1000]
+        for chunk in chunks(ids):
             session.execute(delete(Turn).where(Turn.debate_id.in_(chunk), Turn.status == "failed"))
             session.execute(
                 update(Debate).where(Debate.id.in_(chunk)).values(status="pending", error=None)
@@ -117,38 +244,61 @@ def reset_failed(store: Store, experiment_id: int) -> int:
         return len(ids)
 
 
+# ---------------------------------------------------------------- reading state
+
+
 def load_states(store: Store, ids: list[int]) -> list[DebateState]:
+    """The debates' questions, seats and stored turns (failed turns left out).
+
+    Each hidden source text is read once and shared by the debates that use it."""
     states: dict[int, DebateState] = {}
+    protocols: dict[str, Protocol] = {}
+    documents: dict[int, tuple[str, str | None]] = {}
     with store.session() as session:
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i : i + 1000]
+        for chunk in chunks(ids):
             rows = session.execute(
-                select(Debate, QuestionRow, Document.text, Document.title)
+                select(
+                    Debate.id, Debate.protocol_spec, Debate.answer_order, Debate.seed,
+                    QuestionRow.external_id, QuestionRow.text, QuestionRow.answers,
+                    QuestionRow.correct_index, QuestionRow.document_id,
+                )
                 .join(QuestionRow, Debate.question_id == QuestionRow.id)
-                .outerjoin(Document, QuestionRow.document_id == Document.id)
                 .where(Debate.id.in_(chunk))
             ).all()
-            protocols: dict[str, Protocol] = {}
-            for d, q, text, title in rows:
-                key = repr(sorted(d.protocol_spec.items()))
-                if key not in protocols:
-                    protocols[key] = Protocol.from_dict(d.protocol_spec)
-                states[d.id] = DebateState(
-                    id=d.id,
-                    question_id=q.external_id,
-                    question=q.text,
-                    answers=tuple(q.answers),
-                    correct_index=q.correct_index,
+            wanted = {r.document_id for r in rows if r.document_id is not None} - set(documents)
+            for doc_chunk in chunks(sorted(wanted)):
+                for did, text, title in session.execute(
+                    select(Document.id, Document.text, Document.title).where(
+                        Document.id.in_(doc_chunk)
+                    )
+                ):
+                    documents[did] = (text, title)
+            for r in rows:
+                key = repr(sorted(r.protocol_spec.items()))
+                protocol = protocols.get(key)
+                if protocol is None:
+                    protocol = protocols[key] = Protocol.from_dict(r.protocol_spec)
+                text, title = documents.get(r.document_id, (None, None))
+                states[r.id] = DebateState(
+                    id=r.id,
+                    question_id=r.external_id,
+                    question=r.text,
+                    answers=tuple(r.answers),
+                    correct_index=r.correct_index,
                     source=text,
                     source_title=title,
-                    document_id=q.document_id,
-                    protocol=protocols[key],
-                    answer_order=tuple(d.answer_order),
+                    document_id=r.document_id,
+                    protocol=protocol,
+                    answer_order=tuple(r.answer_order),
                     seats={},
-                    seed=d.seed,
+                    seed=r.seed,
                 )
-            for s in session.scalars(select(Seat).where(Seat.debate_id.in_(chunk))):
-                states[s.debate_id].seats[s.role] = SeatState(s.agent_id, s.answer_index)
+            for did, role, agent, answer in session.execute(
+                select(Seat.debate_id, Seat.role, Seat.agent_id, Seat.answer_index).where(
+                    Seat.debate_id.in_(chunk)
+                )
+            ):
+                states[did].seats[role] = SeatState(agent, answer)
             for t in session.execute(
                 select(Turn.debate_id, Turn.step, Turn.round, Turn.role, Turn.kind, Turn.text,
                        Turn.status)
@@ -159,6 +309,9 @@ def load_states(store: Store, ids: list[int]) -> list[DebateState]:
                     StoredTurn(t.step, t.round, t.role, t.kind, t.text, t.status)
                 )
     return [states[i] for i in ids if i in states]
+
+
+# ---------------------------------------------------------------- writing a step
 
 
 @dataclass
@@ -192,6 +345,10 @@ class DebateUpdate:
     seat_answers: dict[str, int] = field(default_factory=dict)
 
 
+_TURNS = Turn.__table__
+_QUOTES = Quote.__table__
+
+
 def write_step(
     store: Store,
     worker: str,
@@ -201,27 +358,29 @@ def write_step(
 ) -> set[int]:
     """Write one engine step in a single transaction.
 
-    Only debates whose lease this worker still holds are written; returns the ids of
-    debates whose lease was lost (their turns are dropped, another worker owns them).
+    Only debates whose lease this worker still holds are written (they are locked for
+    the transaction, so no other worker can take them over half-way); returns the ids of
+    debates whose lease was lost: their turns are dropped, another worker owns them.
     """
     now = utcnow()
     ids = sorted({u.debate_id for u in updates} | {t.debate_id for t in turns})
     with store.write_session() as session:
         held: set[int] = set()
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i : i + 1000]
+        for chunk in chunks(ids):
             held.update(
                 session.scalars(
-                    select(Debate.id).where(
-                        Debate.id.in_(chunk),
-                        Debate.lease_owner == worker,
-                    )
+                    select(Debate.id)
+                    .where(Debate.id.in_(chunk), Debate.lease_owner == worker)
+                    .order_by(Debate.id)
+                    .with_for_update()
                 )
             )
         lost = set(ids) - held
-        turns = [t for t in turns if t.debate_id in held]
-        updates = [u for u in updates if u.debate_id in held]
+        if lost:
+            turns = [t for t in turns if t.debate_id in held]
+            updates = [u for u in updates if u.debate_id in held]
         if turns:
+            conn = session.connection()
             rows = [
                 {
                     "debate_id": t.debate_id,
@@ -240,26 +399,29 @@ def write_step(
                     "completion_tokens": t.completion_tokens,
                     "latency_ms": t.latency_ms,
                     "candidates": t.candidates,
-                    "meta": t.meta,
+                    "metadata": t.meta,
                     "created_at": now,
                 }
                 for t in turns
             ]
-            turn_ids = session.execute(
-                insert(Turn).returning(Turn.id, sort_by_parameter_order=True), rows
+            turn_ids = conn.execute(
+                _TURNS.insert().returning(_TURNS.c.id, sort_by_parameter_order=True), rows
             ).scalars().all()
             quote_rows = [
                 dict(q, turn_id=tid) for tid, t in zip(turn_ids, turns) for q in t.quotes
             ]
             if quote_rows:
-                session.execute(insert(Quote), quote_rows)
+                conn.execute(_QUOTES.insert(), quote_rows)
         _apply_updates(session, updates, now, worker, lease_seconds)
     return lost
 
 
-def _apply_updates(session, updates: list[DebateUpdate], now, worker, lease_seconds) -> None:
+def _apply_updates(
+    session: Session, updates: list[DebateUpdate], now: datetime, worker: str,
+    lease_seconds: float,
+) -> None:
     # Group identical updates so 10,000 debates advancing together cost a few statements.
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[int, str, str | None], list[int]] = {}
     for u in updates:
         groups.setdefault((u.steps_done, u.status, u.error), []).append(u.debate_id)
         for role, answer in u.seat_answers.items():
@@ -277,24 +439,11 @@ def _apply_updates(session, updates: list[DebateUpdate], now, worker, lease_seco
                 values["finished_at"] = now
         else:
             values.update(lease_owner=worker, lease_expires_at=expires)
-        for i in range(0, len(ids), 1000):
-            session.execute(update(Debate).where(Debate.id.in_(ids[i : i + 1000])).values(values))
-
-
-def renew_leases(store: Store, worker: str, ids: list[int], lease_seconds: float) -> None:
-    expires = utcnow() + timedelta(seconds=lease_seconds)
-    with store.session() as session:
-        for i in range(0, len(ids), 1000):
-            session.execute(
-                update(Debate)
-                .where(Debate.id.in_(ids[i : i + 1000]), Debate.lease_owner == worker)
-                .values(lease_expires_at=expires)
-            )
+        for chunk in chunks(ids):
+            session.execute(update(Debate).where(Debate.id.in_(chunk)).values(values))
 
 
 def count_by_status(store: Store, experiment_id: int) -> dict[str, int]:
-    from sqlalchemy import func
-
     with store.session() as session:
         rows = session.execute(
             select(Debate.status, func.count())
@@ -302,3 +451,17 @@ def count_by_status(store: Store, experiment_id: int) -> dict[str, int]:
             .group_by(Debate.status)
         ).all()
     return {status: n for status, n in rows}
+
+
+def first_errors(store: Store, experiment_id: int, limit: int = 3) -> list[tuple[int, str]]:
+    """(debate id, error) of the experiment's first failed debates."""
+    with store.session() as session:
+        return [
+            (i, e)
+            for i, e in session.execute(
+                select(Debate.id, Debate.error)
+                .where(Debate.experiment_id == experiment_id, Debate.status == "failed")
+                .order_by(Debate.id)
+                .limit(limit)
+            )
+        ]
