@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -88,7 +89,8 @@ def validate_dataset_settings(cfg: dict[str, Any], where: str = "dataset") -> Da
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{where}.{loc}: {err['msg']}") from None
+        field = f"{where}.{loc}" if loc else where
+        raise ConfigError(f"{field}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 def load_questions(settings: DatasetSettings, base_dir: Path = Path(".")) -> list[Question]:
