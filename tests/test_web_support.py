@@ -7,12 +7,14 @@ import json
 import os
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from debate.config import parse_config
 from debate.run import run_experiment
 from debate.store.db import Store
-from debate.users import add_user
+from debate.store.models import User
+from debate.users import check_name, check_role, hash_password
 
 PASSWORD = "correct horse battery"
 HONEST_NAME = "SECRETMODEL-honest-7b"
@@ -92,6 +94,14 @@ def launch(store: Store) -> Launched:
     return Launched(url.rstrip("/") + "/", demo)
 
 
+@lru_cache(maxsize=1)
+def _password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
 def add_accounts(store: Store, *names_roles: tuple[str, str]) -> None:
-    for name, role in names_roles:
-        add_user(store, name, role, PASSWORD)
+    """Accounts with PASSWORD (hashed once: argon2 is slow on purpose)."""
+    with store.session() as session:
+        for name, role in names_roles:
+            session.add(User(name=check_name(name), role=check_role(role),
+                             password_hash=_password_hash()))
