@@ -1,0 +1,136 @@
+"""Persuasiveness: Bradley-Terry ratings of debaters on an Elo scale, and the win-rate matrix.
+
+Every debate verdict is a match between the agents in seats A and B; the side whose answer
+the judge favoured wins (a tie is half a win each). Ratings are the maximum-likelihood
+Bradley-Terry strengths (scipy L-BFGS, with a weak ridge prior of 0.01 * sum(theta^2) so an
+unbeaten debater gets a finite rating), shown as Elo = 1500 + 400 * log10(e) * theta, and
+centred at 1500. Three tables share this: "debater" (self-play left out), "debater-side"
+(each debater arguing truth and arguing falsehood as two players) and "side" (truth vs
+falsehood overall). Bootstrap intervals refit on cluster-resampled win matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from debate.analysis.frames import Prepared
+from debate.analysis.intervals import ClusterBootstrap, percentile_interval
+from debate.analysis.load import DECEPTIVE, HONEST, Loaded
+from debate.analysis.metrics import ADVERSARIAL
+
+ELO_BASE = 1500.0
+ELO_SCALE = 400.0 / np.log(10.0)
+PRIOR = 0.01
+
+
+def fit_bradley_terry(wins: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Strengths theta (natural-log scale, mean 0) from wins[i, j] = i's score against j."""
+    players = wins.shape[0]
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        diff = theta[:, None] - theta[None, :]
+        loglik = -(wins * np.logaddexp(0.0, -diff)).sum()
+        p_win = 1.0 / (1.0 + np.exp(-diff))
+        grad = (wins * (1 - p_win)).sum(axis=1) - (wins.T * p_win).sum(axis=1)
+        return -loglik + PRIOR * (theta**2).sum(), -grad + 2 * PRIOR * theta
+
+    x0 = np.zeros(players) if start is None else start
+    theta = minimize(objective, x0, jac=True, method="L-BFGS-B").x
+    return theta - theta.mean()
+
+
+def _matches(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
+    """One row per debate verdict: the two seats' agents and answers, and A's score."""
+    v = prep.single_verdicts
+    v = v[v["family"].isin(ADVERSARIAL)]
+    seats = loaded.seats[loaded.seats["role"].isin(["A", "B"]) & loaded.seats["agent_id"].notna()]
+    wide = seats.pivot_table(index="debate_id", columns="role", values=["agent_id", "answer_index"],
+                             aggfunc="first")
+    if v.empty or wide.empty or ("agent_id", "B") not in wide.columns or ("agent_id", "A") not in wide.columns:
+        return pd.DataFrame()
+    wide.columns = [f"{a}_{b}" for a, b in wide.columns]
+    wide = wide.dropna().reset_index()
+    m = v[["debate_id", "correct", "correct_index", "cluster"]].merge(wide, on="debate_id", how="inner")
+    a_correct = m["answer_index_A"] == m["correct_index"]
+    m["score_a"] = np.where(a_correct, m["correct"], 1 - m["correct"])
+    labels = loaded.agents.set_index("id")["label"]
+    m["player_a"] = m["agent_id_A"].astype(np.int64).map(labels)
+    m["player_b"] = m["agent_id_B"].astype(np.int64).map(labels)
+    m["side_a"] = np.where(a_correct, HONEST, DECEPTIVE)
+    m["side_b"] = np.where(a_correct, DECEPTIVE, HONEST)
+    return m
+
+
+def _player_frames(m: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    debater = m[m["player_a"] != m["player_b"]].assign(a=m["player_a"], b=m["player_b"])
+    sided = m.assign(a=m["player_a"] + " (" + m["side_a"] + ")", b=m["player_b"] + " (" + m["side_b"] + ")")
+    side = m.assign(a=m["side_a"] + " side", b=m["side_b"] + " side")
+    return {"debater": debater, "debater-side": sided, "side": side}
+
+
+def _win_matrix(frame: pd.DataFrame, players: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = players.get_indexer(frame["a"])
+    b = players.get_indexer(frame["b"])
+    n = len(players)
+    score = frame["score_a"].to_numpy(dtype=float)
+    wins = np.zeros((n, n))
+    np.add.at(wins, (a, b), score)
+    np.add.at(wins, (b, a), 1 - score)
+    return wins, a, b
+
+
+def rating_tables(prep: Prepared, loaded: Loaded, boot: ClusterBootstrap | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ratings for the three player kinds, debater win-rate matrix in long form)."""
+    rating_cols = ["group", "player", "rating", "low", "high", "matches", "score_rate"]
+    matrix_cols = ["player", "opponent", "win_rate", "matches"]
+    m = _matches(prep, loaded)
+    if m.empty:
+        return pd.DataFrame(columns=rating_cols), pd.DataFrame(columns=matrix_cols)
+    tables = []
+    matrix = pd.DataFrame(columns=matrix_cols)
+    for group, frame in _player_frames(m).items():
+        players = pd.Index(sorted(set(frame["a"]) | set(frame["b"])))
+        if len(players) < 2:
+            continue
+        wins, a, b = _win_matrix(frame, players)
+        theta = fit_bradley_terry(wins)
+        games = wins + wins.T
+        table = pd.DataFrame({
+            "group": group,
+            "player": players,
+            "rating": ELO_BASE + ELO_SCALE * theta,
+            "matches": games.sum(axis=1),
+            "score_rate": wins.sum(axis=1) / np.maximum(games.sum(axis=1), 1e-12),
+        })
+        if boot is not None:
+            reps = _bootstrap(frame, players, a, b, boot, theta)
+            table["low"], table["high"] = percentile_interval(ELO_BASE + ELO_SCALE * reps)
+        tables.append(table)
+        if group == "debater":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = wins / games
+            ii, jj = np.nonzero(games)
+            matrix = pd.DataFrame({"player": players[ii], "opponent": players[jj],
+                                   "win_rate": rate[ii, jj], "matches": games[ii, jj]})
+    ratings = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=rating_cols)
+    for column in rating_cols:
+        if column not in ratings:
+            ratings[column] = np.nan
+    return ratings[rating_cols].sort_values(["group", "rating"], ascending=[True, False]), matrix
+
+
+def _bootstrap(frame: pd.DataFrame, players: pd.Index, a: np.ndarray, b: np.ndarray,
+               boot: ClusterBootstrap, start: np.ndarray) -> np.ndarray:
+    """Replicates x players strengths, refit on each replicate's resampled win matrix."""
+    n = len(players)
+    codes = boot.code(frame["cluster"])
+    score = frame["score_a"].to_numpy(dtype=float)
+    cells = np.concatenate([a * n + b, b * n + a])
+    values = np.concatenate([score, 1 - score])
+    fits = []
+    for chunk in boot.sums(np.concatenate([codes, codes]), cells, values, n * n):
+        for wins in chunk.reshape(-1, n, n):  # one fit per replicate
+            fits.append(fit_bradley_terry(wins, start))
+    return np.array(fits)
