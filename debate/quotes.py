@@ -1,18 +1,26 @@
 """<quote> parsing, verification against the hidden source, and safe rendering.
 
-Pure code: no I/O, no torch. Debater text is untrusted: rendering escapes everything it
-did not produce itself, so a debater cannot forge the verified-quote markup.
+Pure code: no I/O, no torch. Debater text is untrusted: the renderers escape or strip
+everything they did not produce themselves, so a debater cannot forge the verified-quote
+markup (HTML spans, check marks, the ⟦…⟧ brackets of the terminal view).
 
-Verification normalises case, punctuation (treated as spaces), whitespace and curly
-quotes on both sides, then looks for an exact match; the span is mapped back to
+Parsing. `<quote>` and `</quote>` (any case, spaces inside the brackets allowed) delimit
+quotes. Quotes do not nest: a `<quote>` inside a quote is quoted text. A stray
+`</quote>` outside a quote is plain text. A `<quote>` never closed runs to the end of the
+turn and is never verified.
+
+Verification. Both the quote and the source are normalised: compatibility forms folded
+(NFKD per character: ligatures, full-width letters, composed accents), lower-cased,
+and every run of whitespace, punctuation (curly quotes and dashes included), symbols and
+control characters turned into one space. The quote is verified iff its normalised form
+occurs in the normalised source on word boundaries; the matched span is mapped back to
 character offsets in the original source. The fuzzy score is the share of the quote's
-word 3-grams found in the source (for quotes under three words: 1.0 if all its words
-occur consecutively, else 0.0).
+word 3-grams found in the source (quotes under three words: 1.0 if their words occur
+consecutively, else 0.0); it is stored for analysis, and never makes a quote verified.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -34,20 +42,18 @@ class Segment:
 class QuoteCheck:
     text: str
     verified: bool
-    start: int | None
+    start: int | None  # span in the original source, end exclusive; None if unverified
     end: int | None
     fuzzy: float
 
 
 def parse_segments(text: str) -> list[Segment]:
-    """Split a turn into text and quote segments.
+    """Split a turn into text and quote segments (see the module docstring for the rules).
 
-    A stray </quote> outside a quote is kept as text; a <quote> with no closing tag runs
-    to the end of the turn and is marked closed=False (and so never verified). Quotes do
-    not nest: a <quote> inside a quote is part of the quoted text.
+    Adjacent text segments are merged; empty text segments are dropped; an empty quote
+    (`<quote></quote>`) is kept as an empty quote segment.
     """
     segments: list[Segment] = []
-    pos = 0
     in_quote = False
     buf_start = 0
     for m in _TAG_RE.finditer(text):
@@ -61,14 +67,24 @@ def parse_segments(text: str) -> list[Segment]:
             segments.append(Segment("quote", text[buf_start : m.start()]))
             in_quote = False
             buf_start = m.end()
-        pos = m.end()
-    del pos
+        # else: a <quote> inside a quote, or a stray </quote>: stays in the buffer as text
     rest = text[buf_start:]
     if in_quote:
         segments.append(Segment("quote", rest, closed=False))
     elif rest:
         segments.append(Segment("text", rest))
     return _merge_text(segments)
+
+
+def join_segments(segments: list[Segment]) -> str:
+    """The inverse of parse_segments for text written with canonical tags."""
+    out: list[str] = []
+    for seg in segments:
+        if seg.kind == "text":
+            out.append(seg.text)
+        else:
+            out.append(QUOTE_OPEN + seg.text + (QUOTE_CLOSE if seg.closed else ""))
+    return "".join(out)
 
 
 def _merge_text(segments: list[Segment]) -> list[Segment]:
@@ -81,29 +97,52 @@ def _merge_text(segments: list[Segment]) -> list[Segment]:
     return out
 
 
+# ---------------------------------------------------------------- normalisation
+
+
+@lru_cache(maxsize=4096)
+def _fold(ch: str) -> str:
+    """One source character as normalised characters: '' for a separator, else its
+    compatibility decomposition, lower-cased, with separators inside it turned to ' '."""
+    if ch.isascii():
+        return ch.lower() if ch.isalnum() else ""
+    if _is_separator(ch):
+        return ""
+    out = []
+    # Separators inside a decomposition ("½" -> "1⁄2") are dropped, not spaced, so that
+    # word boundaries always fall between source characters.
+    for c in unicodedata.normalize("NFKD", ch):
+        if _is_separator(c):
+            continue
+        low = c.lower()
+        out.append(low if len(low) == 1 else c)
+    return "".join(out)
+
+
 def _is_separator(ch: str) -> bool:
     cat = unicodedata.category(ch)
-    return ch.isspace() or cat[0] in ("P", "Z", "C") or cat in ("Sk", "Sm", "So")
+    return ch.isspace() or cat[0] in ("P", "Z", "C") or cat in ("Sk", "Sm", "So", "Sc")
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
-    """Normalised text and, for each of its characters, the index in `text` it came from."""
+    """Normalised text and, for each of its characters, the index in `text` it came from.
+
+    The result has no leading, trailing or double spaces.
+    """
     out: list[str] = []
     index: list[int] = []
     pending_space = False
     for i, ch in enumerate(text):
-        if _is_separator(ch):
-            pending_space = bool(out)
+        folded = _fold(ch)
+        if not folded:
+            pending_space = True
             continue
-        low = ch.lower()
-        if len(low) != 1:
-            low = ch
-        if pending_space:
+        if pending_space and out:
             out.append(" ")
             index.append(i)
-            pending_space = False
-        out.append(low)
-        index.append(i)
+        pending_space = False
+        out.extend(folded)
+        index.extend([i] * len(folded))
     return "".join(out), index
 
 
@@ -121,7 +160,7 @@ class SourceIndex:
     trigrams: frozenset[tuple[str, ...]]
 
     @staticmethod
-    def build(text: str) -> "SourceIndex":
+    def build(text: str) -> SourceIndex:
         norm, index = normalize_with_map(text)
         words = norm.split()
         grams = frozenset(zip(words, words[1:], words[2:]))
@@ -134,17 +173,20 @@ def source_index(text: str) -> SourceIndex:
 
 
 def fuzzy_score(quote_norm: str, src: SourceIndex) -> float:
+    """Share of the (normalised) quote's word 3-grams that occur in the source."""
     words = quote_norm.split()
     if not words:
         return 0.0
     if len(words) < 3:
-        return 1.0 if _find_words(quote_norm, src.normalized) >= 0 else 0.0
+        return 1.0 if _find_words(" ".join(words), src.normalized) >= 0 else 0.0
     grams = list(zip(words, words[1:], words[2:]))
     return sum(g in src.trigrams for g in grams) / len(grams)
 
 
 def _find_words(needle: str, hay: str) -> int:
-    """Find `needle` in `hay` on word boundaries."""
+    """Position of `needle` in `hay` on word boundaries (both normalised), or -1."""
+    if not needle:
+        return -1
     start = 0
     while True:
         pos = hay.find(needle, start)
@@ -157,13 +199,14 @@ def _find_words(needle: str, hay: str) -> int:
 
 
 def verify_quote(quote: str, source: str | SourceIndex | None, closed: bool = True) -> QuoteCheck:
+    """Check one quote against the source. Unclosed or empty quotes are never verified."""
     if source is None:
         return QuoteCheck(quote, False, None, None, 0.0)
     src = source if isinstance(source, SourceIndex) else source_index(source)
     qn = normalize(quote)
+    if not closed:
+        return QuoteCheck(quote, False, None, None, 0.0)
     fuzzy = fuzzy_score(qn, src)
-    if not closed or not qn:
-        return QuoteCheck(quote, False, None, None, fuzzy if closed else 0.0)
     pos = _find_words(qn, src.normalized)
     if pos < 0:
         return QuoteCheck(quote, False, None, None, fuzzy)
@@ -174,6 +217,8 @@ def verify_quote(quote: str, source: str | SourceIndex | None, closed: bool = Tr
 
 def verify_quotes(text: str, source: str | SourceIndex | None) -> list[QuoteCheck]:
     """One check per quote segment of `text`, in order."""
+    if source is not None and not isinstance(source, SourceIndex):
+        source = source_index(source)
     return [
         verify_quote(seg.text, source, seg.closed)
         for seg in parse_segments(text)
@@ -181,26 +226,32 @@ def verify_quotes(text: str, source: str | SourceIndex | None) -> list[QuoteChec
     ]
 
 
+# ---------------------------------------------------------------- word limits
+
+
 def count_words(text: str) -> int:
-    return len(text.split())
+    """Words in a turn; quote tags separate words and are not words themselves."""
+    return sum(len(seg.text.split()) for seg in parse_segments(text))
 
 
 def quoted_word_count(text: str) -> int:
-    return sum(count_words(s.text) for s in parse_segments(text) if s.kind == "quote")
+    return sum(len(s.text.split()) for s in parse_segments(text) if s.kind == "quote")
 
 
 TRUNCATION_MARK = " [truncated]"
 
 
 def truncate_words(text: str, max_words: int) -> tuple[str, bool]:
-    """Cut `text` to at most `max_words` words, keeping <quote> tags whole and balanced.
+    """Cut `text` to at most `max_words` words (as count_words counts them), keeping
+    <quote> tags whole and balanced.
 
     Returns (text, truncated). Words inside quotes count too. A quote cut short is closed
-    (and so checked as the shorter quote). The mark is appended when anything was cut.
+    (and so checked as the shorter quote); a quote cut away entirely is dropped with its
+    tags. The mark is appended when anything was cut.
     """
     if count_words(text) <= max_words:
         return text, False
-    budget = max_words
+    budget = max(max_words, 0)
     parts: list[str] = []
     for seg in parse_segments(text):
         if budget <= 0:
@@ -211,13 +262,12 @@ def truncate_words(text: str, max_words: int) -> tuple[str, bool]:
         if seg.kind == "quote":
             if take:
                 parts.append(QUOTE_OPEN + " ".join(take) + QUOTE_CLOSE)
+        elif len(take) == len(words):
+            # nothing cut here: keep the segment's own spacing
+            parts.append(seg.text)
         else:
-            # keep the segment's own leading/trailing spacing where nothing was cut
-            if len(take) == len(words):
-                parts.append(seg.text)
-            else:
-                lead = " " if seg.text[:1].isspace() else ""
-                parts.append(lead + " ".join(take))
+            lead = " " if seg.text[:1].isspace() else ""
+            parts.append(lead + " ".join(take))
     return "".join(parts).rstrip() + TRUNCATION_MARK, True
 
 
@@ -225,6 +275,27 @@ def truncate_words(text: str, max_words: int) -> tuple[str, bool]:
 
 VERIFIED_CLASS = "quote-verified"
 UNVERIFIED_CLASS = "quote-unverified"
+
+# HTML's special characters, and those that mean something to Markdown (links, images,
+# emphasis, autolinks) or to Gradio's LaTeX delimiters, as entities: HTML shown through a
+# Markdown component stays inert text too.
+_HTML_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&#39;",
+        "\n": "<br>",
+        **{c: f"&#{ord(c)};" for c in "[]()!*_`#~|\\$:{}+-=^.@"},
+    }
+)
+
+
+def escape_html(text: str) -> str:
+    """Untrusted text as inert HTML: every special character an entity, controls
+    removed, newlines as <br>."""
+    return strip_controls(text).translate(_HTML_ESCAPES)
 
 
 def render_html(text: str, source: str | SourceIndex | None) -> str:
@@ -234,7 +305,7 @@ def render_html(text: str, source: str | SourceIndex | None) -> str:
     out: list[str] = []
     for seg in parse_segments(text):
         if seg.kind == "text":
-            out.append(_escape_block(seg.text))
+            out.append(escape_html(seg.text))
             continue
         check = next(checks)
         cls = VERIFIED_CLASS if check.verified else UNVERIFIED_CLASS
@@ -242,33 +313,52 @@ def render_html(text: str, source: str | SourceIndex | None) -> str:
         out.append(
             f'<span class="{cls}" title="{label}">'
             f"{'&#10003;' if check.verified else '&#10007;'}&nbsp;&ldquo;"
-            f"{_escape_block(seg.text)}&rdquo;</span>"
+            f"{escape_html(seg.text)}&rdquo;</span>"
         )
     return "".join(out)
 
 
-def _escape_block(text: str) -> str:
-    return html.escape(text, quote=True).replace("\n", "<br>")
-
-
 PLAIN_VERIFIED = "\u2713"  # ✓
 PLAIN_UNVERIFIED = "\u2717"  # ✗
-_PLAIN_MARKERS = re.compile("[\u2713\u2714\u2717\u2718\u27e6\u27e7]")
+PLAIN_OPEN = "\u27e6"  # ⟦
+PLAIN_CLOSE = "\u27e7"  # ⟧
+# Marks the terminal view reserves for itself: check and cross marks, ballot boxes, and
+# white square brackets of every kind. Removed from debater text before rendering.
+_PLAIN_MARKERS = re.compile(
+    "[\u2610-\u2612\u2705\u2713-\u2718\u274c\u274e\u2a2f\U0001f5f4-\U0001f5f8"
+    "\u27e6\u27e7\u301a\u301b\u29da\u29db\u27ec\u27ed]"
+)
+# C0/C1 controls except tab and newline (terminal escapes), and the invisible direction
+# and zero-width formatting characters that can make text read other than it is stored.
+_CONTROLS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def strip_controls(text: str) -> str:
+    """Text without terminal escapes, direction overrides or zero-width characters."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def clean_plain(text: str) -> str:
+    """Untrusted text safe for a terminal: controls and the verification marks removed."""
+    return _PLAIN_MARKERS.sub("", strip_controls(text))
 
 
 def render_plain(text: str, source: str | SourceIndex | None) -> str:
-    """Terminal rendering: ⟦✓ "…"⟧ for verified, ⟦✗ "…"⟧ for unverified quotes.
+    """Terminal rendering: ⟦✓ “…”⟧ for verified, ⟦✗ “…”⟧ for unverified quotes.
 
-    The marker characters are removed from the debater's own text first, so it cannot
-    forge a verified quote."""
+    The marker characters and terminal control sequences are removed from the debater's
+    own text first, so it can neither forge a verified quote nor drive the terminal.
+    """
     checks = iter(verify_quotes(text, source))
     out: list[str] = []
     for seg in parse_segments(text):
-        clean = _PLAIN_MARKERS.sub("", seg.text)
+        clean = clean_plain(seg.text)
         if seg.kind == "text":
             out.append(clean)
             continue
         check = next(checks)
         mark = PLAIN_VERIFIED if check.verified else PLAIN_UNVERIFIED
-        out.append(f"\u27e6{mark} \u201c{clean}\u201d\u27e7")
+        out.append(f"{PLAIN_OPEN}{mark} \u201c{clean}\u201d{PLAIN_CLOSE}")
     return "".join(out)
