@@ -144,8 +144,8 @@ def test_missing_datasets_package_is_explained(capsys, monkeypatch):
 
 
 def test_offline_hub_through_datasets(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # before the hub client reads it on import
     pytest.importorskip("datasets", reason="the optional `datasets` package is not installed")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = run_cli(["datasets", "show", "arc", "--hub", "nobody/no-such-set"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "cannot reach the Hugging Face hub to load 'nobody/no-such-set'" in err
