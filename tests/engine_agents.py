@@ -72,10 +72,11 @@ def write_config(path: Path, questions: Path, protocol: str | dict = "debate",
     return path
 
 
-def debate_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:
-    """Run the installed `debate` console script."""
+def debate_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
+               **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run the installed `debate` console script (with `env` added to the environment)."""
     exe = Path(sys.executable).with_name("debate")
-    env = dict(os.environ, COLUMNS="200")
+    env = dict(os.environ, COLUMNS="200", **(env or {}))
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
                           env=env, check=False, **kwargs)
 

@@ -137,7 +137,7 @@ def test_turn_records_text_prompt_tokens_latency_and_agent(store, questions, tmp
             assert (who.name, who.kind) == ("rec", "scripted")
             assert who.settings["template"]
         quotes = s.scalars(select(Quote)).all()
-        assert quotes and all(q.verified for q in quotes)
+        assert quotes and all(q.verified for q in quotes), [(q.text, q.verified) for q in quotes]
         for q in quotes:
             source = next(p for p in PASSAGES if q.source_end and len(p) >= q.source_end
                           and p[q.source_start:q.source_end].lower() == q.text.lower())
