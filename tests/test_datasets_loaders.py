@@ -251,3 +251,9 @@ def test_unknown_data_set_lists_the_known_ones():
 def test_bad_settings_name_the_field(cfg, field):
     with pytest.raises(ConfigError, match=rf"^{field}"):
         validate_dataset_settings(cfg)
+
+
+def test_quality_reads_the_release_file_names(tmp_path: Path):
+    release = tmp_path / "QuALITY.v1.0.1.htmlstripped.dev"
+    release.write_bytes((FIXTURES / "quality.jsonl").read_bytes())
+    assert {q.id for q in load(name="quality", path=str(release))} == PASSING

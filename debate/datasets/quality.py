@@ -1,5 +1,6 @@
 """QuALITY (Pang et al. 2022): long stories with four-option questions, in the official
-JSONL layout (one article a line, its questions in `questions`).
+JSONL layout (one article a line, its questions in `questions`), e.g. the release's
+`QuALITY.v1.0.1.htmlstripped.dev`; a hub copy in the same layout can be named with `hub`.
 
 Filters as Khan et al. 2024 use them for their hard, unambiguous subset, each switchable:
   gutenberg_only             the article's `source` is Project Gutenberg
@@ -210,7 +211,7 @@ def quality_questions(
 
 
 def load_quality(settings: QualitySettings, base_dir: Path) -> list[Question]:
-    rows = source_records(settings, base_dir, default_hub=None)
+    rows = source_records(settings, base_dir, default_hub=None, other_suffix_jsonl=True)
     questions, dropped = quality_questions(rows, settings)
     if dropped:
         log.info("quality: kept %d questions; dropped %s", len(questions), dict(dropped))

@@ -123,8 +123,14 @@ def csv_rows(path: Path, header: bool) -> Iterator[Record]:
                 yield where, row
 
 
-def records(path: Path, csv_header: bool | None = None) -> Iterator[Record]:
-    """Records of a local file by its suffix: .jsonl, .json (an array), .parquet, .csv."""
+def records(
+    path: Path, csv_header: bool | None = None, other_suffix_jsonl: bool = False
+) -> Iterator[Record]:
+    """Records of a local file by its suffix: .jsonl, .json (an array), .parquet, .csv.
+    With `other_suffix_jsonl`, any other name is read as JSONL (QuALITY's official files
+    are named like `QuALITY.v1.0.1.htmlstripped.dev`)."""
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; give the data file itself")
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -136,6 +142,8 @@ def records(path: Path, csv_header: bool | None = None) -> Iterator[Record]:
         return parquet_rows(path)
     if suffix == ".csv" and csv_header is not None:
         return csv_rows(path, csv_header)
+    if other_suffix_jsonl:
+        return json_lines(path)
     kinds = ".jsonl, .json, .parquet" + (", .csv" if csv_header is not None else "")
     raise DatasetError(f"{path}: unsupported file type {suffix or '(none)'}; expected {kinds}")
 
@@ -146,20 +154,12 @@ def source_records(
     *,
     default_hub: tuple[str, str | None, str] | None,
     csv_header: bool | None = None,
-    directory_glob: str | None = None,
+    other_suffix_jsonl: bool = False,
 ) -> Iterator[Record]:
-    """Records from `settings.path` (a file, or a folder of files matching `directory_glob`)
-    or from the hub (`settings.hub`, else the data set's default hub id when no path)."""
+    """Records from `settings.path` (a file) or from the hub (`settings.hub`, else the data
+    set's default hub id when no path is given)."""
     if settings.path:
-        path = resolve_path(settings.path, base_dir)
-        if path.is_dir() and directory_glob:
-            files = sorted(path.glob(directory_glob))
-            if not files:
-                raise DatasetError(f"{path}: no {directory_glob} files in this folder")
-            for file in files:
-                yield from records(file, csv_header)
-            return
-        yield from records(path, csv_header)
+        yield from records(resolve_path(settings.path, base_dir), csv_header, other_suffix_jsonl)
         return
     if settings.hub:
         hub_id, config = settings.hub, settings.hub_config
