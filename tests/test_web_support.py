@@ -105,3 +105,59 @@ def add_accounts(store: Store, *names_roles: tuple[str, str]) -> None:
         for name, role in names_roles:
             session.add(User(name=check_name(name), role=check_role(role),
                              password_hash=_password_hash()))
+
+
+class RawSession:
+    """A logged-in HTTP session that calls app events the way the browser does and keeps
+    every byte the server sent back, for leak checks."""
+
+    def __init__(self, url: str, user: str | None, password: str = PASSWORD):
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=60)
+        self.received: list[str] = []
+        if user is not None:
+            r = self.http.post("login", data={"username": user, "password": password})
+            r.raise_for_status()
+        self.session_hash = os.urandom(6).hex()
+
+    def get(self, path: str) -> str:
+        r = self.http.get(path)
+        r.raise_for_status()
+        self.received.append(r.text)
+        return r.text
+
+    def config(self) -> dict:
+        return json.loads(self.get("config"))
+
+    def fn_index(self, api_name: str) -> int:
+        for dep in self.config()["dependencies"]:
+            if dep.get("api_name") == api_name:
+                return dep["id"]
+        raise KeyError(api_name)
+
+    def load_fn_indices(self) -> list[int]:
+        return [d["id"] for d in self.config()["dependencies"]
+                if any(t[1] == "load" for t in d["targets"])]
+
+    def call(self, fn_index: int, data: list) -> dict:
+        """Run one event; returns the process_completed message (all messages are kept)."""
+        r = self.http.post("gradio_api/queue/join", json={
+            "data": data, "event_data": None, "fn_index": fn_index, "trigger_id": None,
+            "session_hash": self.session_hash})
+        r.raise_for_status()
+        event_id = r.json()["event_id"]
+        with self.http.stream("GET", "gradio_api/queue/data",
+                              params={"session_hash": self.session_hash}) as resp:
+            for line in resp.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                self.received.append(line)
+                msg = json.loads(line[5:])
+                if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                    return msg
+        raise AssertionError("the event stream ended without a result")
+
+    def all_text(self) -> str:
+        return "\n".join(self.received)
