@@ -134,4 +134,4 @@ def analyze(
                           prep.keys, meta)
 
 
-__all__ = ["AnalysisResult", "analyze"]
+__all__ = ["TABLE_ORDER", "AnalysisResult", "analyze"]

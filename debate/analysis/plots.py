@@ -14,12 +14,30 @@ from matplotlib.figure import Figure
 
 MAX_ROWS = 40
 MAX_LINES = 8
+MIN_ROUND_N = 3
 
 
 def group_label(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     if not keys:
         return pd.Series(["all"] * len(frame), index=frame.index)
     return frame[keys].astype(str).agg(" · ".join, axis=1)
+
+
+def _label_column(ax, entries: list[tuple[float, float, str, str]], x_text: float, gap: float,
+                  top: float = 1.0) -> None:
+    """Label line ends in one column at x_text, nudged apart so no two labels overlap.
+
+    entries: (x_end, y_end, text, colour) for each line.
+    """
+    entries = sorted(entries, key=lambda e: e[1])
+    placed: list[float] = []
+    for entry in entries:
+        placed.append(max(entry[1], placed[-1] + gap) if placed else entry[1])
+    overshoot = max(placed[-1] - top, 0.0) if placed else 0.0
+    for (x_end, y_end, text, colour), y in zip(entries, placed):
+        ax.annotate(text, (x_end, y_end), xytext=(x_text, y - overshoot), textcoords="data", fontsize=8,
+                    color=colour, va="center",
+                    arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.5, "alpha": 0.6})
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -36,19 +54,21 @@ def accuracy_plot(acc: pd.DataFrame, keys: list[str], path: Path) -> Path | None
     low = acc["boot_low"] if boot else acc["wilson_low"]
     high = acc["boot_high"] if boot else acc["wilson_high"]
     labels = group_label(acc, keys)
-    fig = Figure(figsize=(9, 1.2 + 0.38 * len(acc)))
+    fig = Figure(figsize=(10, 1.2 + 0.32 * len(acc)))
     ax = fig.add_subplot()
     y = np.arange(len(acc))
     x = acc["accuracy"].to_numpy(dtype=float)
     ax.errorbar(x, y, xerr=[x - low.to_numpy(dtype=float), high.to_numpy(dtype=float) - x],
                 fmt="o", color="#1f5fa8", ecolor="#7aa6d6", capsize=3)
-    for yi, xi, n in zip(y, x, acc["n"]):
-        ax.annotate(f"{xi:.0%}  (n={int(n)})", (xi, yi), xytext=(8, 6), textcoords="offset points",
-                    fontsize=8)
+    for yi, xi, lo, hi, n in zip(y, x, low, high, acc["n"]):
+        ax.text(1.42, yi, f"{xi:.0%} [{lo:.0%}, {hi:.0%}]  n={int(n)}", fontsize=8, va="center",
+                ha="right")
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.text(0.5, len(acc) - 0.4, " chance", color="grey", fontsize=8, va="bottom")
+    ax.text(0.5, -0.55, " chance", color="grey", fontsize=8, va="bottom")
     ax.set_yticks(y, labels)
-    ax.set_xlim(0, 1.05)
+    ax.axvline(1.03, color="#dddddd", linewidth=0.8)
+    ax.set_xlim(0, 1.44)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylim(-0.6, len(acc) - 0.2)
     ax.set_xlabel("judge accuracy: P(correct) > 0.5, ties half")
     what = "bootstrap over source documents" if boot else "Wilson"
@@ -66,17 +86,19 @@ def reliability_plot(rel: pd.DataFrame, keys: list[str], path: Path) -> Path | N
     if rel.empty:
         return None
     rel = rel.assign(_label=_top_groups(rel, keys, "n")).dropna(subset=["_label"])
-    fig = Figure(figsize=(7, 6))
+    fig = Figure(figsize=(9, 6))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.text(0.62, 0.56, "perfect calibration", color="grey", rotation=40, fontsize=8)
+    ends = []
     for label, part in rel.groupby("_label", sort=False):
         part = part.sort_values("mean_predicted")
         line, = ax.plot(part["mean_predicted"], part["observed"], marker="o", markersize=3)
         last = part.iloc[-1]
-        ax.annotate(label, (last["mean_predicted"], last["observed"]), xytext=(4, 0),
-                    textcoords="offset points", fontsize=8, color=line.get_color())
-    ax.set_xlim(0, 1.35)
+        ends.append((last["mean_predicted"], last["observed"], label, line.get_color()))
+    _label_column(ax, ends, 1.05, 0.05)
+    ax.set_xlim(0, 1.6)
+    ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("probability the judge gave an answer (binned)")
     ax.set_ylabel("share of those answers that were correct")
@@ -87,21 +109,24 @@ def reliability_plot(rel: pd.DataFrame, keys: list[str], path: Path) -> Path | N
 def rounds_plot(by_round: pd.DataFrame, keys: list[str], path: Path) -> Path | None:
     if by_round.empty:
         return None
+    if (by_round["n"] >= MIN_ROUND_N).any():
+        by_round = by_round[by_round["n"] >= MIN_ROUND_N]  # a point from one or two judges is noise
     by_round = by_round.assign(_label=_top_groups(by_round, keys, "n")).dropna(subset=["_label"])
-    fig = Figure(figsize=(8, 5))
+    fig = Figure(figsize=(10, 5))
     ax = fig.add_subplot()
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     last_round = int(by_round["after_round"].max())
+    ends = []
     for label, part in by_round.groupby("_label", sort=False):
         part = part.sort_values("after_round")
         line, = ax.plot(part["after_round"], part["mean_p_correct"], marker="o", markersize=3)
         last = part.iloc[-1]
-        ax.annotate(label, (last["after_round"], last["mean_p_correct"]), xytext=(5, 0),
-                    textcoords="offset points", fontsize=8, color=line.get_color())
-    ax.set_xlim(-0.2, last_round + max(1.5, last_round * 0.45))
+        ends.append((last["after_round"], last["mean_p_correct"], label, line.get_color()))
+    _label_column(ax, ends, last_round + 0.5, 0.05)
+    ax.set_xlim(-0.2, last_round + 0.5 + max(3.0, last_round * 0.6))
     ax.set_ylim(0, 1)
     ax.set_xticks(range(last_round + 1))
-    ax.set_xlabel("after round (0 = before any speech)")
+    ax.set_xlabel(f"after round (0 = before any speech; rounds with n >= {MIN_ROUND_N} judgments)")
     ax.set_ylabel("mean P(correct answer)")
     ax.set_title("How the judge's belief in the truth moves round by round", fontsize=10)
     return _save(fig, path)

@@ -1,0 +1,96 @@
+"""`debate analyze`: how well debate exposed deception, as tables, JSON, CSV and plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from debate.cli.options import db_option
+from debate.errors import UserError
+
+FORMATS = ("table", "markdown", "json")
+
+
+def _parse_where(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field.strip():
+            raise UserError(f"--where: expected FIELD=VALUE, got {item!r}")
+        out[field.strip()] = value.strip()
+    return out
+
+
+@click.command()
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME",
+              help="Experiment to analyse (repeatable; default: all).")
+@click.option("--by", default="protocol,judge", show_default=True,
+              help="Comma-separated grouping fields: protocol, judge, experiment, family, "
+                   "judge_type, judging, dataset, status, or a debate/question metadata key "
+                   "(e.g. setting, included_in_paper for the NYU import).")
+@click.option("--where", "where", multiple=True, metavar="FIELD=VALUE",
+              help="Keep only debates/verdicts whose FIELD equals VALUE (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--table", "only", multiple=True, metavar="NAME",
+              help="Print only these tables (repeatable; default: all).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write every table as CSV and the plots as PNG into this folder.")
+@click.option("--bootstrap", default=0, show_default=True, type=int,
+              help="Cluster-bootstrap replicates (resampling source documents) for intervals.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@db_option
+def analyze(experiments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: str,
+            only: tuple[str, ...], out: Path | None, bootstrap: int, seed: int,
+            db_url: str | None) -> None:
+    """Judge accuracy, deceptive win rate, calibration, ratings, biases, agreement."""
+    from debate.analysis import TABLE_ORDER
+    from debate.analysis import analyze as run_analysis
+    from debate.analysis.tables import rich_width, to_markdown, to_rich
+    from debate.store.db import open_store
+
+    unknown = sorted(set(only) - set(TABLE_ORDER))
+    if unknown:
+        raise UserError(f"--table: unknown table {', '.join(unknown)}; known: {', '.join(TABLE_ORDER)}")
+    store = open_store(db_url, migrate=False)
+    try:
+        result = run_analysis(store, list(experiments) or None, by.split(","), bootstrap, seed,
+                              _parse_where(where))
+    finally:
+        store.dispose()
+    names = [n for n in TABLE_ORDER if not only or n in only]
+    written: list[Path] = []
+    if out is not None:
+        written = result.write_csv(out) + result.plot_pngs(out)
+    if fmt == "json":
+        doc = result.to_json()
+        doc["tables"] = {n: doc["tables"][n] for n in names}
+        doc["meta"]["files"] = [str(p) for p in written]
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    meta = result.meta
+    header = (f"{meta['debates']} debates, {meta['verdicts']} verdicts, "
+              f"{meta['stepped_judgments']} stepped judgments; grouped by {', '.join(meta['by'])}")
+    if fmt == "markdown":
+        click.echo(f"_{header}_\n")
+        for name in names:
+            frame = result.tables[name]
+            click.echo(f"## {name}\n\n" + (to_markdown(frame) if not frame.empty else "_no data_") + "\n")
+    else:
+        from rich.console import Console
+
+        # As wide as the widest table needs: a squeezed table truncates its figures.
+        needed = max((rich_width(result.tables[n]) for n in names), default=80)
+        console = Console(width=max(Console().width, needed))
+        console.print(header)
+        for name in names:
+            frame = result.tables[name]
+            if frame.empty:
+                console.print(f"[dim]{name}: no data[/dim]")
+            else:
+                console.print(to_rich(frame, name))
+    if written:
+        click.echo(f"wrote {len(written)} files to {out}")
