@@ -8,6 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from debate.datasets import load_questions, validate_dataset_settings
 from debate.errors import ConfigError
@@ -257,3 +259,27 @@ def test_quality_reads_the_release_file_names(tmp_path: Path):
     release = tmp_path / "QuALITY.v1.0.1.htmlstripped.dev"
     release.write_bytes((FIXTURES / "quality.jsonl").read_bytes())
     assert {q.id for q in load(name="quality", path=str(release))} == PASSING
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(
+        st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=8)),
+                        max_size=3),
+        max_size=6,
+    ),
+    indent=st.sampled_from([None, 1, 2, 4]),
+)
+def test_json_array_items_and_their_start_lines(tmp_path_factory, items, indent):
+    from debate.datasets.records import json_array
+
+    path = tmp_path_factory.mktemp("arr") / "items.json"
+    text = json.dumps(items, indent=indent)
+    path.write_text(text)
+    got = list(json_array(path))
+    assert [item for _, item in got] == items
+    lines = text.splitlines()
+    for where, item in got:
+        line = int(where.rsplit(":", 1)[1])
+        start = json.dumps(item, indent=indent).splitlines()[0]
+        assert start.strip() in lines[line - 1]

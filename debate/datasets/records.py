@@ -101,7 +101,7 @@ def csv_rows(path: Path, header: bool) -> Iterator[Record]:
 
     With `header`, rows are dicts keyed by the header; otherwise lists.
     """
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         names: list[str] | None = None
         start = reader.line_num + 1
@@ -166,7 +166,7 @@ def source_records(
     elif default_hub is not None:
         hub_id, config = default_hub[0], settings.hub_config or default_hub[1]
     else:
-        raise ConfigError("dataset.path: missing (this data set is read from local files)")
+        raise ConfigError("dataset.path: missing (give the data file, or a hub id as dataset.hub)")
     split = settings.split or (default_hub[2] if default_hub else "train")
     from debate.datasets.hub import hub_records
 
