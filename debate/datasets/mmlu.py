@@ -51,7 +51,11 @@ def _answer_index(value: Any, n_options: int, where: str) -> int:
     )
 
 
-def _csv_items(path: Path) -> Iterator[tuple[str, str, str, list, Any]]:
+# (where, subject, question, options, answer) for one question, before any checks but shape.
+Item = tuple[str, str, Any, list, Any]
+
+
+def _csv_items(path: Path) -> Iterator[Item]:
     subject = subject_of(path)
     for where, row in records(path, csv_header=False):
         if not isinstance(row, list) or len(row) != 6:
@@ -62,17 +66,17 @@ def _csv_items(path: Path) -> Iterator[tuple[str, str, str, list, Any]]:
         yield where, subject, row[0], row[1:5], row[5]
 
 
-def _layout_items(rows: Iterator[tuple[str, Any]], default_subject: str) -> Iterator:
+def _layout_items(rows: Iterator[tuple[str, Any]], default_subject: str) -> Iterator[Item]:
     for where, row in rows:
-        if isinstance(row, list):
+        if not isinstance(row, dict):
             raise DatasetError(f"{where}: row: expected a record with question, choices, answer")
         subject = str(row.get("subject") or default_subject)
-        yield where, subject, require(row, "question", where), require_list(
-            row, "choices", where
-        ), require(row, "answer", where)
+        question = require(row, "question", where)
+        choices = require_list(row, "choices", where)
+        yield where, subject, question, choices, require(row, "answer", where)
 
 
-def mmlu_items(settings: MmluSettings, base_dir: Path) -> Iterator[tuple[str, str, str, list, Any]]:
+def mmlu_items(settings: MmluSettings, base_dir: Path) -> Iterator[Item]:
     if not settings.path:
         yield from _layout_items(
             source_records(settings, base_dir, default_hub=("cais/mmlu", "all", "test")), "mmlu"
