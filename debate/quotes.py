@@ -29,6 +29,7 @@ from functools import lru_cache
 QUOTE_OPEN = "<quote>"
 QUOTE_CLOSE = "</quote>"
 _TAG_RE = re.compile(r"<\s*(/?)\s*quote\s*>", re.IGNORECASE)
+QUOTE_TAG_RE = _TAG_RE  # an opening or closing quote tag, in any of its spellings
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,30 @@ def verify_quote(quote: str, source: str | SourceIndex | None, closed: bool = Tr
         return QuoteCheck(quote, False, None, None, fuzzy)
     start = src.index[pos]
     end = src.index[pos + len(qn) - 1] + 1
+    start, end = _widen_to_punctuation(quote.strip(), src.text, start, end)
     return QuoteCheck(quote, True, start, end, 1.0)
+
+
+def _edge_separators(text: str, at_end: bool) -> str:
+    """The run of separator characters (punctuation...) at one end of `text`."""
+    chars = reversed(text) if at_end else iter(text)
+    run = []
+    for ch in chars:
+        if _fold(ch):
+            break
+        run.append(ch)
+    return "".join(reversed(run) if at_end else run)
+
+
+def _widen_to_punctuation(quote: str, source: str, start: int, end: int) -> tuple[int, int]:
+    """Let the span take in the punctuation the quote starts or ends with (a final full
+    stop, an opening quotation mark) when the source has it in the same place."""
+    lead, trail = _edge_separators(quote, False), _edge_separators(quote, True)
+    if lead and len(lead) < len(quote) and source[max(start - len(lead), 0) : start] == lead:
+        start -= len(lead)
+    if trail and len(trail) < len(quote) and source[end : end + len(trail)] == trail:
+        end += len(trail)
+    return start, end
 
 
 def verify_quotes(text: str, source: str | SourceIndex | None) -> list[QuoteCheck]:

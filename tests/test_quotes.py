@@ -91,6 +91,13 @@ def test_span_points_at_the_source_characters() -> None:
     assert SOURCE[check.start : check.end] == "no ship came through"
     check = verify_quote("Nobody needs it", SOURCE)
     assert SOURCE[check.start : check.end] == "Nobody needs it"
+    # punctuation the quote shares with the source at its ends is part of the span
+    check = verify_quote("\u201cNobody needs it,\u201d", SOURCE)
+    assert SOURCE[check.start : check.end] == "\u201cNobody needs it,\u201d"
+    check = verify_quote("for thirty years.", SOURCE)
+    assert SOURCE[check.start : check.end] == "for thirty years."
+    check = verify_quote("for thirty years!", SOURCE)  # not the source's punctuation
+    assert SOURCE[check.start : check.end] == "for thirty years"
 
 
 @pytest.mark.parametrize(
