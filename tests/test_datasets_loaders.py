@@ -283,3 +283,30 @@ def test_json_array_items_and_their_start_lines(tmp_path_factory, items, indent)
         line = int(where.rsplit(":", 1)[1])
         start = json.dumps(item, indent=indent).splitlines()[0]
         assert start.strip() in lines[line - 1]
+
+
+def test_quality_thresholds_are_settings():
+    # SIGNAL_3: 2 of 3 untimed annotators correct; SIGNAL_5: answerability ratings 1, 2, 1.
+    looser = load(name="quality", path="quality.jsonl", min_untimed_accuracy=0.6)
+    assert {q.id for q in looser} == PASSING | {"20001_SIGNAL_3"}
+    looser = load(name="quality", path="quality.jsonl", max_answerability=1.5)
+    assert {q.id for q in looser} == PASSING | {"20001_SIGNAL_5"}
+    # Speed accuracy: SIGNAL_1 2/5, MARROW_1 1/5, MARROW_2 1/4, MARROW_3 1/5.
+    harder = load(name="quality", path="quality.jsonl", max_speed_accuracy=0.25)
+    assert {q.id for q in harder} == PASSING - {"20001_SIGNAL_1"}
+    # Every untimed annotator in the fixture rates the context needed as 2.
+    assert len(load(name="quality", path="quality.jsonl", min_context_required=2)) == 4
+    assert load(name="quality", path="quality.jsonl", min_context_required=2.5) == []
+
+
+def test_quality_story_cap_counts_both_writer_sets(tmp_path: Path):
+    lines = (FIXTURES / "quality.jsonl").read_text().splitlines()
+    second_set = json.loads(lines[1])
+    second_set["set_unique_id"] = "20002_MARROW_B"
+    for q in second_set["questions"]:
+        q["question_unique_id"] += "_B"
+    path = tmp_path / "two-sets.jsonl"
+    path.write_text("\n".join([lines[1], lines[0], json.dumps(second_set)]) + "\n")
+    assert len(load(name="quality", path=str(path))) == 7
+    capped = load(name="quality", path=str(path), max_per_story=2)
+    assert [q.id for q in capped] == ["20002_MARROW_1", "20002_MARROW_2", "20001_SIGNAL_1"]
