@@ -58,6 +58,10 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
         f"experiment {cfg.name!r} (id {result.experiment_id}) {verb}{retried}: {s.turns} turns "
         f"in {s.seconds:.1f}s ({s.turns_per_second:.0f}/s); debates: {counts}"
     )
+    if s.waited_seconds:
+        click.echo(f"waited {s.waited_seconds:.1f}s for debates leased by other workers")
+    if s.lost_leases:
+        click.echo(f"lost {s.lost_leases} leases to other workers (their steps were dropped)")
     if result.counts.get("waiting_human"):
         click.echo("some debates wait for a person's turn: open `debate serve`, Debate tab")
     if result.counts.get("failed"):
