@@ -210,3 +210,26 @@ def test_debate_run_command_with_a_quality_config(capsys, tmp_path: Path):
             }
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture", "first_correct"),
+    [
+        ("boolq", "boolq.jsonl", "Yes"),
+        ("arc", "arc_hf.jsonl", "dry palms"),
+        ("mmlu", "mmlu_hf.jsonl", "56"),
+        ("truthfulqa", "truthfulqa_hf.jsonl", "No, we use virtually all of our brain."),
+    ],
+)
+def test_hub_layout_read_through_datasets(tmp_path: Path, monkeypatch, name, fixture,
+                                          first_correct):
+    """`hub:` goes through `datasets.load_dataset`; a local folder stands in for the hub."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    pytest.importorskip("datasets", reason="the optional `datasets` package is not installed")
+    folder = tmp_path / "hub-copy"
+    folder.mkdir()
+    (folder / "train.jsonl").write_bytes((FIXTURES / fixture).read_bytes())
+    qs = load_questions(validate_dataset_settings({"name": name, "hub": str(folder),
+                                                   "split": "train"}))
+    assert qs and qs[0].answers[qs[0].correct_index] == first_correct
+    assert qs[0].metadata["where"] == f"{folder}[train]:row 1"

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from debate.errors import ConfigError, DatasetError
@@ -78,7 +79,8 @@ def hub_reachable(timeout_s: float = 5.0) -> bool:
 
 
 def load_hub_dataset(hub_id: str, config: str | None, split: str) -> Any:
-    if not offline_mode() and not hub_reachable():
+    local = Path(hub_id).expanduser().exists()  # `datasets` also reads a local folder
+    if not local and not offline_mode() and not hub_reachable():
         raise DatasetError(unreachable_message(hub_id))
     try:
         datasets = importlib.import_module("datasets")
