@@ -59,8 +59,11 @@ def json_array(path: Path) -> Iterator[Record]:
     pos = _skip_space(text, pos + 1)
     if pos < len(text) and text[pos] == "]":
         return
+    line, counted = 1, 0  # line numbers counted incrementally: big files stay linear
     while True:
-        where = f"{path}:{_line(text, pos)}"
+        line += text.count("\n", counted, pos)
+        counted = pos
+        where = f"{path}:{line}"
         try:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
