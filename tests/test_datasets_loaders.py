@@ -310,3 +310,16 @@ def test_quality_story_cap_counts_both_writer_sets(tmp_path: Path):
     assert len(load(name="quality", path=str(path))) == 7
     capped = load(name="quality", path=str(path), max_per_story=2)
     assert [q.id for q in capped] == ["20002_MARROW_1", "20002_MARROW_2", "20001_SIGNAL_1"]
+
+
+def test_nyu_rooms_that_disagree_on_the_answer_are_flagged(tmp_path: Path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "nyu_rooms", tmp_path / "rooms")
+    room_path = tmp_path / "rooms" / "debates" / "keepers-daughter-2.json"
+    room = json.loads(room_path.read_text())
+    room["setup"]["correctAnswerIndex"] = 0  # "A storm was coming." in this room's order
+    room_path.write_text(json.dumps(room))
+    first = load(name="nyu_stories", path=str(tmp_path / "rooms"))[0]
+    assert first.metadata["rooms_disagree_on_correct_answer"] is True
+    assert correct_and_other(first)[0] == "The boat was not hers."  # the first room's answer
