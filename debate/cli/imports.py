@@ -20,7 +20,7 @@ def import_group() -> None:
 @click.option("--experiment", default="nyu-2023", show_default=True,
               help="Name of the import experiment the rooms go into.")
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The debates-metadata JSONL (default: *metadata*.jsonl in DIR, if any).")
+              help="The debates-metadata JSONL (default: *metadata*.jsonl in DIR, or beside it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def nyu(directory: Path, db_url: str | None, experiment: str, metadata: Path | None,
         quiet: bool) -> None:

@@ -51,15 +51,21 @@ class ImportReport:
 
 
 def find_rooms(directory: Path) -> tuple[list[Path], Path | None]:
-    """Room files and the metadata JSONL under DIR (a dataset root with debates/, or the folder of rooms)."""
+    """Room files and the metadata JSONL for DIR: a dataset root holding debates/ and the
+    metadata, or the folder of rooms itself (metadata looked for there, then beside it)."""
     if not directory.is_dir():
         raise DatasetError(f"DIR: {directory} is not a directory")
     rooms_dir = directory / "debates" if (directory / "debates").is_dir() else directory
     rooms = sorted(rooms_dir.glob("*.json"))
     if not rooms:
         raise DatasetError(f"DIR: no room files (*.json) in {rooms_dir}")
-    candidates = sorted(directory.glob("*metadata*.jsonl"))
-    return rooms, candidates[0] if candidates else None
+    # The published layout keeps debates-metadata.jsonl beside the debates/ folder.
+    places = [directory] if rooms_dir != directory else [directory, directory.parent]
+    for place in places:
+        candidates = sorted(place.glob("*metadata*.jsonl"))
+        if candidates:
+            return rooms, candidates[0]
+    return rooms, None
 
 
 def read_metadata(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:

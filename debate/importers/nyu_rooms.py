@@ -99,7 +99,7 @@ class Room:
 
     @property
     def question_key(self) -> str:
-        blob = "\x1f".join([self.article_id, self.question, *self.answers])
+        blob = "\x1f".join([self.article_id, self.question, *self.answers, str(self.correct_index)])
         return "nyu-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -330,10 +330,10 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
         if not isinstance(by_role, dict):
             raise RoomError(f"feedback.{person}", "expected an object")
         for role, survey in by_role.items():
-            answers = survey.get("answers") if isinstance(survey, dict) else None
-            if not isinstance(answers, dict):
+            survey_answers = survey.get("answers") if isinstance(survey, dict) else None
+            if not isinstance(survey_answers, dict):
                 raise RoomError(f"feedback.{person}.{role}.answers", "expected an object")
-            feedback.append(FeedbackValue(person, {"role": role, **answers}))
+            feedback.append(FeedbackValue(person, {"role": role, **survey_answers}))
 
     char_limit, quote_limit = _char_limits(rules)
     included = (meta or {}).get("includedInPaper")

@@ -1,0 +1,167 @@
+"""Benchmark: `debate analyze` over 100,000 debates and 400,000 judgments in SQLite.
+
+    python benchmarks/analysis.py [--quick] [--keep DB_PATH]
+
+Seeds a synthetic experiment with bulk inserts (debate.analysis.synthetic), then measures,
+each in a fresh child process (so peak RSS is the analysis's own):
+  - the full analysis without bootstrap (target: <= 10 s, <= 2 GB RSS),
+  - the full analysis with 1,000 bootstrap replicates (target: <= 30 s),
+and, in this process, a naive per-row Python computation of just the accuracy and Brier
+tables (one json.loads and dict update per judgment row), plus the naive bootstrap's cost
+per replicate (extrapolated to 1,000). The last line is
+`analysis ratio=<naive accuracy seconds / full vectorised analysis seconds> target=1.0`:
+the vectorised analysis computes every table, the naive one only two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+FULL_QUESTIONS = 20_000  # x5 debates = 100,000 debates, x4 judgments = 400,000 judgments
+QUICK_QUESTIONS = 2_000
+BOOTSTRAP = 1_000
+LIMIT_S, LIMIT_RSS_MB, LIMIT_BOOT_S = 10.0, 2048.0, 30.0
+
+
+def child(url: str, bootstrap: int) -> None:
+    """Run one analysis and print its wall time and this process's peak RSS as JSON."""
+    from debate.analysis import analyze
+    from debate.store import open_store
+
+    store = open_store(url, migrate=False)
+    start = time.perf_counter()
+    result = analyze(store, bootstrap=bootstrap)
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb,
+                      "rows": {k: len(v) for k, v in result.tables.items()}}))
+
+
+def run_child(url: str, bootstrap: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", url, "--bootstrap", str(bootstrap)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def naive_rows(url: str) -> list[tuple]:
+    from sqlalchemy import select
+
+    from debate.store import open_store
+    from debate.store.models import Agent, Debate, Judgment, Question
+
+    store = open_store(url, migrate=False)
+    query = (select(Judgment.kind, Judgment.probabilities, Judgment.judge_agent_id, Debate.protocol,
+                    Debate.answer_order, Debate.question_id, Question.correct_index, Question.document_id,
+                    Agent.name)
+             .join(Debate, Debate.id == Judgment.debate_id)
+             .join(Question, Question.id == Debate.question_id)
+             .join(Agent, Agent.id == Judgment.judge_agent_id))
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def naive_accuracy(rows: list[tuple], weights: dict | None = None) -> dict:
+    """Per-row Python: stratified accuracy and Brier per (protocol, judge)."""
+    cells: dict = defaultdict(lambda: [0.0, 0.0])
+    brier: dict = defaultdict(lambda: [0.0, 0.0])
+    for kind, probs, _judge_id, protocol, order, _qid, correct, doc, judge in rows:
+        if kind != "final":
+            continue
+        w = 1.0 if weights is None else weights.get(doc, 0)
+        if not w:
+            continue
+        probs = json.loads(probs) if isinstance(probs, str) else probs
+        order = json.loads(order) if isinstance(order, str) else order
+        p = probs[correct]
+        hit = 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
+        cell = cells[(protocol, judge, order[0] == correct)]
+        cell[0] += w * hit
+        cell[1] += w
+        b = brier[(protocol, judge)]
+        b[0] += w * (1 - p) ** 2
+        b[1] += w
+    groups: dict = defaultdict(list)
+    for (protocol, judge, _first), (hits, n) in cells.items():
+        groups[(protocol, judge)].append(hits / n)
+    return {g: (sum(v) / len(v), brier[g][0] / brier[g][1]) for g, v in groups.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10,000 debates instead of 100,000")
+    parser.add_argument("--keep", type=Path, default=None, help="SQLite file to (re)use")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.bootstrap)
+        return
+
+    from debate.analysis.synthetic import seed_synthetic
+    from debate.store import open_store
+
+    questions = QUICK_QUESTIONS if args.quick else FULL_QUESTIONS
+    tmp = tempfile.TemporaryDirectory()
+    path = args.keep or Path(tmp.name) / "analysis.db"
+    url = f"sqlite:///{path}"
+    store = open_store(url)
+    from sqlalchemy import func, select
+
+    from debate.store.models import Debate
+
+    with store.engine.connect() as conn:
+        existing = conn.execute(select(func.count(Debate.id))).scalar()
+    if existing != questions * 5:
+        if existing:
+            sys.exit(f"--keep: {path} holds {existing} debates, not {questions * 5}; remove it")
+        start = time.perf_counter()
+        counts = seed_synthetic(store, questions)
+        print(f"seeded {counts.debates:,} debates, {counts.judgments:,} judgments, {counts.turns:,} turns "
+              f"in {time.perf_counter() - start:.1f}s (bulk inserts)")
+    store.dispose()
+
+    full = run_child(url, 0)
+    boot = run_child(url, BOOTSTRAP)
+
+    start = time.perf_counter()
+    rows = naive_rows(url)
+    naive = naive_accuracy(rows)
+    naive_s = time.perf_counter() - start
+    docs = sorted({r[7] for r in rows})
+    rng = random.Random(0)
+    reps = 3
+    start = time.perf_counter()
+    for _ in range(reps):
+        draw: dict = defaultdict(int)
+        for doc in rng.choices(docs, k=len(docs)):
+            draw[doc] += 1
+        naive_accuracy(rows, draw)
+    naive_boot_s = (time.perf_counter() - start) / reps * BOOTSTRAP
+
+    n_debates = questions * 5
+    print(f"{'measure':<46}{'seconds':>10}{'peak RSS MB':>14}  target")
+    print(f"{'vectorised analyze, every table (no bootstrap)':<46}{full['seconds']:>10.2f}"
+          f"{full['rss_mb']:>14.0f}  <= {LIMIT_S:.0f} s, <= {LIMIT_RSS_MB:.0f} MB")
+    print(f"{f'vectorised analyze, bootstrap {BOOTSTRAP}':<46}{boot['seconds']:>10.2f}"
+          f"{boot['rss_mb']:>14.0f}  <= {LIMIT_BOOT_S:.0f} s")
+    print(f"{'naive per-row Python: accuracy + Brier only':<46}{naive_s:>10.2f}{'':>14}")
+    print(f"{f'naive bootstrap {BOOTSTRAP} (from {reps} replicates)':<46}{naive_boot_s:>10.1f}{'':>14}")
+    print(f"groups: {len(naive)} (protocol x judge); debates: {n_debates:,}; "
+          f"bootstrap speed-up vs naive: {naive_boot_s / boot['seconds']:.0f}x")
+    if not args.quick:
+        ok = full["seconds"] <= LIMIT_S and full["rss_mb"] <= LIMIT_RSS_MB and boot["seconds"] <= LIMIT_BOOT_S
+        print("targets met" if ok else "TARGETS MISSED (this machine's load counts: see the figures)")
+    print(f"analysis ratio={naive_s / full['seconds']:.2f} target=1.0")
+
+
+if __name__ == "__main__":
+    main()
