@@ -137,8 +137,9 @@ class ScriptedDebater(Debater):
         )
         if scripted is not None:
             return TurnResult(text=scripted, template_version="script")
-        mine = r.answers[r.my_answer] if r.my_answer is not None else ""
-        other = r.answers[1 - r.my_answer] if r.my_answer is not None else ""
+        # without a final full stop, so that templates can put the answer mid-sentence
+        mine = r.answers[r.my_answer].rstrip(". ") if r.my_answer is not None else ""
+        other = r.answers[1 - r.my_answer].rstrip(". ") if r.my_answer is not None else ""
         text = self.settings.template.format(
             answer=mine,
             other=other,
