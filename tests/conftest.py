@@ -91,3 +91,12 @@ def nyu_sample() -> Path:
     if not (NYU_SAMPLE / "debates").is_dir():
         pytest.skip(f"the shared NYU sample is not present at {NYU_SAMPLE}")
     return NYU_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight model + trained tokenizer with a chat template, saved with
+    save_pretrained (built offline once per session; see tests/tiny_model.py)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -1,0 +1,329 @@
+"""The model debater: a language model behind a backend, prompted from template files.
+
+Config (an agent entry; backend settings as in debate.backends.settings):
+
+    debater:
+      type: model
+      model: Qwen/Qwen2.5-0.5B-Instruct
+      temperature: 0.7
+      best_of: 4               # sample 4, keep the one a preference judge likes best
+      max_resamples: 2         # word limits: resample this often, then truncate (marked)
+      templates: my_templates/ # optional: replaces built-in template files of the same name
+
+Every request of an engine step goes to the backend in one batched call. Word limits are
+enforced by resampling a turn that is empty, too long or too short, up to
+`max_resamples` times, then by truncation that keeps quote tags whole and is marked.
+Best-of-N: N candidates are sampled and each is scored by a log-probability preference
+judge (this model, or `preference_judge`) that sees what the protocol's judge would see
+with the candidate appended; the score is the judge's probability for the debater's own
+answer. All candidates and their scores are stored with the turn.
+
+Model output is stored raw. Empty output, unclosed <quote> tags and text imitating
+verified-quote marks are recorded in the turn's meta; rendering escapes them. A backend
+failure (a server down after its retries) becomes a failed turn; the engine marks the
+debate failed and `debate run` retries it on the next run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
+from debate.agents.registry import BuildContext, register_agent_type
+from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.prompts import (
+    LABELS,
+    JudgeView,
+    TemplateSet,
+    debater_prompt,
+    judge_prompt,
+)
+from debate.backends.settings import BackendSettings, build_backend, release_backend
+from debate.protocols import BUILTIN
+from debate.quotes import count_words, parse_segments, truncate_words
+
+# Settings that change how fast a model runs, not what it says: left out of the identity.
+OPERATIONAL = {
+    "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
+    "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
+}
+FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
+
+
+class ModelDebaterSettings(BackendSettings):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str | None = None
+    templates: str | None = None
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0)
+    repetition_penalty: float = Field(default=1.0, gt=0)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    tokens_per_word: float = Field(default=2.0, gt=0)
+    max_resamples: int = Field(default=2, ge=0)
+    best_of: int = Field(default=1, ge=1, le=64)
+    preference_judge: BackendSettings | None = None
+
+    @model_validator(mode="after")
+    def _best_of_needs_sampling(self) -> ModelDebaterSettings:
+        if self.best_of > 1 and self.temperature == 0:
+            raise ValueError("best_of > 1 needs temperature > 0 (greedy candidates are identical)")
+        return self
+
+    def backend_settings(self) -> BackendSettings:
+        return BackendSettings(**{k: getattr(self, k) for k in BackendSettings.model_fields})
+
+
+def _seed(base: int, candidate: int, attempt: int) -> int:
+    return (base * 1_000_003 + candidate * 7_919 + attempt * 104_729) % (2**31)
+
+
+def output_flags(text: str) -> dict[str, Any]:
+    """What is odd about a model's raw output (it is stored as it is)."""
+    flags: dict[str, Any] = {}
+    if not text.strip():
+        flags["empty"] = True
+    if any(s.kind == "quote" and not s.closed for s in parse_segments(text)):
+        flags["unclosed_quote"] = True
+    if FORGED_MARKUP.search(text):
+        flags["forged_markup"] = True
+    return flags
+
+
+class ModelDebater(Debater):
+    def __init__(self, settings: ModelDebaterSettings, backend: Backend, templates: TemplateSet,
+                 judge_backend: Backend | None = None, judge_templates: TemplateSet | None = None):
+        self.settings = settings
+        self.backend = backend
+        self.templates = templates
+        self.judge_backend = judge_backend or backend
+        self.judge_templates = judge_templates or TemplateSet.load("judge")
+
+    @property
+    def identity(self) -> AgentIdentity:
+        s = self.settings
+        stored = s.model_dump(mode="json", exclude=OPERATIONAL)
+        if s.preference_judge is not None:
+            stored["preference_judge"] = s.preference_judge.model_dump(
+                mode="json", exclude=OPERATIONAL)
+        stored["template_version"] = self.templates.version
+        return AgentIdentity(
+            name=s.name or f"model:{s.model}",
+            kind="model",
+            model_id=s.model,
+            backend=s.backend,
+            settings=stored,
+        )
+
+    def sampling(self, max_words: int) -> SamplingSettings:
+        s = self.settings
+        budget = s.max_new_tokens or int(max_words * s.tokens_per_word) + 16
+        return SamplingSettings(
+            max_new_tokens=budget,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            repetition_penalty=s.repetition_penalty,
+        )
+
+    # ------------------------------------------------------------------ respond
+    def respond(self, requests: list[TurnRequest]) -> list[TurnResult]:
+        results: list[TurnResult | None] = [None] * len(requests)
+        # Requests with different word limits get different token budgets.
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.limits.max_words, []).append(i)
+        for max_words, idx in groups.items():
+            batch = [requests[i] for i in idx]
+            try:
+                out = self._respond_batch(batch, self.sampling(max_words))
+            except BackendError as exc:
+                out = [TurnResult(text="", status="failed", error=str(exc),
+                                  template_version=self.templates.version) for _ in batch]
+            for i, res in zip(idx, out):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    def _respond_batch(self, requests: list[TurnRequest],
+                       sampling: SamplingSettings) -> list[TurnResult]:
+        prompts = [
+            debater_prompt(self.templates, r, self._family(r), self._simultaneous(r))
+            for r in requests
+        ]
+        n_of = [self.settings.best_of if r.kind == "speech" else 1 for r in requests]
+        # candidate slots: (request index, candidate index)
+        slots = [(i, k) for i, n in enumerate(n_of) for k in range(n)]
+        chats = [self._chat(prompts[i].chat, requests[i].seed, k, 0) for i, k in slots]
+        gens = self.backend.generate(chats, sampling)
+        cands: list[dict[str, Any]] = [
+            {"gen": g, "attempts": 1, "rejected": []} for g in gens
+        ]
+        self._resample(requests, prompts, slots, cands, sampling)
+        for (i, _), c in zip(slots, cands):
+            r = requests[i]
+            text = c["gen"].text
+            c["raw"] = text
+            c["truncated"] = False
+            if r.kind in ("speech", "question"):
+                cut, was_cut = truncate_words(text, r.limits.max_words)
+                if was_cut:
+                    c["truncated"] = True
+                    text = cut
+            c["text"] = text
+        if any(n > 1 for n in n_of):
+            self._score_candidates(requests, slots, cands)
+        return [self._result(i, r, prompts[i].chat, slots, cands) for i, r in enumerate(requests)]
+
+    def _chat(self, chat: Chat, seed: int, candidate: int, attempt: int) -> Chat:
+        return Chat(chat.messages, chat.cache_prefix, chat.assistant_prefix,
+                    _seed(seed, candidate, attempt))
+
+    @staticmethod
+    def _family(r: TurnRequest) -> str:
+        p = BUILTIN.get(r.protocol)
+        return p.family if p else ("consultancy" if r.role == "consultant" else "debate")
+
+    @staticmethod
+    def _simultaneous(r: TurnRequest) -> bool:
+        p = BUILTIN.get(r.protocol)
+        return bool(p and p.simultaneous)
+
+    @staticmethod
+    def _violation(r: TurnRequest, text: str) -> str | None:
+        if r.kind == "choice":
+            return None
+        if not text.strip():
+            return "empty"
+        words = count_words(text)
+        if words > r.limits.max_words:
+            return f"over {r.limits.max_words} words ({words})"
+        if r.kind == "speech" and words < r.limits.min_words:
+            return f"under {r.limits.min_words} words ({words})"
+        return None
+
+    def _resample(self, requests, prompts, slots, cands, sampling) -> None:
+        for attempt in range(1, self.settings.max_resamples + 1):
+            redo = [j for j, (i, _) in enumerate(slots)
+                    if self._violation(requests[i], cands[j]["gen"].text)]
+            if not redo:
+                return
+            chats = [
+                self._chat(prompts[slots[j][0]].chat, requests[slots[j][0]].seed, slots[j][1],
+                           attempt)
+                for j in redo
+            ]
+            # Greedy decoding would repeat itself: resample at least a little.
+            resampling = sampling if not sampling.greedy else SamplingSettings(
+                **{**sampling.__dict__, "temperature": 0.7})
+            for j, gen in zip(redo, self.backend.generate(chats, resampling)):
+                old = cands[j]["gen"]
+                cands[j]["rejected"].append(
+                    {"text": old.text, "reason": self._violation(requests[slots[j][0]], old.text)}
+                )
+                cands[j]["gen"] = gen
+                cands[j]["attempts"] += 1
+
+    def _score_candidates(self, requests, slots, cands) -> None:
+        todo = [j for j, (i, _) in enumerate(slots) if requests[i].kind == "speech"
+                and requests[i].my_answer is not None]
+        chats = []
+        for j in todo:
+            r = requests[slots[j][0]]
+            p = BUILTIN.get(r.protocol)
+            view = JudgeView(
+                question=r.question,
+                answers=r.answers,
+                family=self._family(r),
+                rounds=r.rounds,
+                rounds_shown=r.round,
+                turns=tuple(r.transcript) + (TranscriptTurn(r.role, r.round, r.kind,
+                                                            cands[j]["text"]),),
+                source=r.source if p and p.judge_sees_source else None,
+                source_title=r.source_title if p and p.judge_sees_source else None,
+                verify_source=r.source,
+            )
+            chats.append(judge_prompt(self.judge_templates, view, "logprob"))
+        scores = self.judge_backend.score(chats, list(LABELS)) if chats else []
+        for j, probs in zip(todo, scores):
+            mine = requests[slots[j][0]].my_answer
+            cands[j]["score"] = None if probs is None else float(probs[mine])
+
+    def _result(self, i: int, r: TurnRequest, chat: Chat, slots, cands) -> TurnResult:
+        mine = [cands[j] for j, (ri, _) in enumerate(slots) if ri == i]
+        best = max(range(len(mine)), key=lambda k: (
+            mine[k].get("score") is not None, mine[k].get("score") or 0.0,
+            not mine[k]["truncated"], -k))
+        chosen = mine[best]
+        gen: Generation = chosen["gen"]
+        meta: dict[str, Any] = {"finish_reason": gen.finish_reason, "attempts": chosen["attempts"]}
+        meta.update(output_flags(chosen["raw"]))
+        meta.update({k: v for k, v in gen.meta.items() if k == "prefix_reused_tokens"})
+        if chosen["rejected"]:
+            meta["resampled"] = chosen["rejected"]
+        if chosen["truncated"]:
+            meta["raw_text"] = chosen["raw"]
+        if r.kind == "choice":
+            m = re.search(r"answer\s*[:\-]?\s*\(?([AB])\b", chosen["raw"], re.IGNORECASE)
+            if m:
+                meta["choice"] = LABELS.index(m.group(1).upper())
+        candidates = None
+        if len(mine) > 1:
+            candidates = [
+                {"text": c["text"], "raw_text": c["raw"], "score": c.get("score"),
+                 "chosen": k == best, "attempts": c["attempts"], "truncated": c["truncated"],
+                 "completion_tokens": c["gen"].completion_tokens}
+                for k, c in enumerate(mine)
+            ]
+        return TurnResult(
+            text=chosen["text"],
+            status="truncated" if chosen["truncated"] else "ok",
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=sum(c["gen"].completion_tokens for c in mine),
+            shown=gen.prompt,
+            template_version=self.templates.version,
+            candidates=candidates,
+            meta=meta,
+        )
+
+    def close(self) -> None:
+        release_backend(self.backend)
+        if self.judge_backend is not self.backend:
+            release_backend(self.judge_backend)
+
+
+def _build(settings: ModelDebaterSettings, context: BuildContext) -> ModelDebater:
+    templates_dir = None
+    if settings.templates:
+        p = Path(settings.templates).expanduser()
+        templates_dir = p if p.is_absolute() else context.config_dir / p
+    templates = TemplateSet.load("debater", templates_dir, "debater.templates")
+    judge_templates = TemplateSet.load("judge", templates_dir if templates_dir and (
+        templates_dir / "judge").is_dir() else None, "debater.templates")
+    model = _resolve_local(settings.model, context.config_dir)
+    backend = build_backend(settings.backend_settings().model_copy(update={"model": model}),
+                            "debater")
+    judge_backend = None
+    if settings.preference_judge is not None:
+        pj = settings.preference_judge
+        judge_backend = build_backend(
+            pj.model_copy(update={"model": _resolve_local(pj.model, context.config_dir)}),
+            "debater.preference_judge",
+        )
+    return ModelDebater(settings, backend, templates, judge_backend, judge_templates)
+
+
+def _resolve_local(model: str, config_dir: Path) -> str:
+    """A relative model path that exists next to the config is taken from there."""
+    if model.startswith((".", "~")) or Path(model).is_absolute():
+        p = Path(model).expanduser()
+        p = p if p.is_absolute() else config_dir / p
+        return str(p)
+    return model
+
+
+register_agent_type("model", ModelDebaterSettings, _build)

@@ -1,0 +1,94 @@
+"""Backend settings as they appear in a config (the `model:` part of an agent or judge).
+
+    backend: transformers          # or: openai
+    model: Qwen/Qwen2.5-0.5B-Instruct   # hub id or local directory (transformers),
+                                        # served model name (openai)
+    device: auto                   # auto | cpu | cuda | cuda:1 ...
+    dtype: auto                    # auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16
+    chat_template: auto            # auto | tokenizer | plain | path/to/template.jinja
+    max_batch_size: 32
+    token_budget: 65536            # padded tokens (prompt + new) in one batch
+    prefix_cache: true             # reuse each debate's shared prefix key/value cache
+    prefix_cache_mb: 1024          # bound on the kept prefix caches (least recently used go)
+    base_url: http://127.0.0.1:8000/v1   # openai: else $OPENAI_BASE_URL
+    api_key_env: OPENAI_API_KEY    # openai: where the key is read from
+    max_concurrency: 8             # openai: requests in flight
+    max_retries: 4                 # openai: retries on 429/5xx/timeouts, with backoff
+    timeout: 60                    # openai: seconds per request
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from debate.backends.base import Backend
+
+
+class BackendSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    backend: Literal["transformers", "openai"] = "transformers"
+    model: str = Field(min_length=1)
+    revision: str | None = None
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    chat_template: str = "auto"
+    max_batch_size: int = Field(default=32, ge=1)
+    token_budget: int = Field(default=65536, ge=64)
+    prefix_cache: bool = True
+    prefix_cache_mb: float = Field(default=1024.0, ge=0)
+    trust_remote_code: bool = False
+    # OpenAI-compatible servers
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=4, ge=0)
+    timeout: float = Field(default=60.0, gt=0)
+    score_endpoint: Literal["chat", "completions"] = "chat"
+    top_logprobs: int = Field(default=20, ge=1, le=20)
+
+    def backend_key(self) -> str:
+        return self.model_dump_json()
+
+
+_BACKENDS: dict[str, Backend] = {}
+_USERS: dict[str, int] = {}
+_LOCK = threading.Lock()
+
+
+def build_backend(settings: BackendSettings, where: str = "model") -> Backend:
+    """A backend for these settings; one instance per process for identical settings, so a
+    debater and a judge on the same model share its weights."""
+    key = settings.backend_key()
+    with _LOCK:
+        if key in _BACKENDS:
+            _USERS[key] += 1
+            return _BACKENDS[key]
+        if settings.backend == "transformers":
+            from debate.backends.transformers_backend import TransformersBackend
+
+            backend: Backend = TransformersBackend(settings, where)
+        else:
+            from debate.backends.openai_backend import OpenAIBackend
+
+            backend = OpenAIBackend(settings, where)
+        _BACKENDS[key] = backend
+        _USERS[key] = 1
+        return backend
+
+
+def release_backend(backend: Backend) -> None:
+    """Drop one user of a shared backend; the last one closes it."""
+    with _LOCK:
+        for key, b in list(_BACKENDS.items()):
+            if b is backend:
+                _USERS[key] -= 1
+                if _USERS[key] <= 0:
+                    del _BACKENDS[key]
+                    del _USERS[key]
+                    backend.close()
+                return

@@ -1,0 +1,635 @@
+"""A local transformers model as a batched backend, with key/value reuse of shared prefixes.
+
+Loading: `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained(model)` where `model` is a
+hub id or a local directory (one code path). The local Hugging Face cache is tried first;
+the hub only when the model is not there, after a quick check that it can be reached
+(so an offline machine gets a one-line error at once instead of minutes of retries).
+HF_HUB_OFFLINE=1 means: never try the network.
+
+Prompts: the tokenizer's chat template when it has one. Without one (`chat_template:
+auto`), the documented plain template:
+
+    ### System:
+    {system message}
+
+    ### User:
+    {user message}
+
+    ### Assistant:
+    {reply}
+
+`chat_template: tokenizer` refuses a tokenizer without a template; `chat_template: plain`
+always uses the plain one; any other value is a path to a Jinja template file.
+
+Generation: requests are sorted by length and cut into batches of at most
+`max_batch_size` rows and `token_budget` padded tokens (prompt + new tokens per row).
+Each batch is left-padded and decoded by a small loop over the model's forward pass
+(greedy, or temperature / top-k / top-p sampling with one seeded generator per row, so
+a row's text does not depend on what else is in its batch). Finished rows are dropped
+from the batch as they stop.
+
+Prefix reuse: a Chat may name its `cache_prefix`, the text its first message starts with
+that other prompts share (a debate's instructions and source). The prompt is tokenised as
+prefix + rest; the prefix's key/value cache is computed once, kept in an LRU cache
+bounded by `prefix_cache_mb`, and copied into every batch that needs it: each row's
+cached prefix is left-padded to the batch's longest prefix, and the rest of its prompt
+follows (the padding in between is masked; positions continue from the prefix). A long
+source is thus encoded once per debate, not once per turn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.settings import BackendSettings
+from debate.errors import ConfigError
+
+PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+def render_plain_template(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    parts = [f"### {PLAIN_ROLES.get(m['role'], m['role'].title())}:\n{m['content']}\n\n"
+             for m in messages]
+    if add_generation_prompt:
+        parts.append("### Assistant:\n")
+    return "".join(parts)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can a TCP connection to the hub be opened? (DNS failure or refusal: no.)"""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pick_device(device: str, dtype: str, where: str) -> tuple[torch.device, torch.dtype]:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"{where}.device: unknown device {device!r} (auto, cpu, cuda, cuda:N)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{where}.device: {device!r} asked for, but CUDA is not available here")
+    if dtype == "auto":
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    else:
+        dt = getattr(torch, dtype)
+    return dev, dt
+
+
+def _load_error(settings: BackendSettings, where: str, exc: Exception) -> ConfigError:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    name = type(exc).__name__
+    if "RepositoryNotFound" in name or "is not a valid model identifier" in msg or "404" in msg:
+        return ConfigError(
+            f"{where}.model: {settings.model!r} is neither a local directory nor a model on "
+            "the Hugging Face hub"
+        )
+    if "no file named" in msg or "does not appear to have a file named" in msg:
+        return ConfigError(f"{where}.model: {settings.model!r} has no model weights ({msg})")
+    return ConfigError(f"{where}.model: cannot load {settings.model!r}: {msg}")
+
+
+def load_pretrained(settings: BackendSettings, where: str, device: torch.device,
+                    dtype: torch.dtype) -> tuple[Any, Any]:
+    """Tokenizer and model from a hub id or a local directory (cache first, then the hub)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = settings.model
+    local = Path(source).expanduser()
+    if local.is_dir():
+        source = str(local)
+    elif source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise ConfigError(f"{where}.model: no such directory {settings.model!r}")
+    kwargs: dict[str, Any] = {"trust_remote_code": settings.trust_remote_code}
+    if settings.revision:
+        kwargs["revision"] = settings.revision
+
+    def load(local_only: bool) -> tuple[Any, Any]:
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, local_files_only=local_only, dtype=dtype, **kwargs
+        )
+        return tok, model
+
+    try:
+        tok, model = load(local_only=True)
+    except (OSError, ValueError) as first:
+        if local.is_dir():
+            raise _load_error(settings, where, first) from None
+        if hub_offline():
+            raise ConfigError(
+                f"{where}.model: {settings.model!r} is not in the local Hugging Face cache and "
+                "HF_HUB_OFFLINE=1 forbids the hub"
+            ) from None
+        if not hub_reachable():
+            raise ConfigError(
+                f"{where}.model: {settings.model!r} is not in the local Hugging Face cache and "
+                "the hub cannot be reached (no network?)"
+            ) from None
+        try:
+            tok, model = load(local_only=False)
+        except Exception as exc:  # noqa: BLE001 - classified into one line
+            raise _load_error(settings, where, exc) from None
+    model.to(device)
+    model.eval()
+    return tok, model
+
+
+@dataclass
+class PrefixEntry:
+    ids: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, h, n, d]
+    nbytes: int
+
+
+class PrefixCache:
+    """LRU of prefix key/value caches, bounded in bytes: memory stays flat however many
+    debates have finished."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, PrefixEntry] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> PrefixEntry | None:
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: PrefixEntry) -> None:
+        if key in self.entries:
+            return
+        self.entries[key] = entry
+        self.bytes += entry.nbytes
+        while self.bytes > self.max_bytes and self.entries:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= old.nbytes
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+
+@dataclass
+class _Item:
+    index: int
+    prefix_key: str | None
+    prefix_ids: list[int]
+    rest_ids: list[int]
+    seed: int
+    prompt: str
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix_ids) + len(self.rest_ids)
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, settings: BackendSettings, where: str = "model"):
+        self.settings = settings
+        self.where = where
+        self.device, self.dtype = pick_device(settings.device, settings.dtype, where)
+        self.tokenizer, self.model = load_pretrained(settings, where, self.device, self.dtype)
+        self._template = self._choose_template(where)
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        if self.pad_id is None:
+            self.pad_id = 0
+        self.stop_ids = self._stop_ids()
+        self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
+        self.prefix_enabled = settings.prefix_cache and self._cache_is_plain()
+        self.stats: dict[str, float] = {"prefill_tokens": 0, "decode_steps": 0, "batches": 0}
+        # transformers 5.x renamed forward's `past_key_values` to `cache`
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def model_id(self) -> str:
+        return self.settings.model
+
+    def _choose_template(self, where: str) -> str | None:
+        """None: the tokenizer's own template; "plain": the plain one; else Jinja text."""
+        choice = self.settings.chat_template
+        has_own = bool(getattr(self.tokenizer, "chat_template", None))
+        if choice == "auto":
+            return None if has_own else "plain"
+        if choice == "tokenizer":
+            if not has_own:
+                raise ConfigError(
+                    f"{where}.chat_template: the tokenizer of {self.settings.model!r} has no chat "
+                    "template; set chat_template: plain (or auto) or give a template file"
+                )
+            return None
+        if choice == "plain":
+            return "plain"
+        path = Path(choice).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{where}.chat_template: no such template file {choice!r}")
+        return path.read_text(encoding="utf-8")
+
+    def _stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, (list, tuple)):
+            ids.update(int(i) for i in gen_eos)
+        return ids
+
+    def _cache_is_plain(self) -> bool:
+        """Prefix reuse needs ordinary full-attention key/value layers."""
+        from transformers import DynamicCache
+
+        try:
+            cache = DynamicCache(config=self.model.config)
+        except Exception:  # noqa: BLE001 - unusual architectures: no reuse
+            return False
+        layers = getattr(cache, "layers", [])
+        return bool(layers) and all(type(lay).__name__ == "DynamicLayer" for lay in layers)
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, chat: Chat) -> str:
+        messages = [dict(m) for m in chat.messages]
+        if self._template == "plain":
+            text = render_plain_template(messages)
+        elif self._template is None:
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        else:
+            text = self.tokenizer.apply_chat_template(
+                messages, chat_template=self._template, tokenize=False, add_generation_prompt=True
+            )
+        return text + chat.assistant_prefix
+
+    def _encode(self, text: str, first: bool) -> list[int]:
+        # Chat templates write their own special tokens; the plain template lets the
+        # tokenizer add its BOS to the first piece.
+        special = first and self._template == "plain"
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def _item(self, index: int, chat: Chat) -> _Item:
+        prompt = self.render(chat)
+        cut = -1
+        if chat.cache_prefix:
+            cut = prompt.find(chat.cache_prefix)
+        if cut >= 0:
+            end = cut + len(chat.cache_prefix or "")
+            prefix_text = prompt[:end]
+            return _Item(index, prefix_text, self._encode(prefix_text, True),
+                         self._encode(prompt[end:], False), chat.seed, prompt)
+        return _Item(index, None, [], self._encode(prompt, True), chat.seed, prompt)
+
+    # ------------------------------------------------------------------ batching
+    def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
+        """Longest first; each batch within max_batch_size rows and token_budget tokens."""
+        order = sorted(items, key=lambda it: -it.length)
+        batches: list[list[_Item]] = []
+        current: list[_Item] = []
+        width = 0
+        for it in order:
+            w = max(width, it.length + new_tokens)
+            if current and (
+                len(current) >= self.settings.max_batch_size
+                or w * (len(current) + 1) > self.settings.token_budget
+            ):
+                batches.append(current)
+                current, w = [], it.length + new_tokens
+            current.append(it)
+            width = w
+        if current:
+            batches.append(current)
+        return batches
+
+    # ------------------------------------------------------------------ prefix caches
+    def _fill_prefixes(self, items: list[_Item]) -> dict[str, PrefixEntry]:
+        """The cached prefix of every item, computing the missing ones in batches."""
+        found: dict[str, PrefixEntry] = {}
+        missing: dict[str, list[int]] = {}
+        for it in items:
+            if it.prefix_key is None or it.prefix_key in found:
+                continue
+            entry = self.prefix_cache.get(it.prefix_key)
+            if entry is not None:
+                self.prefix_cache.hits += 1
+                found[it.prefix_key] = entry
+            elif it.prefix_key not in missing:
+                self.prefix_cache.misses += 1
+                missing[it.prefix_key] = it.prefix_ids
+        pending = [
+            _Item(i, key, ids, [], 0, "") for i, (key, ids) in enumerate(missing.items())
+        ]
+        for batch in self._batches(pending, 0):
+            for key, entry in self._encode_prefixes(batch).items():
+                self.prefix_cache.put(key, entry)
+                found[key] = entry
+        return found
+
+    @torch.inference_mode()
+    def _encode_prefixes(self, batch: list[_Item]) -> dict[str, PrefixEntry]:
+        width = max(len(it.prefix_ids) for it in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, it in enumerate(batch):
+            n = len(it.prefix_ids)
+            ids[row, width - n:] = torch.tensor(it.prefix_ids)
+            mask[row, width - n:] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self._new_cache()
+        self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            **{self._cache_kw: cache},
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.stats["prefill_tokens"] += int(mask.sum())
+        out: dict[str, PrefixEntry] = {}
+        for row, it in enumerate(batch):
+            start = width - len(it.prefix_ids)
+            layers = [
+                (lay.keys[row: row + 1, :, start:, :].clone(),
+                 lay.values[row: row + 1, :, start:, :].clone())
+                for lay in cache.layers
+            ]
+            nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+            out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+        return out
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
+        items = [self._item(i, c) for i, c in enumerate(chats)]
+        if not self.prefix_enabled:
+            for it in items:
+                it.rest_ids = it.prefix_ids + it.rest_ids
+                it.prefix_ids = []
+                it.prefix_key = None
+        results: list[Generation | None] = [None] * len(items)
+        for batch in self._batches(items, settings.max_new_tokens):
+            for it, gen in zip(batch, self._generate_split(batch, settings)):
+                results[it.index] = gen
+        return [r for r in results if r is not None]
+
+    def _generate_split(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
+        """Run a batch; on out-of-memory, halve it and try again."""
+        try:
+            return self._generate_batch(batch, settings)
+        except torch.OutOfMemoryError as exc:
+            if len(batch) == 1:
+                raise BackendError(f"out of memory generating one prompt: {exc}") from None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return (self._generate_split(batch[:half], settings)
+                    + self._generate_split(batch[half:], settings))
+
+    @torch.inference_mode()
+    def _generate_batch(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
+        started = time.perf_counter()
+        entries = self._fill_prefixes(batch) if self.prefix_enabled else {}
+        b = len(batch)
+        plen = [len(it.prefix_ids) if it.prefix_key in entries else 0 for it in batch]
+        rest = [it.rest_ids if it.prefix_key in entries else it.prefix_ids + it.rest_ids
+                for it in batch]
+        p_width = max(plen)
+        s_width = max(len(r) for r in rest)
+        cache = self._new_cache()
+        if p_width:
+            for layer in range(len(cache.layers)):
+                keys, values = [], []
+                for row, it in enumerate(batch):
+                    pad = p_width - plen[row]
+                    if plen[row]:
+                        k, v = entries[it.prefix_key].layers[layer]  # type: ignore[index]
+                    else:
+                        shape = entries[next(iter(entries))].layers[layer][0].shape
+                        k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
+                                            device=self.device)
+                    if pad:
+                        k = torch.nn.functional.pad(k, (0, 0, pad, 0))
+                        v = torch.nn.functional.pad(v, (0, 0, pad, 0))
+                    keys.append(k)
+                    values.append(v)
+                cache.update(torch.cat(keys), torch.cat(values), layer)
+        ids = torch.full((b, s_width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((b, p_width + s_width), dtype=torch.long)
+        positions = torch.zeros((b, s_width), dtype=torch.long)
+        for row in range(b):
+            n = len(rest[row])
+            ids[row, s_width - n:] = torch.tensor(rest[row], dtype=torch.long)
+            mask[row, p_width - plen[row]: p_width] = 1
+            mask[row, p_width + s_width - n:] = 1
+            positions[row, s_width - n:] = torch.arange(plen[row], plen[row] + n)
+        next_pos = torch.tensor([plen[r] + len(rest[r]) for r in range(b)], dtype=torch.long)
+        self.stats["prefill_tokens"] += sum(len(r) for r in rest)
+        self.stats["batches"] += 1
+        dev = self.device
+        ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **{self._cache_kw: cache},
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[:, -1, :].float()
+        history = ids  # for the repetition penalty
+        rows = list(range(b))  # batch row -> item row, shrinks as rows finish
+        generated: list[list[int]] = [[] for _ in range(b)]
+        finish = ["length"] * b
+        generators = self._generators(batch, settings)
+        processors = self._processors(settings)
+        stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
+        for step in range(settings.max_new_tokens):
+            if step < settings.min_new_tokens and len(stop):
+                logits[:, stop] = float("-inf")
+            tokens = self._choose(logits, history, processors, [generators[r] for r in rows],
+                                  settings)
+            done_rows: list[int] = []
+            for j, r in enumerate(rows):
+                tok = int(tokens[j])
+                if tok in self.stop_ids:
+                    finish[r] = "stop"
+                    done_rows.append(j)
+                else:
+                    generated[r].append(tok)
+            if step == settings.max_new_tokens - 1 or len(done_rows) == len(rows):
+                break
+            if done_rows:
+                keep = [j for j in range(len(rows)) if j not in set(done_rows)]
+                index = torch.tensor(keep, dtype=torch.long, device=dev)
+                cache.batch_select_indices(index)
+                mask, next_pos, tokens, history = (
+                    mask[index], next_pos[index], tokens[index], history[index]
+                )
+                rows = [rows[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            history = torch.cat([history, tokens[:, None]], dim=1)
+            out = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                **{self._cache_kw: cache},
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            logits = out.logits[:, -1, :].float()
+            next_pos = next_pos + 1
+            self.stats["decode_steps"] += 1
+        elapsed = time.perf_counter() - started
+        results = []
+        for row, it in enumerate(batch):
+            text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
+            results.append(Generation(
+                text=text,
+                prompt=it.prompt,
+                prompt_tokens=it.length,
+                completion_tokens=len(generated[row]) + (finish[row] == "stop"),
+                finish_reason=finish[row],
+                meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
+                      "prefix_reused_tokens": plen[row]},
+            ))
+        return results
+
+    def _generators(self, batch: list[_Item], settings: SamplingSettings) -> list[Any]:
+        if settings.greedy:
+            return [None] * len(batch)
+        gens = []
+        for it in batch:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(int(it.seed) % (2**63))
+            gens.append(g)
+        return gens
+
+    @staticmethod
+    def _processors(settings: SamplingSettings) -> list[Any]:
+        from transformers import (
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        procs: list[Any] = []
+        if settings.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+        if not settings.greedy:
+            procs.append(TemperatureLogitsWarper(settings.temperature))
+            if settings.top_k > 0:
+                procs.append(TopKLogitsWarper(settings.top_k))
+            if settings.top_p < 1.0:
+                procs.append(TopPLogitsWarper(settings.top_p))
+        return procs
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, history: torch.Tensor, processors: list[Any],
+                generators: list[Any], settings: SamplingSettings) -> torch.Tensor:
+        for proc in processors:
+            logits = proc(history, logits)
+        if settings.greedy:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits, dim=-1)
+        picks = [
+            torch.multinomial(probs[j], 1, generator=generators[j]) for j in range(len(generators))
+        ]
+        return torch.cat(picks)
+
+    # ------------------------------------------------------------------ scoring
+    def label_token_ids(self, labels: list[str]) -> list[list[int]]:
+        """For each label, the ids of the tokens that start it (with and without a space)."""
+        out: list[list[int]] = []
+        owner: dict[int, str] = {}
+        for label in labels:
+            ids: set[int] = set()
+            for variant in (label, " " + label):
+                toks = self.tokenizer(variant, add_special_tokens=False)["input_ids"]
+                if toks:
+                    ids.add(int(toks[0]))
+            for i in ids:
+                if i in owner and owner[i] != label:
+                    raise BackendError(
+                        f"labels {owner[i]!r} and {label!r} start with the same token; "
+                        "use labels that differ in their first token"
+                    )
+                owner[i] = label
+            out.append(sorted(ids))
+        return out
+
+    def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
+        label_ids = self.label_token_ids(labels)
+        items = [self._item(i, c) for i, c in enumerate(chats)]
+        for it in items:
+            it.rest_ids = it.prefix_ids + it.rest_ids
+            it.prefix_ids, it.prefix_key = [], None
+        results: list[list[float] | None] = [None for _ in items]
+        for batch in self._batches(items, 0):
+            for it, probs in zip(batch, self._score_batch(batch, label_ids)):
+                results[it.index] = probs
+        return results
+
+    @torch.inference_mode()
+    def _score_batch(self, batch: list[_Item], label_ids: list[list[int]]) -> list[list[float]]:
+        width = max(len(it.rest_ids) for it in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, it in enumerate(batch):
+            n = len(it.rest_ids)
+            ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
+            mask[row, width - n:] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        per_label = torch.stack(
+            [torch.logsumexp(logprobs[:, ids_], dim=-1) for ids_ in label_ids], dim=-1
+        )
+        return torch.softmax(per_label, dim=-1).cpu().tolist()
+
+    def close(self) -> None:
+        self.prefix_cache.clear()
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

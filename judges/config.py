@@ -1,0 +1,81 @@
+"""Model judge configs (YAML), validated; errors name the file and the field.
+
+    name: qwen-logprob          # optional; names the judge in the store
+    type: logprob               # logprob: one forward pass, P(A), P(B)
+                                # text: reasons, then "Answer: X"; majority vote over samples
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    backend: transformers       # or openai (+ base_url, api_key_env ...)
+    both_orders: true           # judge each debate in both answer orders; record position bias
+    stepped: false              # also judge after every round
+    samples: 1                  # text judge: samples per order, majority vote
+    temperature: 0.0            # text judge sampling (> 0 when samples > 1)
+    max_new_tokens: 256         # text judge
+    templates: my_judge_templates/   # optional: replaces built-in judge template files
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from debate.backends.settings import BackendSettings
+from debate.errors import ConfigError
+
+
+class JudgeConfig(BackendSettings):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str | None = None
+    type: Literal["logprob", "text"] = "logprob"
+    both_orders: bool = True
+    stepped: bool = False
+    samples: int = Field(default=1, ge=1, le=64)
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_new_tokens: int = Field(default=256, ge=1)
+    templates: str | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _samples_need_sampling(self) -> JudgeConfig:
+        if self.samples > 1 and self.type != "text":
+            raise ValueError("samples > 1 is for text judges (a logprob judge is deterministic)")
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError("samples > 1 needs temperature > 0 (greedy samples are identical)")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"{self.type}-judge:{self.model}"
+
+    def backend_settings(self) -> BackendSettings:
+        return BackendSettings(**{k: getattr(self, k) for k in BackendSettings.model_fields})
+
+
+def parse_judge_config(data: Any, source: str = "judge") -> JudgeConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of judge settings")
+    try:
+        return JudgeConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {loc}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def load_judge_file(path: str | Path) -> dict[str, Any]:
+    """The judge settings in a YAML file, as a mapping (validated by parse_judge_config)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--judge: no such file {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    parse_judge_config(data, str(path))
+    return data
