@@ -97,16 +97,26 @@ def _check_seats(cfg: ExperimentConfig, protocol: Protocol) -> None:
         raise ConfigError("interactive_judge: missing (the protocol is interactive)")
 
 
+def _describe(err: Any) -> str:
+    """One pydantic error as `field: problem`, in words a config author knows."""
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent: type[BaseModel] = ExperimentConfig
+        if len(err["loc"]) > 1 and err["loc"][0] == "protocol":
+            parent = ProtocolSettings
+        return f"{loc}: unknown field (known: {', '.join(parent.model_fields)})"
+    if err["type"] == "missing":
+        return f"{loc}: missing"
+    return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+
+
 def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{source}: {loc}: {msg}") from None
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
     try:
         protocol = cfg.built_protocol()
         _check_seats(cfg, protocol)
