@@ -96,7 +96,7 @@ def analyze(
     if bootstrap < 0:
         raise UserError(f"--bootstrap: must be >= 0, got {bootstrap}")
     by = [b.strip() for b in by if b.strip()] or ["scope"]
-    loaded = load(store, experiments)
+    loaded = load(store, experiments, [*by, *(where or {})])
     loaded.debates["scope"] = "all"
     prep = prepare(loaded, by, where)
     boot = ClusterBootstrap(prep.debates["cluster"], bootstrap, seed) if bootstrap else None

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
-from debate.errors import UserError
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
@@ -48,31 +47,6 @@ def _pick(probs: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _metadata_column(debates: pd.DataFrame, field: str) -> pd.Series | None:
-    for column in ("debate_meta", "question_meta"):
-        values = debates[column].str.get(field)
-        if values.notna().any():
-            return values.map(lambda v: NONE_LABEL if v is None else str(v).lower()
-                              if isinstance(v, bool) else str(v))
-    return None
-
-
-def _add_fields(debates: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
-    for field in fields:
-        if field in COLUMNS or field in debates.columns:
-            continue
-        values = _metadata_column(debates, field)
-        if values is None:
-            meta_keys = sorted(set().union(*debates["debate_meta"].map(set), *debates["question_meta"].map(set))) \
-                if len(debates) else []
-            raise UserError(
-                f"--by: unknown field {field!r}; known: {', '.join(COLUMNS)}"
-                + (f", or metadata: {', '.join(meta_keys)}" if meta_keys else "")
-            )
-        debates[field] = values
-    return debates
-
-
 def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
     keep = np.ones(len(debates), dtype=bool)
     for field, wanted in where.items():
@@ -83,16 +57,16 @@ def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
 
 
 def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) -> Prepared:
+    """Verdict and stepped frames with every grouping column (metadata already loaded)."""
     where = where or {}
     fields = list(dict.fromkeys([*by, *where]))
-    debates = _add_fields(loaded.debates.copy(), [f for f in fields if f not in ("judge", "judge_type", "judging")])
-    for column in ("dataset", "status"):
-        debates[column] = debates[column].fillna(NONE_LABEL)
+    del fields  # metadata fields were fetched by load()
+    debates = loaded.debates.copy()
     consultants = loaded.seats[loaded.seats["role"] == "consultant"].drop_duplicates("debate_id")
     side_answer = debates["debate_id"].map(consultants.set_index("debate_id")["answer_index"])
-    debates["consultant_side"] = np.where(
+    debates["consultant_side"] = pd.Categorical(np.where(
         side_answer.isna(), NONE_LABEL,
-        np.where(side_answer == debates["correct_index"], HONEST, DECEPTIVE))
+        np.where(side_answer == debates["correct_index"], HONEST, DECEPTIVE)))
     debates["correct_first"] = debates["first_answer"] == debates["correct_index"]
     debates = _apply_where(debates, where)
 
@@ -120,14 +94,15 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     frame["chosen"] = chosen
     agent_key = judgments["judge_agent_id"].fillna(-judgments["user_id"].fillna(0)).astype(np.int64)
     agents = loaded.agents.set_index("id")
-    frame["judge"] = agent_key.map(agents["label"]).fillna("(unknown judge)")
-    frame["judge_type"] = agent_key.map(agents["judge_type"]).fillna("model")
+    labels = agents["label"].reindex(agent_key.unique()).fillna("(unknown judge)")
+    frame["judge"] = pd.Categorical(agent_key.map(labels),
+                                    categories=[*pd.unique(labels), ALL_HUMANS, ALL_MODELS])
+    frame["judge_type"] = pd.Categorical(agent_key.map(agents["judge_type"]).fillna("model"))
     frame["judge_name"] = frame["judge"]  # kept when verdicts are pooled under "all humans"
     unparsed = int(np.isnan(frame["p_correct"]).sum())
     frame = frame[~np.isnan(frame["p_correct"])]
 
-    debate_cols = [c for c in debates.columns if c not in ("debate_meta", "question_meta")]
-    frame = frame.merge(debates[debate_cols], on="debate_id", how="left")
+    frame = frame.merge(debates, on="debate_id", how="left")
 
     finals = frame[frame["kind"] == "final"].assign(judging="final")
     offline = frame[frame["kind"] == "offline"].assign(
@@ -136,6 +111,7 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
                .drop_duplicates(["debate_id", "judge"], keep="last")
                .drop(columns="_order").assign(judging="offline"))
     single = pd.concat([finals, offline], ignore_index=True)
+    single["judging"] = pd.Categorical(single["judging"])
     where_verdicts = {k: v for k, v in where.items() if k in ("judge", "judge_type", "judging")}
     for field, wanted in where_verdicts.items():
         single = single[single[field].astype(str).str.lower() == str(wanted).lower()]
@@ -158,5 +134,7 @@ def _with_pooled_judges(frame: pd.DataFrame) -> pd.DataFrame:
     for judge_type, label in (("human", ALL_HUMANS), ("model", ALL_MODELS)):
         subset = frame[frame["judge_type"] == judge_type]
         if subset["judge"].nunique() > 1:
-            parts.append(subset.assign(judge=label))
+            pooled = subset.copy()
+            pooled["judge"] = pd.Categorical([label] * len(pooled), categories=frame["judge"].cat.categories)
+            parts.append(pooled)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else frame

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, Text, case, cast, func, select
+from sqlalchemy import Select, Text, case, cast, func, literal, select
 
 from debate.errors import UserError
 from debate.store.db import Store
@@ -53,14 +53,29 @@ class Loaded:
     agents: pd.DataFrame  # id, name, kind, label
 
 
+def _column(values: tuple) -> np.ndarray:
+    """A fetched column as int64 or float64 (None -> NaN) when numeric, else objects."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        try:
+            array = np.array(values)  # all ints -> int64; ints and floats -> float64
+            return array if array.dtype != object else np.array(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _read(store: Store, query: Select) -> pd.DataFrame:
     with store.engine.connect() as conn:
         result = conn.execute(query)
         names = list(result.keys())
         # Plain DBAPI tuples (every JSON column is cast to text in SQL, so no result
-        # processing is skipped that matters); from_records builds columns at C speed.
+        # processing is skipped that matters), turned into typed numpy columns.
         rows = result.cursor.fetchall() if result.cursor is not None else []
-    return pd.DataFrame.from_records(rows, columns=names, coerce_float=False)
+    columns = list(zip(*rows)) if rows else [() for _ in names]
+    return pd.DataFrame({name: _column(col) for name, col in zip(names, columns)})
 
 
 def _experiment_ids(store: Store, names: list[str] | None) -> list[int] | None:
@@ -81,62 +96,110 @@ def _in_experiments(query: Select, ids: list[int] | None) -> Select:
     return query if ids is None else query.where(Debate.experiment_id.in_(ids))
 
 
-def load(store: Store, experiments: list[str] | None) -> Loaded:
+def _of_debates(query: Select, debate_id, ids: list[int] | None) -> Select:
+    """Rows whose debate belongs to the experiments (no join when every experiment is read)."""
+    if ids is None:
+        return query
+    return query.where(debate_id.in_(select(Debate.id).where(Debate.experiment_id.in_(ids))))
+
+
+KIND_CODES = {"final": 0, "stepped": 1, "offline": 2}
+BUILTIN_FIELDS = ("protocol", "judge", "experiment", "family", "judge_type", "judging", "dataset",
+                  "status", "scope")
+NONE_LABEL = "(none)"
+
+
+def _label(value: Any) -> str:
+    if value is None:
+        return NONE_LABEL
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _metadata_keys(store: Store, ids: list[int] | None) -> list[str]:
+    """Metadata keys seen on a sample of debates and questions (for error messages)."""
+    sample = _read(store, _in_experiments(
+        select(cast(Debate.meta, Text).label("d"), cast(QuestionRow.meta, Text).label("q"))
+        .join(QuestionRow, QuestionRow.id == Debate.question_id).limit(500), ids))
+    keys: set[str] = set()
+    for column in ("d", "q"):
+        for item in decode_json_column(sample[column]):
+            if isinstance(item, dict):
+                keys.update(item)
+    return sorted(keys)
+
+
+def load(store: Store, experiments: list[str] | None, fields: list[str] = ()) -> Loaded:
+    """Rows for the analysis; `fields` are metadata keys to fetch (debate's, else question's)."""
     ids = _experiment_ids(store, experiments)
+    meta_fields = [f for f in dict.fromkeys(fields) if f not in BUILTIN_FIELDS]
+    meta_columns = []
+    for i, field in enumerate(meta_fields):
+        meta_columns.append(_json_field_text(store, Debate.meta, field).label(f"_d{i}"))
+        meta_columns.append(_json_field_text(store, QuestionRow.meta, field).label(f"_q{i}"))
     debates = _read(store, _in_experiments(
         select(
             Debate.id.label("debate_id"),
-            Experiment.name.label("experiment"),
+            Debate.experiment_id,
             Debate.question_id,
             Debate.protocol,
-            Debate.variant,
             Debate.status,
-            cast(Debate.answer_order, Text).label("answer_order"),
-            cast(Debate.meta, Text).label("debate_meta"),
+            Debate.answer_order[0].as_integer().label("first_answer"),
             QuestionRow.correct_index,
             QuestionRow.document_id,
             QuestionRow.dataset,
-            cast(QuestionRow.meta, Text).label("question_meta"),
-        )
-        .join(Experiment, Experiment.id == Debate.experiment_id)
-        .join(QuestionRow, QuestionRow.id == Debate.question_id),
+            *meta_columns,
+        ).join(QuestionRow, QuestionRow.id == Debate.question_id),
         ids,
     ))
-    orders = decode_json_column(debates["answer_order"])
-    debates["first_answer"] = np.array(
-        [o[0] if isinstance(o, list) and o else -1 for o in orders], dtype=np.int64
-    ) if len(debates) else np.zeros(0, dtype=np.int64)
-    debates["debate_meta"] = [m if isinstance(m, dict) else {} for m in decode_json_column(debates["debate_meta"])]
-    debates["question_meta"] = [m if isinstance(m, dict) else {} for m in decode_json_column(debates["question_meta"])]
-    debates = debates.drop(columns=["answer_order"])
-    debates["family"] = debates["protocol"].map(_families(store, ids))
+    for i, field in enumerate(meta_fields):
+        from_debate = decode_json_column(debates.pop(f"_d{i}"))
+        from_question = decode_json_column(debates.pop(f"_q{i}"))
+        values = [d if d is not None else q for d, q in zip(from_debate, from_question)]
+        if len(debates) and all(v is None for v in values):
+            known = _metadata_keys(store, ids)
+            raise UserError(
+                f"--by/--where: unknown field {field!r}; known: {', '.join(BUILTIN_FIELDS)}"
+                + (f", or metadata: {', '.join(known)}" if known else ""))
+        debates[field] = pd.Categorical([_label(v) for v in values])
+    names = _read(store, select(Experiment.id, Experiment.name))
+    debates["experiment"] = pd.Categorical(debates["experiment_id"].map(dict(zip(names["id"], names["name"]))))
+    debates["first_answer"] = debates["first_answer"].fillna(-1).astype(np.int64)
+    debates["family"] = pd.Categorical(debates["protocol"].map(_families(store, ids)))
+    for column in ("protocol", "status", "dataset"):
+        debates[column] = pd.Categorical(debates[column].fillna(NONE_LABEL))
     # Bootstrap clusters: the source document, else the question itself.
-    doc = debates["document_id"].astype("Int64")
+    doc = pd.to_numeric(debates["document_id"]).astype("Int64")
     debates["cluster"] = np.where(doc.isna(), "q" + debates["question_id"].astype(str),
                                   "d" + doc.astype(str))
 
-    seats = _read(store, _in_experiments(
-        select(Seat.debate_id, Seat.role, Seat.agent_id, Seat.answer_index)
-        .join(Debate, Debate.id == Seat.debate_id), ids))
+    seats = _read(store, _of_debates(
+        select(Seat.debate_id, Seat.role, Seat.agent_id, Seat.answer_index), Seat.debate_id, ids))
 
-    judgments = _read(store, _in_experiments(
-        select(
-            Judgment.id.label("judgment_id"),
-            Judgment.debate_id,
-            Judgment.judge_agent_id,
-            Judgment.user_id,
-            Judgment.kind,
-            Judgment.after_round,
-            cast(Judgment.probabilities, Text).label("probabilities"),
-        ).join(Debate, Debate.id == Judgment.debate_id), ids))
-    probs = probability_matrix(decode_json_column(judgments["probabilities"]))
-    judgments = judgments.drop(columns=["probabilities"])
+    kind_code = case(*((Judgment.kind == k, v) for k, v in KIND_CODES.items()), else_=-1)
+    columns = [Judgment.id.label("judgment_id"), Judgment.debate_id, Judgment.judge_agent_id,
+               Judgment.user_id, kind_code.label("kind_code"), Judgment.after_round]
+    if _max_answers(store, ids) <= 2:
+        # Both probabilities straight from SQL as floats: no JSON text to decode.
+        judgments = _read(store, _of_debates(select(
+            *columns, Judgment.probabilities[0].as_float().label("p0"),
+            Judgment.probabilities[1].as_float().label("p1"),
+        ), Judgment.debate_id, ids))
+        probs = judgments[["p0", "p1"]].to_numpy(dtype=float, na_value=np.nan)
+        judgments = judgments.drop(columns=["p0", "p1"])
+    else:
+        judgments = _read(store, _of_debates(select(
+            *columns, cast(Judgment.probabilities, Text).label("probabilities"),
+        ), Judgment.debate_id, ids))
+        probs = probability_matrix(decode_json_column(judgments.pop("probabilities")))
+    kinds = np.array([*KIND_CODES, "other"], dtype=object)
+    judgments["kind"] = pd.Categorical(kinds[judgments.pop("kind_code").to_numpy(dtype=np.int64)])
 
-    speech_chars = _read(store, _in_experiments(
+    speech_chars = _read(store, _of_debates(
         select(Turn.debate_id, Turn.role, func.sum(func.length(Turn.text)).label("chars"))
-        .join(Debate, Debate.id == Turn.debate_id)
         .where(Turn.kind == "speech")
-        .group_by(Turn.debate_id, Turn.role), ids))
+        .group_by(Turn.debate_id, Turn.role), Turn.debate_id, ids))
 
     quotes = _quote_counts(store, ids)
 
@@ -144,8 +207,28 @@ def load(store: Store, experiments: list[str] | None) -> Loaded:
     return Loaded(debates, seats, judgments, probs, speech_chars, quotes, agents)
 
 
+def _json_field_text(store: Store, column, field: str):
+    """A metadata field's value as JSON text (NULL when absent), booleans kept as true/false.
+
+    SQLite's json_extract turns true into 1, so there the `->` operator (SQLite >= 3.38) is
+    used; PostgreSQL's json `->` already returns JSON.
+    """
+    if store.dialect == "sqlite":
+        path = "$." + json.dumps(field)
+        return column.op("->", return_type=Text)(literal(path, Text))
+    return cast(column[field], Text)
+
+
+def _max_answers(store: Store, ids: list[int] | None) -> int:
+    query = select(func.max(func.json_array_length(QuestionRow.answers)))
+    if ids is not None:
+        query = query.where(QuestionRow.experiment_id.in_(ids))
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
 def _quote_counts(store: Store, ids: list[int] | None) -> pd.DataFrame:
-    return _read(store, _in_experiments(
+    return _read(store, _of_debates(
         select(
             Turn.debate_id,
             Turn.role,
@@ -154,8 +237,7 @@ def _quote_counts(store: Store, ids: list[int] | None) -> pd.DataFrame:
             func.sum(Quote.fuzzy_score).label("fuzzy_sum"),
         )
         .join(Turn, Turn.id == Quote.turn_id)
-        .join(Debate, Debate.id == Turn.debate_id)
-        .group_by(Turn.debate_id, Turn.role), ids))
+        .group_by(Turn.debate_id, Turn.role), Turn.debate_id, ids))
 
 
 def _families(store: Store, ids: list[int] | None) -> dict[str, str]:
