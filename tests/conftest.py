@@ -100,3 +100,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def demo_store(store):
+    """The `store` fixture (SQLite, then PostgreSQL) after the demo's scripted section ran
+    on it: four experiments on the bundled sample data set."""
+    import io
+
+    from rich.console import Console
+
+    from debate.demo_scripted import run
+
+    run(store, Console(file=io.StringIO(), width=120))
+    return store

@@ -3,6 +3,7 @@ sqlite:///debate.db) that says what it did and what to open next. Safe to rerun.
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import click
@@ -13,12 +14,35 @@ from rich.text import Text
 from debate.cli.inspect import experiment_counts, experiments_table
 from debate.cli.options import db_option
 from debate.demo import available_sections, run_demo
-from debate.store.db import open_store
+from debate.errors import UserError
+from debate.store.db import Store, open_store
+
+
+def section_name(target: str) -> str:
+    """A section's short name: debate.demo_scripted:run -> scripted, debate.pixels.demo:run
+    -> pixels."""
+    return target.split(":")[0].split(".")[1].removeprefix("demo_")
+
+
+def run_sections(store: Store, console: Console, only: tuple[str, ...]) -> None:
+    if not only:
+        run_demo(store, console)
+        return
+    targets = {section_name(t): t for t in available_sections()}
+    unknown = [name for name in only if name not in targets]
+    if unknown:
+        raise UserError(f"--section: no demo section {unknown[0]!r} here; "
+                        f"available: {', '.join(targets)}")
+    for name in only:
+        module, attr = targets[name].split(":")
+        getattr(importlib.import_module(module), attr)(store, console)
 
 
 @click.command()
 @db_option
-def demo(db_url: str | None) -> None:
+@click.option("--section", "sections", multiple=True, metavar="NAME",
+              help="Run only this section (repeatable): scripted, backends, pixels.")
+def demo(db_url: str | None, sections: tuple[str, ...]) -> None:
     """Run the demo: scripted debates and consultancies on the bundled sample data set,
     judge baselines, and the sections of the other parts (model debaters, image debate)
     where they can run here. Rerunning reuses and resumes the same experiments."""
@@ -26,15 +50,16 @@ def demo(db_url: str | None) -> None:
     started = time.perf_counter()
     store = open_store(db_url)
     try:
+        names = sections or tuple(section_name(s) for s in available_sections())
         console.print(Panel(
             Text.assemble(
                 ("AI safety via debate: demo\n", "bold"),
                 f"database: {store.url}\n",
-                f"sections: {', '.join(s.split(':')[0] for s in available_sections())}",
+                f"sections: {', '.join(names)}",
             ),
             expand=False,
         ))
-        run_demo(store, console)
+        run_sections(store, console, sections)
         console.rule("Summary")
         counts = experiment_counts(store)
         console.print(experiments_table(counts, title="Everything in the database"))
