@@ -19,8 +19,10 @@ and only when the campaign allows it.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +70,31 @@ def utcnow() -> datetime:
 def _aware(value: datetime) -> datetime:
     # SQLite returns naive datetimes; everything is stored in UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- transactions
+
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+@contextmanager
+def writing(store: Store) -> Iterator[Session]:
+    """store.write_session(), and on SQLite one writer per process at a time.
+
+    SQLite's busy handler sleeps in growing steps (up to 100 ms) while another connection
+    holds the write lock; threads of one web server queue on a Python lock instead and
+    take BEGIN IMMEDIATE only when it is theirs, so a burst of judges costs no sleeps.
+    Other processes still serialise through BEGIN IMMEDIATE.
+    """
+    if store.dialect != "sqlite":
+        with store.write_session() as session:
+            yield session
+        return
+    with _SQLITE_WRITERS_GUARD:
+        lock = _SQLITE_WRITERS.setdefault(store.url, threading.Lock())
+    with lock, store.write_session() as session:
+        yield session
 
 
 # ---------------------------------------------------------------- campaigns
@@ -272,7 +299,7 @@ def next_assignment(store: Store, user: UserInfo, campaign_id: int) -> Assignmen
     postgres = store.dialect == "postgresql"
     for _attempt in range(5):
         try:
-            with store.write_session() as session:
+            with writing(store) as session:
                 if postgres:
                     # One "next" per judge at a time: two tabs cannot claim two debates.
                     session.execute(select(User.id).where(User.id == user.id).with_for_update())
@@ -508,7 +535,7 @@ def submit_judgment(
     Everything is checked before anything is written; a refusal raises QueueError.
     """
     text = check_explanation(explanation)
-    with store.write_session() as session:
+    with writing(store) as session:
         a = _owned_assignment(session, user, assignment_id, debate_id, lock=True)
         if a.status != "open":
             raise QueueError("assignment: already submitted; press Next debate")
@@ -606,7 +633,7 @@ def record_feedback(
         jid = int(judgment_id)
     except (TypeError, ValueError):
         raise QueueError("feedback: submit a judgment first") from None
-    with store.write_session() as session:
+    with writing(store) as session:
         j = session.get(Judgment, jid)
         if j is None or j.user_id != user.id or j.kind != "final":
             raise QueueError("feedback: this judgment is not yours")

@@ -13,12 +13,19 @@ from debate.errors import UserError
 from debate.store.db import Store
 from debate.users import UserInfo, get_user, verify_login
 
+MAX_CONCURRENT_LOGINS = 4
+
 
 def make_auth(store: Store) -> Callable[[str, str], Any]:
     """Gradio's auth callback: checks the password hash in the database off the event loop."""
 
+    # argon2 takes 64 MiB and a few hundred ms a check: a few at a time, so a burst of
+    # logins cannot exhaust the server's memory.
+    slots = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
+
     async def auth(username: str, password: str) -> bool:
-        return await asyncio.to_thread(verify_login, store, username, password)
+        async with slots:
+            return await asyncio.to_thread(verify_login, store, username, password)
 
     return auth
 
