@@ -142,16 +142,11 @@ def build_request(state: DebateState, slot: Slot, index: int) -> TurnRequest:
 
 def request_sha256(request: TurnRequest) -> str:
     """A digest of everything the speaker was shown, for agents that do not report it."""
-    h = hashlib.sha256()
-    for part in (request.question, *request.answers, str(request.my_answer), request.role,
-                 str(request.round), request.kind, request.source or ""):
-        h.update(part.encode())
-        h.update(b"\x00")
+    parts = [request.question, *request.answers, str(request.my_answer), request.role,
+             str(request.round), request.kind, request.source or ""]
     for t in request.transcript:
-        h.update(f"{t.role}|{t.round}|{t.kind}|".encode())
-        h.update(t.text.encode())
-        h.update(b"\x00")
-    return h.hexdigest()
+        parts.append(f"{t.role}|{t.round}|{t.kind}|{t.text}")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 def parse_choice(result: TurnResult, shown_answers: tuple[str, ...]) -> int | None:
@@ -166,6 +161,21 @@ def parse_choice(result: TurnResult, shown_answers: tuple[str, ...]) -> int | No
     if m:
         return {"a": 0, "1": 0, "b": 1, "2": 1}[m.group(1)]
     return None
+
+
+def quote_rows(text: str, source: str | SourceIndex | None) -> list[dict]:
+    """The quotes table's rows (without turn_id) for the quotes of one turn."""
+    return [
+        {
+            "position": pos,
+            "text": check.text,
+            "verified": check.verified,
+            "source_start": check.start,
+            "source_end": check.end,
+            "fuzzy_score": check.fuzzy,
+        }
+        for pos, check in enumerate(verify_quotes(text, source))
+    ]
 
 
 @dataclass
@@ -257,14 +267,13 @@ class Engine:
 
     def _advance(self, states: list[DebateState], start: float) -> bool:
         """Run `states` (leased by this worker) to their end; True if stopped early."""
-        active = []
-        for s in states:
-            if step_index(s) is None:
-                # complete but not marked done (e.g. killed between write and status)
-                self._write([], [DebateUpdate(s.id, len(s.schedule), "done")])
-                self.stats.debates_done += 1
-            else:
-                active.append(s)
+        active = [s for s in states if step_index(s) is not None]
+        # Complete but not marked done (a person's last turn, stored by the web app).
+        complete = [DebateUpdate(s.id, len(s.schedule), "done") for s in states
+                    if step_index(s) is None]
+        if complete:
+            lost = self._write([], complete)
+            self.stats.debates_done += len(complete) - len(lost)
         while active:
             if (
                 self.options.stop_after_steps is not None
@@ -420,17 +429,7 @@ class Engine:
             for item in items:
                 w = item.write
                 assert w is not None
-                w.quotes = [
-                    {
-                        "position": pos,
-                        "text": check.text,
-                        "verified": check.verified,
-                        "source_start": check.start,
-                        "source_end": check.end,
-                        "fuzzy_score": check.fuzzy,
-                    }
-                    for pos, check in enumerate(verify_quotes(w.text, index))
-                ]
+                w.quotes = quote_rows(w.text, index)
                 limit = item.state.protocol.limits.max_quoted_words
                 if w.kind == "speech" and limit is not None:
                     quoted = sum(len(q["text"].split()) for q in w.quotes)

@@ -70,30 +70,34 @@ def test_one_agent_for_both_seats_is_called_once_per_step(sqlite_store, question
 
 
 def test_each_step_is_written_in_one_transaction(sqlite_store, tmp_path):
-    questions = write_questions(tmp_path / "q.jsonl", 1200)  # > 1 insert batch per step
+    questions = write_questions(tmp_path / "q.jsonl", 1200)
     cfg = make_config(questions, {"name": "debate", "rounds": 1})
     agent = RecordingDebater("scripted")
     exp, agents = setup_experiment(sqlite_store, cfg, {"honest": agent, "deceptive": agent},
                                    tmp_path)
-    commits_with_turns: list[int] = []
+    commits_with_turns: list[set[str]] = []
     seen_after_step: list[int] = []
 
     @event.listens_for(sqlite_store.engine, "before_cursor_execute")
     def _mark(conn, cursor, statement, params, context, executemany):
-        if statement.lstrip().upper().startswith("INSERT INTO TURNS"):
-            conn.info["turn_inserts"] = conn.info.get("turn_inserts", 0) + 1
+        words = statement.split()
+        if words[:2] == ["INSERT", "INTO"] or words[:1] == ["UPDATE"]:
+            table = words[2] if words[0] == "INSERT" else words[1]
+            conn.info.setdefault("writes", set()).add(f"{words[0]} {table}")
 
     @event.listens_for(sqlite_store.engine, "commit")
     def _commit(conn):
-        if conn.info.get("turn_inserts"):
-            commits_with_turns.append(conn.info.pop("turn_inserts"))
+        writes = conn.info.pop("writes", set())
+        if "INSERT turns" in writes:
+            commits_with_turns.append(writes)
 
     def after_step(stats, _active):
         seen_after_step.append(count(sqlite_store, Turn))
 
     Engine(sqlite_store, agents, progress=after_step).run(exp)
-    assert len(commits_with_turns) == 2  # two steps (A, then B), one commit each
-    assert all(n >= 2 for n in commits_with_turns)  # several INSERT batches inside each
+    # Two steps (A, then B): one commit each, holding the turns, their quotes and the
+    # debates' new state together.
+    assert commits_with_turns == [{"INSERT turns", "INSERT quotes", "UPDATE debates"}] * 2
     assert seen_after_step == [1200, 2400]  # never a partial step
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from debate.protocols import Protocol, Slot
@@ -347,6 +347,16 @@ class DebateUpdate:
 
 _TURNS = Turn.__table__
 _QUOTES = Quote.__table__
+# turns column <- TurnWrite attribute
+_TURN_FIELDS = [
+    (name, name)
+    for name in (
+        "debate_id", "step", "round", "role", "kind", "agent_id", "user_id", "text", "status",
+        "shown", "shown_sha256", "template_version", "prompt_tokens", "completion_tokens",
+        "latency_ms", "candidates",
+    )
+] + [("metadata", "meta")]
+_QUOTE_FIELDS = ("position", "text", "verified", "source_start", "source_end", "fuzzy_score")
 
 
 def write_step(
@@ -381,39 +391,53 @@ def write_step(
             updates = [u for u in updates if u.debate_id in held]
         if turns:
             conn = session.connection()
-            rows = [
-                {
-                    "debate_id": t.debate_id,
-                    "step": t.step,
-                    "round": t.round,
-                    "role": t.role,
-                    "kind": t.kind,
-                    "agent_id": t.agent_id,
-                    "user_id": t.user_id,
-                    "text": t.text,
-                    "status": t.status,
-                    "shown": t.shown,
-                    "shown_sha256": t.shown_sha256,
-                    "template_version": t.template_version,
-                    "prompt_tokens": t.prompt_tokens,
-                    "completion_tokens": t.completion_tokens,
-                    "latency_ms": t.latency_ms,
-                    "candidates": t.candidates,
-                    "metadata": t.meta,
-                    "created_at": now,
-                }
-                for t in turns
-            ]
-            turn_ids = conn.execute(
-                _TURNS.insert().returning(_TURNS.c.id, sort_by_parameter_order=True), rows
-            ).scalars().all()
-            quote_rows = [
-                dict(q, turn_id=tid) for tid, t in zip(turn_ids, turns) for q in t.quotes
-            ]
-            if quote_rows:
-                conn.execute(_QUOTES.insert(), quote_rows)
+            columns: dict[str, list[Any]] = {
+                name: [getattr(t, attr) for t in turns] for name, attr in _TURN_FIELDS
+            }
+            columns["created_at"] = [now] * len(turns)
+            if conn.dialect.name == "sqlite":
+                # This transaction holds SQLite's write lock (BEGIN IMMEDIATE): nobody else
+                # can insert turns, so ids can be given here and RETURNING skipped.
+                first = (conn.execute(select(func.max(_TURNS.c.id))).scalar() or 0) + 1
+                turn_ids: Sequence[int] = range(first, first + len(turns))
+                columns["id"] = list(turn_ids)
+                _bulk_insert(conn, _TURNS, columns)
+            else:
+                rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+                turn_ids = conn.execute(
+                    _TURNS.insert().returning(_TURNS.c.id, sort_by_parameter_order=True), rows
+                ).scalars().all()
+            quotes = [(tid, q) for tid, t in zip(turn_ids, turns) for q in t.quotes]
+            if quotes:
+                _bulk_insert(conn, _QUOTES, {
+                    "turn_id": [tid for tid, _ in quotes],
+                    **{name: [q[name] for _, q in quotes] for name in _QUOTE_FIELDS},
+                })
         _apply_updates(session, updates, now, worker, lease_seconds)
     return lost
+
+
+def _bulk_insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
+    """Insert rows given column-wise (name -> one value per row).
+
+    On SQLite the values go through the column types' own bind processors (JSON,
+    DateTime...) straight to the driver's executemany, skipping SQLAlchemy's per-row
+    statement machinery: this is the engine's hot path. None stays SQL NULL."""
+    names = list(columns)
+    if conn.dialect.name != "sqlite":
+        conn.execute(table.insert(), [dict(zip(names, v)) for v in zip(*columns.values())])
+        return
+    dialect = conn.dialect
+    values = []
+    for name, column in columns.items():
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values.append(
+            column if process is None else [None if v is None else process(v) for v in column]
+        )
+    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    marks = ", ".join("?" for _ in names)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})",
+                         list(zip(*values)))
 
 
 def _apply_updates(
