@@ -10,6 +10,7 @@
     token_budget: 65536            # padded tokens (prompt + new) in one batch
     prefix_cache: true             # reuse each debate's shared prefix key/value cache
     prefix_cache_mb: 1024          # bound on the kept prefix caches (least recently used go)
+    cpu_threads: null              # torch's CPU threads (process-wide); null: torch's default
     base_url: http://127.0.0.1:8000/v1   # openai: else $OPENAI_BASE_URL
     api_key_env: OPENAI_API_KEY    # openai: where the key is read from
     max_concurrency: 8             # openai: requests in flight
@@ -41,6 +42,7 @@ class BackendSettings(BaseModel):
     prefix_cache: bool = True
     prefix_cache_mb: float = Field(default=1024.0, ge=0)
     trust_remote_code: bool = False
+    cpu_threads: int | None = Field(default=None, ge=1)  # torch threads when on CPU
     # OpenAI-compatible servers
     base_url: str | None = None
     api_key: str | None = None
@@ -49,7 +51,8 @@ class BackendSettings(BaseModel):
     max_retries: int = Field(default=4, ge=0)
     timeout: float = Field(default=60.0, gt=0)
     score_endpoint: Literal["chat", "completions"] = "chat"
-    top_logprobs: int = Field(default=20, ge=1, le=20)
+    # OpenAI allows up to 20; vLLM up to its --max-logprobs
+    top_logprobs: int = Field(default=20, ge=1, le=100_000)
 
     def backend_key(self) -> str:
         return self.model_dump_json()

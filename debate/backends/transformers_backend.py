@@ -217,6 +217,8 @@ class TransformersBackend(Backend):
         self.settings = settings
         self.where = where
         self.device, self.dtype = pick_device(settings.device, settings.dtype, where)
+        if settings.cpu_threads and self.device.type == "cpu":
+            torch.set_num_threads(settings.cpu_threads)
         self.tokenizer, self.model = load_pretrained(settings, where, self.device, self.dtype)
         self._template = self._choose_template(where)
         tok = self.tokenizer

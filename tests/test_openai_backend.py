@@ -1,0 +1,277 @@
+"""The OpenAI-compatible backend against a real HTTP server on loopback.
+
+The server below speaks the /v1/chat/completions and /v1/completions wire format the
+`openai` client uses (JSON bodies, Bearer auth, error objects, Retry-After) and answers
+with the tiny test model, so what the backend gets back is real model output.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from sqlalchemy import select
+
+from debate.backends.base import BackendError, Chat, SamplingSettings
+from debate.backends.openai_backend import OpenAIBackend
+from debate.backends.settings import BackendSettings
+from debate.backends.transformers_backend import TransformersBackend
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.store.models import Debate, Turn
+
+API_KEY = "sekrit-test-key"
+
+
+class ModelServer:
+    """State of the fake-free server: a real model, plus faults to inject."""
+
+    def __init__(self, backend: TransformersBackend):
+        self.backend = backend
+        self.lock = threading.Lock()
+        self.faults: list[int] = []  # HTTP statuses to answer with, one per request
+        self.always_fail: int | None = None
+        self.no_logprobs = False
+        self.delay = 0.0
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def top_logprobs(self, prompt: str, k: int, special: bool) -> list[tuple[str, float]]:
+        tok = self.backend.tokenizer
+        enc = tok(prompt, add_special_tokens=special, return_tensors="pt")
+        with torch.no_grad():
+            logits = self.backend.model(**enc).logits[0, -1].float()
+        logp = torch.log_softmax(logits, -1)
+        values, ids = logp.topk(min(k, logp.shape[0]))
+        return [(tok.decode([int(i)]), float(v)) for v, i in zip(values, ids)]
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        chat = Chat(tuple(body["messages"]), seed=int(body.get("seed") or 0))
+        max_tokens = int(body.get("max_tokens") or 16)
+        with self.lock:
+            prompt = self.backend.render(chat)
+            gen = self.backend.generate([chat], SamplingSettings(
+                max_new_tokens=max_tokens, temperature=float(body.get("temperature") or 0),
+                top_p=float(body.get("top_p") or 1.0)))[0]
+            logprobs = None
+            if body.get("logprobs") and not self.no_logprobs:
+                top = self.top_logprobs(prompt, int(body.get("top_logprobs") or 1), False)
+                logprobs = {"content": [{
+                    "token": top[0][0], "logprob": top[0][1], "bytes": list(top[0][0].encode()),
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                     for t, lp in top],
+                }]}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": gen.text},
+                "logprobs": logprobs,
+                "finish_reason": gen.finish_reason,
+            }],
+            "usage": {"prompt_tokens": gen.prompt_tokens,
+                      "completion_tokens": gen.completion_tokens,
+                      "total_tokens": gen.prompt_tokens + gen.completion_tokens},
+        }
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body["prompt"]
+        k = int(body.get("logprobs") or 0)
+        with self.lock:
+            top = self.top_logprobs(prompt, max(k, 1), True)
+        merged: dict[str, float] = {}
+        for t, lp in top:
+            merged[t] = float(torch.logaddexp(torch.tensor(merged[t]), torch.tensor(lp))) \
+                if t in merged else lp
+        logprobs = None if (self.no_logprobs or not k) else {
+            "tokens": [top[0][0]], "token_logprobs": [top[0][1]],
+            "top_logprobs": [merged], "text_offset": [len(prompt)],
+        }
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+            "created": int(time.time()), "model": body["model"],
+            "choices": [{"index": 0, "text": top[0][0], "logprobs": logprobs,
+                         "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+
+def make_handler(state: ModelServer):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] = {}):
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with state.lock:
+                state.requests += 1
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                fault = state.faults.pop(0) if state.faults else state.always_fail
+            try:
+                if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+                    self._send(401, {"error": {"message": "bad key", "type": "auth"}})
+                    return
+                if fault:
+                    self._send(fault, {"error": {"message": f"injected {fault}",
+                                                 "type": "server_error"}},
+                               {"retry-after-ms": "10"})
+                    return
+                time.sleep(state.delay)
+                if self.path == "/v1/chat/completions":
+                    self._send(200, state.chat(body))
+                elif self.path == "/v1/completions":
+                    self._send(200, state.completion(body))
+                else:
+                    self._send(404, {"error": {"message": "no route", "type": "not_found"}})
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def local_backend(tiny_model_dir) -> TransformersBackend:
+    return TransformersBackend(BackendSettings(model=str(tiny_model_dir), cpu_threads=1))
+
+
+@pytest.fixture
+def server(local_backend):
+    state = ModelServer(local_backend)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def client(server, monkeypatch, **kw) -> OpenAIBackend:
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    settings = BackendSettings(backend="openai", model="tiny", base_url=server.url,
+                               api_key_env="TEST_SERVER_KEY", **kw)
+    return OpenAIBackend(settings)
+
+
+CHATS = [Chat(({"role": "system", "content": "You judge."},
+               {"role": "user", "content": f"Case {i}. A or B?"}), seed=i) for i in range(4)]
+
+
+def test_generation_is_the_served_models_text(server, monkeypatch, local_backend):
+    backend = client(server, monkeypatch)
+    greedy = SamplingSettings(max_new_tokens=12)
+    out = backend.generate(CHATS, greedy)
+    local = local_backend.generate(list(CHATS), greedy)
+    assert [g.text for g in out] == [g.text for g in local]
+    assert all(g.completion_tokens > 0 and g.prompt_tokens > 0 for g in out)
+    assert json.loads(out[0].prompt) == list(CHATS[0].messages)
+
+
+def test_logprob_scores_match_the_model(server, monkeypatch, local_backend):
+    vocab = len(local_backend.tokenizer)
+    backend = client(server, monkeypatch, top_logprobs=vocab)
+    remote = backend.score(CHATS, ["A", "B"])
+    local = local_backend.score(list(CHATS), ["A", "B"])
+    for r, loc in zip(remote, local):
+        assert r is not None and abs(r[0] - loc[0]) < 1e-4
+    completions = client(server, monkeypatch, top_logprobs=vocab, score_endpoint="completions")
+    scored = completions.score(CHATS, ["A", "B"])
+    assert all(s is not None and abs(sum(s) - 1) < 1e-6 for s in scored)
+
+
+def test_labels_missing_from_the_top_tokens_score_none(server, monkeypatch):
+    backend = client(server, monkeypatch, top_logprobs=1)
+    assert backend.score(CHATS[:1], ["nonexistent-label", "other-label"]) == [None]
+
+
+def test_no_logprobs_is_a_clear_error(server, monkeypatch):
+    server.no_logprobs = True
+    with pytest.raises(BackendError, match="returned no logprobs .*use a judge of type text"):
+        client(server, monkeypatch).score(CHATS[:1], ["A", "B"])
+
+
+def test_429_and_5xx_are_retried_with_backoff(server, monkeypatch):
+    server.faults = [429, 503]
+    out = client(server, monkeypatch, max_retries=3).generate(
+        CHATS[:1], SamplingSettings(max_new_tokens=4))
+    assert out[0].completion_tokens > 0
+    assert server.requests == 3
+
+
+def test_persistent_server_errors_raise_after_the_retries(server, monkeypatch):
+    server.always_fail = 500
+    with pytest.raises(BackendError, match="HTTP 500 after 2 retries"):
+        client(server, monkeypatch, max_retries=2).generate(CHATS[:1], SamplingSettings())
+    assert server.requests == 3
+
+
+def test_timeouts_and_bounded_concurrency(server, monkeypatch):
+    server.delay = 0.3
+    backend = client(server, monkeypatch, max_concurrency=2)
+    backend.generate(CHATS, SamplingSettings(max_new_tokens=2))
+    assert server.max_in_flight == 2
+    server.delay = 2.0
+    with pytest.raises(BackendError, match="did not answer within 0.5s"):
+        client(server, monkeypatch, timeout=0.5, max_retries=0).generate(
+            CHATS[:1], SamplingSettings(max_new_tokens=2))
+
+
+def test_key_and_base_url_from_the_environment(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    backend = OpenAIBackend(BackendSettings(backend="openai", model="tiny"))
+    assert backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=2))[0].text is not None
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with pytest.raises(BackendError, match="HTTP 401"):
+        OpenAIBackend(BackendSettings(backend="openai", model="tiny")).generate(
+            CHATS[:1], SamplingSettings(max_new_tokens=2))
+
+
+def test_model_debates_over_a_server_fail_then_resume(server, monkeypatch, sqlite_store,
+                                                      tmp_path: Path):
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    cfg = parse_config({
+        "name": "served",
+        "dataset": {"name": "sample", "limit": 2},
+        "protocol": {"name": "debate", "rounds": 1, "max_words": 30},
+        "debater": {"type": "model", "backend": "openai", "model": "tiny",
+                    "base_url": server.url, "api_key_env": "TEST_SERVER_KEY",
+                    "max_retries": 1, "temperature": 0.0, "max_resamples": 0},
+    })
+    server.always_fail = 502
+    first = run_experiment(sqlite_store, cfg, tmp_path, show_progress=False)
+    assert first.counts == {"failed": 2}
+    with sqlite_store.session() as s:
+        errors = list(s.scalars(select(Debate.error)))
+        failed_turns = list(s.scalars(select(Turn.status)))
+    assert all("HTTP 502" in e for e in errors) and set(failed_turns) == {"failed"}
+    server.always_fail = None
+    again = run_experiment(sqlite_store, cfg, tmp_path, show_progress=False)
+    assert again.counts == {"done": 2}
+    with sqlite_store.session() as s:
+        turns = list(s.scalars(select(Turn).where(Turn.status != "failed")))
+    assert len(turns) == 4
+    assert all(t.shown and json.loads(t.shown)[0]["role"] == "system" for t in turns)
