@@ -54,7 +54,7 @@ def _length_bias(v: pd.DataFrame, keys: list[str], loaded: Loaded) -> pd.DataFra
     wide_chars = chars[chars["role"].isin(["A", "B"])].pivot_table(
         index="debate_id", columns="role", values="chars", aggfunc="sum")
     wide_answers = seats.pivot_table(index="debate_id", columns="role", values="answer_index", aggfunc="first")
-    both = wide_chars.join(wide_answers, lsuffix="_chars", rsuffix="_answer", how="inner").dropna()
+    both = wide_chars.add_suffix("_chars").join(wide_answers.add_suffix("_answer"), how="inner").dropna()
     if both.empty or "A_chars" not in both or "B_chars" not in both:
         return empty
     longer = np.where(both["A_chars"] > both["B_chars"], both["A_answer"],

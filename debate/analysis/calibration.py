@@ -31,7 +31,8 @@ def calibration_tables(prep: Prepared) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     both = pd.concat([v[keys].assign(predicted=p.to_numpy(), hit=1.0),
                       v[keys].assign(predicted=(1 - p).to_numpy(), hit=0.0)], ignore_index=True)
-    both["bin"] = np.minimum((both["predicted"] * BINS).astype(int), BINS - 1)
+    # A hair of slack so that 1 - 0.9 lands in the bin of 0.1, not below it.
+    both["bin"] = np.minimum(np.floor(both["predicted"] * BINS + 1e-9).astype(int), BINS - 1)
     rel = both.groupby([*keys, "bin"], dropna=False).agg(
         n=("hit", "size"), mean_predicted=("predicted", "mean"), observed=("hit", "mean")).reset_index()
     rel["bin_low"] = rel["bin"] / BINS

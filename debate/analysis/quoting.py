@@ -18,8 +18,9 @@ def quote_table(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
     if seats.empty:
         return pd.DataFrame(columns=columns)
     seats["side"] = np.where(seats["answer_index"] == seats["correct_index"], HONEST, DECEPTIVE)
-    counts = seats.merge(loaded.quotes, on=["debate_id", "role"], how="left").fillna(
-        {"quotes": 0, "verified": 0, "fuzzy_sum": 0.0})
+    counts = seats.merge(loaded.quotes, on=["debate_id", "role"], how="left")
+    for column in ("quotes", "verified", "fuzzy_sum"):
+        counts[column] = pd.to_numeric(counts[column], errors="coerce").fillna(0.0).astype(float)
     out = counts.groupby([*keys, "side"], dropna=False).agg(
         speakers=("role", "size"), quotes=("quotes", "sum"), verified=("verified", "sum"),
         fuzzy_sum=("fuzzy_sum", "sum")).reset_index()
