@@ -13,7 +13,7 @@ def test_scripted_debates_run_and_store(store, tmp_path: Path):
     cfg = parse_config(
         {
             "name": "smoke",
-            "dataset": {"name": "sample"},
+            "dataset": {"name": "sample", "limit": 2},
             "protocol": {"name": "debate", "rounds": 2},
             "both_orders": True,
             "debater": {"type": "scripted"},
