@@ -204,3 +204,27 @@ def test_every_command_has_help() -> None:
         ).stdout
         assert out.startswith(f"Usage: debate {command}"), out
         assert "--db URL" in out
+
+
+def test_show_interactive_and_open_protocols(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = open_store(url)
+    for name, protocol, extra in [
+        ("inter", {"name": "interactive-debate", "rounds": 2},
+         {"interactive_judge": {"type": "scripted", "name": "asker"}}),
+        ("open", {"name": "open-consultancy", "rounds": 1},
+         {"debater": {"type": "scripted", "choose": "second"}}),
+    ]:
+        cfg = parse_config({"name": name, "dataset": {"name": "sample", "limit": 1},
+                            "protocol": protocol, "debater": {"type": "scripted"}, **extra})
+        run_experiment(store, cfg, tmp_path, show_progress=False)
+    store.dispose()
+    _, inter, _ = cli(capsys, "show", "1", "--db", url)
+    speakers = re.findall(r"^(Debater [AB]|Judge)(?: \(question\))?:", inter, re.MULTILINE)
+    assert speakers == ["Debater A", "Debater B", "Judge", "Debater A", "Debater B"]
+    assert "Judge (question): Debaters, what in the text" in inter
+    assert "interactive-debate  ·  2 rounds" in inter
+    _, opened, _ = cli(capsys, "show", "2", "--db", url)
+    assert "Opening\nConsultant (choice of side): I will argue for:" in opened
+    assert "Consultant argues for answer B." in opened  # it chose the second answer shown
+    assert "open-consultancy  ·  1 round  ·" in opened

@@ -232,7 +232,8 @@ def transcript_lines(t: JudgeTranscript) -> list[Text]:
     """The transcript as lines of rich Text (plain text underneath: no markup parsed)."""
     lines: list[Text] = []
     head = Text(f"Debate {t.debate_id}", style="bold")
-    head.append(f"  ·  {t.protocol}  ·  {t.rounds} rounds  ·  {t.status}", style="dim")
+    rounds = f"{t.rounds} round{'' if t.rounds == 1 else 's'}"
+    head.append(f"  ·  {t.protocol}  ·  {rounds}  ·  {t.status}", style="dim")
     lines.append(head)
     lines.append(Text(""))
     lines.append(Text("Question: ", style="bold") + Text(clean_plain(t.question)))
