@@ -76,7 +76,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         _insert(conn, QuestionRow, [{
             "id": q0 + q, "experiment_id": exp_id, "external_id": f"q{q}", "dataset": "synthetic",
             "text": f"Question {q}?", "answers": ["yes", "no"], "correct_index": int(correct[q]),
-            "document_id": doc0 + q % n_docs, "meta": {"topic": f"t{q % 3}"}} for q in range(questions)])
+            "document_id": doc0 + q % n_docs, "metadata": {"topic": f"t{q % 3}"}} for q in range(questions)])
 
         # Five debates per question: debate (both orders), consultancy honest/deceptive, baseline.
         q_of = np.repeat(np.arange(questions), 5)
@@ -95,7 +95,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             "id": int(ids[i]), "experiment_id": exp_id, "question_id": int(q0 + q_of[i]),
             "protocol": protocol_of[family[i]], "protocol_spec": specs[protocol_of[family[i]]],
             "variant": f"s{slot[i]}", "answer_order": [int(first[i]), 1 - int(first[i])],
-            "seed": 0, "status": "done", "meta": {"batch": f"b{i % 2}"}} for i in range(n)])
+            "seed": 0, "status": "done", "metadata": {"batch": f"b{i % 2}"}} for i in range(n)])
 
         # Seats: debaters A/B argue the answers shown first/second; consultants one side.
         a_agent = rng.integers(0, len(DEBATERS), n)
@@ -133,7 +133,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                 probs[1 - c[i]] = round(1 - float(p[i]), 4)
                 judgments.append({"debate_id": int(ids[i]), "judge_agent_id": judge, "kind": kind,
                                   "after_round": after, "probabilities": probs,
-                                  "shown_order": [int(first[i]), 1 - int(first[i])], "meta": {}})
+                                  "shown_order": [int(first[i]), 1 - int(first[i])], "metadata": {}})
         _insert(conn, Judgment, judgments)
 
         turns = 0
@@ -146,7 +146,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                     tid = t0 + len(turn_rows)
                     turn_rows.append({"id": tid, "debate_id": int(ids[i]), "step": j + 1, "round": 1,
                                       "role": role, "kind": "speech", "text": "w" * int(lengths[2 * k + j]),
-                                      "status": "ok", "meta": {}})
+                                      "status": "ok", "metadata": {}})
                     honest = (first[i] == c[i]) == (role == "A")
                     quote_rows.append({"turn_id": tid, "position": 0, "text": "Source document",
                                        "verified": bool(honest or rng.random() < 0.5),

@@ -1,0 +1,71 @@
+"""`debate analyze` reproduces per-setting judge accuracy straight from the NYU rooms' JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from debate.analysis import analyze
+from debate.cli import main
+from debate.importers.nyu import import_nyu
+
+
+def accuracy_from_json(sample: Path) -> dict[str, tuple[int, float, float]]:
+    """Per setting, over includedInPaper rooms finished by a live judge:
+    (verdicts, plain accuracy, accuracy averaged over answer orders and consultant sides)."""
+    metadata = {}
+    for line in (sample / "debates-metadata.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        metadata[item["name"]] = item
+    cells: dict[str, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted((sample / "debates").glob("*.json")):
+        meta = metadata[path.stem]
+        result = (meta["status"].get("Complete") or {}).get("result") or {}
+        if not meta["includedInPaper"] or not result.get("judgingInfo"):
+            continue
+        room = json.loads(path.read_text())
+        correct = room["setup"]["correctAnswerIndex"]
+        p = result["judgingInfo"]["finalJudgement"][correct]
+        score = 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
+        setting = meta["setting"]
+        name = f"{'human' if setting['isHuman'] else 'AI'} {'debate' if setting['isDebate'] else 'consultancy'}"
+        side = None
+        if not setting["isDebate"]:
+            consultant = 0 if "Debater A" in room["setup"]["roles"] else 1
+            side = consultant == correct
+        cells[name][(correct == 0, side)].append(score)
+    out = {}
+    for name, by_cell in cells.items():
+        scores = [s for cell in by_cell.values() for s in cell]
+        balanced = sum(sum(c) / len(c) for c in by_cell.values()) / len(by_cell)
+        out[name] = (len(scores), sum(scores) / len(scores), balanced)
+    return out
+
+
+def test_per_setting_accuracy_matches_the_json(sqlite_store, nyu_sample: Path) -> None:
+    expected = accuracy_from_json(nyu_sample)
+    assert set(expected) == {"human debate", "human consultancy", "AI debate", "AI consultancy"}
+    import_nyu(sqlite_store, nyu_sample)
+    acc = analyze(sqlite_store, by=["setting"], where={"included_in_paper": "true", "judging": "final"},
+                  bootstrap=200).tables["accuracy"].set_index("setting")
+    for setting, (n, plain, balanced) in expected.items():
+        assert acc.loc[setting, "n"] == n
+        assert acc.loc[setting, "accuracy_raw"] == pytest.approx(plain)
+        assert acc.loc[setting, "accuracy"] == pytest.approx(balanced)
+        assert acc.loc[setting, "boot_low"] <= acc.loc[setting, "accuracy"] <= acc.loc[setting, "boot_high"]
+
+
+def test_cli_json_gives_the_same_figures(tmp_path: Path, nyu_sample: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'nyu.db'}"
+    main(["import", "nyu", str(nyu_sample), "--db", url, "--quiet"])
+    capsys.readouterr()
+    main(["analyze", "--db", url, "--by", "setting,included_in_paper", "--format", "json", "--table", "accuracy"])
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["setting"]: r for r in doc["tables"]["accuracy"]
+            if r["included_in_paper"] == "true" and r["judging"] == "final"}
+    for setting, (n, plain, _) in accuracy_from_json(nyu_sample).items():
+        assert rows[setting]["n"] == n
+        assert rows[setting]["accuracy_raw"] == pytest.approx(plain, abs=1e-6)
