@@ -342,7 +342,6 @@ class Engine:
             if state.id in failed:
                 index = step_index(state)
                 updates.append(DebateUpdate(state.id, index or 0, "failed", failed[state.id]))
-                self.stats.debates_failed += 1
                 continue
             state.turns.extend(new_turns.get(state.id, ()))
             for role, answer in choices.get(state.id, {}).items():
@@ -350,10 +349,8 @@ class Engine:
             nxt = step_index(state)
             if state.id in waiting:
                 status = "waiting_human"
-                self.stats.debates_waiting += 1
             elif nxt is None:
                 status = "done"
-                self.stats.debates_done += 1
             else:
                 status = "running"
                 still_active.append(state)
@@ -365,6 +362,14 @@ class Engine:
         lost = self._write(writes, updates)
         self.stats.turns += sum(1 for w in writes if w.debate_id not in lost)
         self.stats.lost_leases += len(lost)
+        for u in updates:
+            if u.debate_id not in lost:
+                if u.status == "done":
+                    self.stats.debates_done += 1
+                elif u.status == "failed":
+                    self.stats.debates_failed += 1
+                elif u.status == "waiting_human":
+                    self.stats.debates_waiting += 1
         return [s for s in still_active if s.id not in lost]
 
     def _call_agent(
