@@ -104,3 +104,27 @@ def test_kill_9_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert transcript_snapshot(store) == transcript_snapshot(reference)
     store.dispose()
     reference.dispose()
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_file(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 8)
+    config = write_config(tmp_path / "exp.yaml", questions, {"name": "debate", "rounds": 1},
+                          both_orders=True, debater={"type": "scripted", "delay": 0.2})
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    procs = [debate_popen("run", str(config), "--db", url, "--worker", "--chunk", "2",
+                          "--quiet") for _ in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        outs.append(out)
+    assert sum(int(o.split(" turns")[0].rsplit(" ", 1)[1]) for o in outs) == 16 * 2
+    store = open_store(url)
+    with store.session() as s:
+        assert s.scalars(select(Debate.status).distinct()).all() == ["done"]
+        workers: dict[int, set[str]] = {}
+        for debate_id, meta in s.execute(select(Turn.debate_id, Turn.meta)):
+            workers.setdefault(debate_id, set()).add(meta["worker"])
+    assert len(workers) == 16 and all(len(w) == 1 for w in workers.values())
+    store.dispose()
