@@ -4,6 +4,7 @@ schemas we do not know, and creating one experiment from several processes at on
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from engine_agents import debate_cli, make_config, write_config, write_questions
@@ -33,7 +34,12 @@ def test_db_upgrade_and_current_through_the_console_script(db_url):
     head = head_revision()
     out = debate_cli("db", "current", "--db", db_url)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"none (empty database; head is {head})"
+    if db_url.startswith("sqlite"):
+        path = db_url.removeprefix("sqlite:///")
+        assert out.stdout.strip() == f"none (no database file at {path}; head is {head})"
+        assert not Path(path).exists()  # `current` creates nothing
+    else:
+        assert out.stdout.strip() == f"none (empty database; head is {head})"
     out = debate_cli("db", "upgrade", "--db", db_url)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith(f": empty -> {head}")

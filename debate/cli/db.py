@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from debate.cli.options import db_option
@@ -30,10 +32,17 @@ def upgrade(db_url: str | None) -> None:
 @db.command()
 @db_option
 def current(db_url: str | None) -> None:
-    """Print the database's schema revision."""
-    engine = make_engine(resolve_url(db_url))
-    rev = check_known(engine, allow_empty=True)
+    """Print the database's schema revision (creates nothing)."""
+    url = resolve_url(db_url)
+    engine = make_engine(url)
     head = head_revision()
+    database = engine.url.database
+    is_file = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+    if is_file and not Path(database).exists():
+        click.echo(f"none (no database file at {database}; head is {head})")
+        return
+    rev = check_known(engine, allow_empty=True)
+    engine.dispose()
     if rev is None:
         click.echo(f"none (empty database; head is {head})")
     else:
