@@ -56,6 +56,17 @@ def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
     return debates[keep]
 
 
+def _by_agent(agent_key: pd.Series, values: pd.Series, missing: str,
+              extra: list[str] = ()) -> pd.Categorical:
+    """A categorical of values[agent] per row, built from integer codes (no string per row)."""
+    ids = pd.Index(pd.unique(agent_key.to_numpy()))
+    per_id = values.reindex(ids).fillna(missing).astype(object).to_numpy()
+    categories = pd.Index(pd.unique(per_id))
+    codes_of_id = categories.get_indexer(per_id)
+    codes = codes_of_id[ids.get_indexer(agent_key.to_numpy())]
+    return pd.Categorical.from_codes(codes, categories=[*categories, *[e for e in extra if e not in categories]])
+
+
 def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) -> Prepared:
     """Verdict and stepped frames with every grouping column (metadata already loaded)."""
     where = where or {}
@@ -94,10 +105,9 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     frame["chosen"] = chosen
     agent_key = judgments["judge_agent_id"].fillna(-judgments["user_id"].fillna(0)).astype(np.int64)
     agents = loaded.agents.set_index("id")
-    labels = agents["label"].reindex(agent_key.unique()).fillna("(unknown judge)")
-    frame["judge"] = pd.Categorical(agent_key.map(labels),
-                                    categories=[*pd.unique(labels), ALL_HUMANS, ALL_MODELS])
-    frame["judge_type"] = pd.Categorical(agent_key.map(agents["judge_type"]).fillna("model"))
+    frame["judge"] = _by_agent(agent_key, agents["label"].fillna("(unknown judge)"), "(unknown judge)",
+                               [ALL_HUMANS, ALL_MODELS])
+    frame["judge_type"] = _by_agent(agent_key, agents["judge_type"], "model")
     frame["judge_name"] = frame["judge"]  # kept when verdicts are pooled under "all humans"
     unparsed = int(np.isnan(frame["p_correct"]).sum())
     frame = frame[~np.isnan(frame["p_correct"])]

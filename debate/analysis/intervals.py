@@ -52,14 +52,14 @@ class ClusterBootstrap:
     """Replicates that resample clusters; the same replicates serve every statistic."""
 
     def __init__(self, clusters: pd.Series, replicates: int, seed: int = 0) -> None:
-        labels = pd.Index(pd.unique(clusters.astype(str)))
+        labels = pd.Index(pd.unique(clusters.to_numpy()))
         self.codes = labels
         self.n_clusters = len(labels)
         self.replicates = replicates
         self.seed = seed
 
     def code(self, clusters: pd.Series) -> np.ndarray:
-        return self.codes.get_indexer(clusters.astype(str))
+        return self.codes.get_indexer(clusters.to_numpy())
 
     def weights(self) -> Iterator[np.ndarray]:
         """Chunks of replicate-by-cluster draw counts; identical on every call."""

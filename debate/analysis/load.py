@@ -7,6 +7,7 @@ question-order arrays once; everything after this module is vectorised pandas/nu
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -68,14 +69,23 @@ def _column(values: tuple) -> np.ndarray:
 
 
 def _read(store: Store, query: Select) -> pd.DataFrame:
-    with store.engine.connect() as conn:
-        result = conn.execute(query)
-        names = list(result.keys())
-        # Plain DBAPI tuples (every JSON column is cast to text in SQL, so no result
-        # processing is skipped that matters), turned into typed numpy columns.
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    columns = list(zip(*rows)) if rows else [() for _ in names]
-    return pd.DataFrame({name: _column(col) for name, col in zip(names, columns)})
+    # Hundreds of thousands of row tuples would set off the cyclic garbage collector again
+    # and again while they are built; none of them can form a cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with store.engine.connect() as conn:
+            result = conn.execute(query)
+            names = list(result.keys())
+            # Plain DBAPI tuples (every JSON column is cast to text in SQL, so no result
+            # processing is skipped that matters), turned into typed numpy columns.
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+        columns = list(zip(*rows)) if rows else [() for _ in names]
+        del rows
+        return pd.DataFrame({name: _column(col) for name, col in zip(names, columns)})
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _experiment_ids(store: Store, names: list[str] | None) -> list[int] | None:
@@ -169,10 +179,10 @@ def load(store: Store, experiments: list[str] | None, fields: list[str] = ()) ->
     debates["family"] = pd.Categorical(debates["protocol"].map(_families(store, ids)))
     for column in ("protocol", "status", "dataset"):
         debates[column] = pd.Categorical(debates[column].fillna(NONE_LABEL))
-    # Bootstrap clusters: the source document, else the question itself.
-    doc = pd.to_numeric(debates["document_id"]).astype("Int64")
-    debates["cluster"] = np.where(doc.isna(), "q" + debates["question_id"].astype(str),
-                                  "d" + doc.astype(str))
+    # Bootstrap clusters: the source document (id > 0), else the question itself (-id).
+    doc = pd.to_numeric(debates["document_id"]).to_numpy(dtype=float)
+    question = debates["question_id"].to_numpy(dtype=np.int64)
+    debates["cluster"] = np.where(np.isnan(doc), -question, np.nan_to_num(doc)).astype(np.int64)
 
     seats = _read(store, _of_debates(
         select(Seat.debate_id, Seat.role, Seat.agent_id, Seat.answer_index), Seat.debate_id, ids))

@@ -115,7 +115,8 @@ def rating_tables(prep: Prepared, loaded: Loaded, boot: ClusterBootstrap | None)
     tables = []
     matrix = pd.DataFrame(columns=matrix_cols)
     for group, frame in _player_frames(m).items():
-        players = pd.Index(sorted(set(frame["a"]) | set(frame["b"])))
+        both = np.concatenate([frame["a"].to_numpy(dtype=object), frame["b"].to_numpy(dtype=object)])
+        players = pd.Index(sorted(pd.unique(both)))
         if len(players) < 2:
             continue
         wins, a, b = _win_matrix(frame, players)
