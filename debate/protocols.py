@@ -97,7 +97,7 @@ class Protocol:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "Protocol":
+    def from_dict(data: dict[str, Any]) -> Protocol:
         data = dict(data)
         limits = Limits(**data.pop("limits", {}))
         return Protocol(limits=limits, **data)
