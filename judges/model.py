@@ -36,6 +36,7 @@ VERDICT = re.compile(r"answer\s*[:：]?\s*[*_\"'(\[]*\s*([AB])\b", re.IGNORECASE
 OPERATIONAL = {
     "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
     "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
+    "cpu_threads",
 }
 
 

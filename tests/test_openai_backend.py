@@ -112,7 +112,9 @@ def make_handler(state: ModelServer):
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
-        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] = {}):
+        def _send(self, status: int, payload: dict[str, Any],
+                  headers: dict[str, str] | None = None) -> None:
+            headers = headers or {}
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

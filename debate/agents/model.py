@@ -30,7 +30,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
@@ -50,6 +51,7 @@ from debate.quotes import count_words, parse_segments, truncate_words
 OPERATIONAL = {
     "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
     "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
+    "cpu_threads",
 }
 FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
 
@@ -69,11 +71,13 @@ class ModelDebaterSettings(BackendSettings):
     best_of: int = Field(default=1, ge=1, le=64)
     preference_judge: BackendSettings | None = None
 
-    @model_validator(mode="after")
-    def _best_of_needs_sampling(self) -> ModelDebaterSettings:
-        if self.best_of > 1 and self.temperature == 0:
-            raise ValueError("best_of > 1 needs temperature > 0 (greedy candidates are identical)")
-        return self
+    @field_validator("best_of")
+    @classmethod
+    def _best_of_needs_sampling(cls, v: int, info: ValidationInfo) -> int:
+        if v > 1 and info.data.get("temperature", 0.7) == 0:
+            raise PydanticCustomError(
+                "best_of", "best_of > 1 needs temperature > 0 (greedy candidates are identical)")
+        return v
 
     def backend_settings(self) -> BackendSettings:
         return BackendSettings(**{k: getattr(self, k) for k in BackendSettings.model_fields})

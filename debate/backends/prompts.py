@@ -33,6 +33,19 @@ LABELS = ("A", "B")
 FORMAT_NAMES = {"debate": "debate", "consultancy": "consultancy", "naive": "question",
                 "expert": "question", "pixel": "debate"}
 _CUT = "\x00cache-prefix-end\x00"
+DEBATER_FIELDS = frozenset({
+    "format_name", "format_rules", "question", "answer_a", "answer_b", "role", "speaker_name",
+    "round", "rounds", "max_words", "min_words", "max_quoted_words", "min_words_clause",
+    "simultaneous_clause", "source", "source_title", "protocol", "my_label", "my_answer",
+    "other_label", "other_answer", "transcript", "transcript_block", "source_block",
+    "role_block",
+})
+JUDGE_FIELDS = frozenset({
+    "format_name", "question", "answer_a", "answer_b", "rounds", "rounds_shown", "source",
+    "source_title", "transcript", "max_words", "evidence_rules", "source_block",
+    "transcript_block", "instruction",
+})
+FIELDS = {"debater": DEBATER_FIELDS | JUDGE_FIELDS, "judge": JUDGE_FIELDS | DEBATER_FIELDS}
 
 
 def _builtin_dir(kind: str) -> Path:
@@ -68,9 +81,15 @@ class TemplateSet:
             label = d.name
         for name, text in files.items():
             try:
-                list(string.Formatter().parse(text))
+                fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
             except ValueError as exc:
                 raise ConfigError(f"{origin[name]}: bad template ({exc})") from None
+            unknown = sorted(f for f in fields if f.split(".")[0].split("[")[0] not in FIELDS[kind])
+            if unknown:
+                raise ConfigError(
+                    f"{origin[name]}: unknown placeholder {{{unknown[0]}}}; known: "
+                    + ", ".join(sorted(FIELDS[kind]))
+                )
         return TemplateSet(kind, files, origin, label)
 
     @property
