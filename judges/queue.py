@@ -40,6 +40,7 @@ from debate.store.models import (
     Assignment,
     Campaign,
     Debate,
+    Document,
     Experiment,
     Feedback,
     Judgment,
@@ -288,10 +289,13 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
     return query
 
 
-def next_assignment(store: Store, user: UserInfo, campaign_id: int) -> AssignmentInfo | None:
+def next_assignment(
+    store: Store, user: UserInfo, campaign: int | CampaignInfo
+) -> AssignmentInfo | None:
     """The judge's open assignment in the campaign, else a newly claimed one; None when
     the campaign has nothing left for this judge."""
-    campaign = get_campaign(store, campaign_id)
+    if not isinstance(campaign, CampaignInfo):
+        campaign = get_campaign(store, campaign)
     if not campaign.active:
         raise QueueError(f"campaign {campaign.name!r} is closed")
     if not campaign.allows(user):
@@ -408,28 +412,32 @@ class JudgeView:
 
 def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
     with store.session() as session:
-        campaign = session.get(Campaign, assignment.campaign_id)
-        debate = session.get(Debate, assignment.debate_id)
-        assert campaign is not None and debate is not None
-        question = session.get(QuestionRow, debate.question_id)
-        assert question is not None
-        proto = Protocol.from_dict(debate.protocol_spec)
-        order = list(debate.answer_order)
-        answers = tuple(str(question.answers[i]) for i in order)
-        source = question.document.text if question.document is not None else None
+        row = session.execute(
+            select(Campaign.name, Campaign.mode, Debate.id, Debate.protocol_spec,
+                   Debate.answer_order, QuestionRow.text, QuestionRow.answers, Document.text)
+            .select_from(Campaign)
+            .join(Debate, Debate.id == assignment.debate_id)
+            .join(QuestionRow, QuestionRow.id == Debate.question_id)
+            .outerjoin(Document, Document.id == QuestionRow.document_id)
+            .where(Campaign.id == assignment.campaign_id)
+        ).one()
+        campaign_name, mode, debate_id, spec, order, question_text, all_answers, source = row
+        proto = Protocol.from_dict(spec)
+        order = list(order)
+        answers = tuple(str(all_answers[i]) for i in order)
         seats = session.execute(
-            select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate.id)
+            select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate_id)
         ).all()
         claims = tuple(
             (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
             for role, ans in sorted(seats)
             if role != "judge"
         )
-        total = judged_rounds(debate.protocol_spec)
+        total = judged_rounds(spec)
         limit = assignment.rounds_shown if total else None
         turn_query = (
             select(Turn.role, Turn.round, Turn.kind, Turn.text)
-            .where(Turn.debate_id == debate.id, Turn.status != "failed")
+            .where(Turn.debate_id == debate_id, Turn.status != "failed")
             .order_by(Turn.step, Turn.id)
         )
         if limit is not None:
@@ -446,16 +454,16 @@ def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
             raise QueueError(
                 "image debates cannot be shown: the debate.pixels module is not installed"
             ) from None
-        view = pixel_debate_view(store, debate.id)
+        view = pixel_debate_view(store, debate_id)
         png = view.png
         answers = tuple(str(c) for c in view.claims)
         turns = ()
     return JudgeView(
         assignment_id=assignment.id,
-        debate_id=debate.id,
-        campaign=campaign.name,
-        mode=campaign.mode,
-        question=question.text,
+        debate_id=debate_id,
+        campaign=campaign_name,
+        mode=mode,
+        question=question_text,
         answers=answers,
         claims=claims,
         turns=turns,
@@ -681,22 +689,16 @@ def _campaign_totals(store: Store, campaign: CampaignInfo) -> tuple[int, int]:
     return questions, debates
 
 
-def progress(store: Store, user: UserInfo, campaign_id: int) -> Progress:
-    campaign = get_campaign(store, campaign_id)
+def progress(store: Store, user: UserInfo, campaign: int | CampaignInfo) -> Progress:
+    if not isinstance(campaign, CampaignInfo):
+        campaign = get_campaign(store, campaign)
     questions, debates = _campaign_totals(store, campaign)
+    submitted = Assignment.status == "submitted"
     with store.session() as session:
-        mine = session.scalar(
-            select(func.count()).select_from(Assignment).where(
-                Assignment.campaign_id == campaign.id,
-                Assignment.user_id == user.id,
-                Assignment.status == "submitted",
-            )
-        )
-        done = session.scalar(
-            select(func.count()).select_from(Assignment).where(
-                Assignment.campaign_id == campaign.id, Assignment.status == "submitted"
-            )
-        )
+        mine, done = session.execute(
+            select(func.count().filter(Assignment.user_id == user.id), func.count())
+            .where(Assignment.campaign_id == campaign.id, submitted)
+        ).one()
     return Progress(int(mine or 0), questions, int(done or 0),
                     debates * campaign.judgments_per_debate)
 

@@ -62,8 +62,8 @@ def build(store: Store) -> dict[str, Any]:
     shown = [view, assignment_box, debate_box, round_box, progress_md, message, submit_btn,
              feedback_group, judgment_box, prob_a, prob_b, explanation]
 
-    def _progress(user, campaign_id: int) -> str:
-        p = queue.progress(store, user, campaign_id)
+    def _progress(user, campaign) -> str:
+        p = queue.progress(store, user, campaign)
         return (f"**Your progress:** {p.mine} judged (of at most {p.mine_possible} questions) "
                 f"· **Campaign:** {p.campaign_done} of {p.campaign_total} judgments")
 
@@ -71,12 +71,12 @@ def build(store: Store) -> dict[str, Any]:
         return [f"<p>{esc(text)}</p>", "", "", "", prog, "", gr.update(interactive=False),
                 gr.update(visible=False), "", 50, 50, ""]
 
-    def _show(user, campaign_id: int, a: queue.AssignmentInfo, msg: str = "",
+    def _show(user, campaign: "int | queue.CampaignInfo", a: queue.AssignmentInfo, msg: str = "",
               reset: bool = True) -> list[Any]:
         v = queue.judge_view(store, a)
         keep = gr.update()
         return [judge_html(v), str(a.id), str(a.debate_id), str(a.rounds_shown),
-                _progress(user, campaign_id), msg, gr.update(interactive=True),
+                _progress(user, campaign), msg, gr.update(interactive=True),
                 gr.update(visible=False), "",
                 50 if reset else keep, 50 if reset else keep, "" if reset else keep]
 
@@ -107,17 +107,20 @@ def build(store: Store) -> dict[str, Any]:
     @user_errors
     def select(campaign_value: Any, request: gr.Request):
         user = current_user(store, request, "judge")
-        return _current(user, _campaign_id(campaign_value))
+        cid = _campaign_id(campaign_value)
+        if not queue.get_campaign(store, cid).allows(user):
+            raise gr.Error("campaign: this campaign is not open to you")
+        return _current(user, cid)
 
     @user_errors
     def next_debate(campaign_value: Any, request: gr.Request):
         user = current_user(store, request, "judge")
-        cid = _campaign_id(campaign_value)
-        a = queue.next_assignment(store, user, cid)
+        campaign = queue.get_campaign(store, _campaign_id(campaign_value))
+        a = queue.next_assignment(store, user, campaign)
         if a is None:
             return _blank("Nothing left to judge in this campaign for you. Thank you!",
-                          _progress(user, cid))
-        return _show(user, cid, a)
+                          _progress(user, campaign))
+        return _show(user, campaign, a)
 
     @user_errors
     def submit(campaign_value: Any, assignment_id: Any, debate_id: Any, round_seen: Any,

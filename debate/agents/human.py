@@ -108,12 +108,23 @@ def _human_agents(store: Store, agent_ids: set[int]) -> dict[int, str | None]:
     return {aid: (settings or {}).get("user") for aid, settings in rows}
 
 
-def _may_take(user_name: str, user_id: int, allowed: str | None, state: DebateState,
-              role: str, turn_users: dict[str, set[int]]) -> bool:
-    if allowed is not None:
-        return allowed == user_name
-    other_seats = {r for r in state.seats if r != role}
-    return not any(user_id in turn_users.get(r, set()) for r in other_seats)
+def _may_take(user_name: str, user_id: int, allowed: dict[int, str | None],
+              state: DebateState, role: str, turn_users: dict[str, set[int]]) -> bool:
+    """A named seat is its user's; an open seat is taken by the first debater to speak in
+    it, who must neither hold another seat of the debate by name nor have spoken in one."""
+    seat_user = allowed[state.seats[role].agent_id]  # type: ignore[index]
+    if seat_user is not None:
+        return seat_user == user_name
+    if turn_users.get(role):  # an open seat stays with whoever spoke in it first
+        return user_id in turn_users[role]
+    for other, seat in state.seats.items():
+        if other == role:
+            continue
+        if seat.agent_id in allowed and allowed[seat.agent_id] == user_name:
+            return False
+        if user_id in turn_users.get(other, set()):
+            return False
+    return True
 
 
 def _turn_users(store: Store, debate_ids: list[int]) -> dict[int, dict[str, set[int]]]:
@@ -155,7 +166,7 @@ def waiting_turns(store: Store, user_name: str, user_id: int, limit: int = 200) 
             seat = state.seats.get(slot.role)
             if seat is None or seat.agent_id not in humans:
                 continue
-            if _may_take(user_name, user_id, humans[seat.agent_id], state, slot.role,
+            if _may_take(user_name, user_id, humans, state, slot.role,
                          users.get(state.id, {})):
                 out.append(PendingTurn(state.id, names[state.id], slot.role, slot.round,
                                        slot.kind, state.question))
