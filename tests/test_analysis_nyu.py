@@ -57,6 +57,16 @@ def test_per_setting_accuracy_matches_the_json(sqlite_store, nyu_sample: Path) -
         assert acc.loc[setting, "accuracy"] == pytest.approx(balanced)
         assert acc.loc[setting, "boot_low"] <= acc.loc[setting, "accuracy"] <= acc.loc[setting, "boot_high"]
 
+    # Debate against consultancy, human and AI settings apart: grouped by family.
+    sig = analyze(sqlite_store, by=["family", "is_human"],
+                  where={"included_in_paper": "true", "judging": "final"}).tables["significance"]
+    sig = sig.set_index("is_human")
+    assert sig.loc["true", "n_debate"] == expected["human debate"][0]
+    assert sig.loc["false", "n_consultancy"] == expected["AI consultancy"][0]
+    assert sig.loc["true", "difference"] == pytest.approx(
+        expected["human debate"][2] - expected["human consultancy"][2])
+    assert 0 <= sig.loc["true", "p_value"] <= 1
+
 
 def test_cli_json_gives_the_same_figures(tmp_path: Path, nyu_sample: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'nyu.db'}"

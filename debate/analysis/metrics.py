@@ -82,17 +82,20 @@ def _gap_closed(acc: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
 
 
 def significance_table(prep: Prepared, acc: pd.DataFrame, replicates: np.ndarray | None) -> pd.DataFrame:
-    """Each debate protocol against each consultancy protocol, under the same other keys.
+    """Each debate protocol against each consultancy protocol, under the same other keys
+    (or, when grouped by family rather than protocol, the debate family against consultancy).
 
     Two-proportion z-test on the verdict counts (a tie counts half), Fisher's exact test on
     the rounded counts, and with bootstrap a 95% interval for the accuracy difference.
     """
     columns = ["debate_protocol", "consultancy_protocol", "debate_accuracy", "consultancy_accuracy",
                "difference", "n_debate", "n_consultancy", "z", "p_value", "fisher_p"]
-    if acc.empty or "protocol" not in prep.keys:
+    # Compare protocols; grouped by family instead, compare the families.
+    by = "protocol" if "protocol" in prep.keys else "family" if "family" in prep.keys else None
+    if acc.empty or by is None:
         return pd.DataFrame(columns=columns)
-    family = acc["protocol"].map(_family_of(prep))
-    others = [k for k in prep.keys if k != "protocol"]
+    family = acc[by].map(_family_of(prep)) if by == "protocol" else acc["family"].astype(object)
+    others = [k for k in prep.keys if k != by]
     rows = acc.assign(_family=family, _row=np.arange(len(acc)), _one=1)
     on = others or ["_one"]
     deb = rows[rows["_family"].isin(ADVERSARIAL)]
@@ -107,8 +110,8 @@ def significance_table(prep: Prepared, acc: pd.DataFrame, replicates: np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (x1 / n1 - x2 / n2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     out = pairs[others].copy() if others else pd.DataFrame(index=pairs.index)
-    out["debate_protocol"] = pairs["protocol_d"]
-    out["consultancy_protocol"] = pairs["protocol_c"]
+    out["debate_protocol"] = pairs[f"{by}_d"]
+    out["consultancy_protocol"] = pairs[f"{by}_c"]
     out["debate_accuracy"] = pairs["accuracy_d"]
     out["consultancy_accuracy"] = pairs["accuracy_c"]
     out["difference"] = pairs["accuracy_d"] - pairs["accuracy_c"]
