@@ -30,7 +30,7 @@ def test_store_opens_at_the_newest_revision(store):
     assert current_revision(store.engine) == head_revision()
 
 
-def test_db_upgrade_and_current_through_the_console_script(db_url):
+def test_db_upgrade_and_current_through_the_console_script(db_url, capsys):
     head = head_revision()
     out = debate_cli("db", "current", "--db", db_url)
     assert out.returncode == 0, out.stderr
@@ -43,8 +43,8 @@ def test_db_upgrade_and_current_through_the_console_script(db_url):
     out = debate_cli("db", "upgrade", "--db", db_url)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith(f": empty -> {head}")
-    out = debate_cli("db", "upgrade", "--db", db_url)
-    assert out.stdout.strip().endswith(f": already at {head}")
+    main(["db", "upgrade", "--db", db_url])  # in-process: the same command, once more
+    assert capsys.readouterr().out.strip().endswith(f": already at {head}")
     out = debate_cli("db", "current", env={"DEBATE_DB": db_url})  # no --db: $DEBATE_DB
     assert out.returncode == 0 and out.stdout.strip() == f"{head} (head)"
 
@@ -57,16 +57,20 @@ def _stamp(url: str, revision: str) -> None:
     engine.dispose()
 
 
-def test_a_database_of_an_unknown_revision_is_refused(db_url, tmp_path):
+def test_a_database_of_an_unknown_revision_is_refused(db_url, tmp_path, capsys):
     _stamp(db_url, "9f9f_from_the_future")
     with pytest.raises(SchemaError, match="9f9f_from_the_future"):
         open_store(db_url)
-    for args in (["db", "upgrade"], ["db", "current"]):
-        out = debate_cli(*args, "--db", db_url)
-        assert out.returncode == 2
-        assert out.stdout == ""
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in out.stderr
+    out = debate_cli("db", "upgrade", "--db", db_url)
+    outputs = [(out.returncode, out.stdout, out.stderr)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["db", "current", "--db", db_url])
+    captured = capsys.readouterr()
+    outputs.append((exit_info.value.code, captured.out, captured.err))
+    for code, stdout, stderr in outputs:
+        assert code == 2 and stdout == ""
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in stderr
         assert lines[0].startswith("error: database ")
         assert "revision '9f9f_from_the_future'" in lines[0] and "does not know" in lines[0]
     # `debate run` is refused the same way, before writing anything.
