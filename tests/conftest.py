@@ -102,6 +102,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def pixel_judges(tmp_path_factory) -> dict[int, Path]:
+    """Small sparse judges for k = 2 and k = 4 on the digits (trained in seconds), by k."""
+    import torch
+
+    from debate.pixels.data import digits_split
+    from debate.pixels.judge import TrainSettings, save_judge, train_judge
+
+    torch.set_num_threads(2)
+    train, test = digits_split()
+    out = tmp_path_factory.mktemp("pixel-judges")
+    paths = {}
+    for k in (2, 4):
+        judge, metrics = train_judge(
+            train, test, TrainSettings(k=k, hidden=32, steps=300, batch=256, eval_masks=2)
+        )
+        paths[k] = save_judge(judge, metrics, out / f"judge-k{k}.pt", train.shape)
+    return paths
+
+
 @pytest.fixture
 def demo_store(store):
     """The `store` fixture (SQLite, then PostgreSQL) after the demo's scripted section ran
