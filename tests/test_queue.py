@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from test_web_support import add_accounts, run_scripted
 
 from debate.store.models import Assignment, Feedback, Judgment
 from debate.users import get_user
 from judges import queue
-from test_web_support import add_accounts, run_scripted
 
 
 @pytest.fixture

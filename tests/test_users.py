@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
+from test_web_support import run_scripted
 
 from debate.cli import cli, main
 from debate.errors import UserError
 from debate.store import open_store
 from debate.store.models import User
 from debate.users import add_user, get_user, set_password, verify_login
-from test_web_support import run_scripted
 
 
 def test_add_and_verify(sqlite_store):

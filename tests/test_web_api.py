@@ -11,11 +11,6 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from sqlalchemy import func, select
-
-from debate.store import open_store
-from debate.store.models import Debate, Feedback, Judgment, Question, Quote, Seat, Turn
-from debate.users import get_user
-from judges import queue
 from test_web_support import (
     HONEST_NAME,
     LIAR_NAME,
@@ -25,6 +20,11 @@ from test_web_support import (
     launch,
     run_scripted,
 )
+
+from debate.store import open_store
+from debate.store.models import Debate, Feedback, Judgment, Question, Quote, Seat, Turn
+from debate.users import get_user
+from judges import queue
 
 OTHER_VERDICT = "OTHERJUDGE-VERDICT-7731"
 # Anything that would tell a judge the truth, a model's name, or another judge's verdict.
@@ -227,7 +227,7 @@ def test_admin_tabs_work_for_admins(app):
     msg, _ = root.predict("c-new", "exp", ["alice"], 3, "stepped", False,
                           api_name="/create_campaign")
     assert "c-new" in msg
-    c = [c for c in queue.list_campaigns(store) if c.name == "c-new"][0]
+    c = next(c for c in queue.list_campaigns(store) if c.name == "c-new")
     assert (c.mode, c.judgments_per_debate, c.reveal_truth, c.judges) == \
         ("stepped", 3, False, ("alice",))
     with pytest.raises(AppError, match="no experiment called 'nope'"):
