@@ -10,7 +10,7 @@ import pytest
 
 from debate.analysis import analyze
 from debate.cli import main
-from debate.importers.nyu import import_nyu
+from debate.store import open_store
 
 
 def accuracy_from_json(sample: Path) -> dict[str, tuple[int, float, float]]:
@@ -45,10 +45,27 @@ def accuracy_from_json(sample: Path) -> dict[str, tuple[int, float, float]]:
     return out
 
 
-def test_per_setting_accuracy_matches_the_json(sqlite_store, nyu_sample: Path) -> None:
+@pytest.fixture(scope="module")
+def imported_url(tmp_path_factory, nyu_sample: Path):
+    """The sample imported once (through the CLI) for every test here."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('nyu') / 'nyu.db'}"
+    main(["import", "nyu", str(nyu_sample), "--db", url, "--quiet"])
+    return url
+
+
+@pytest.fixture(scope="module")
+def nyu_sample() -> Path:
+    """Module-scoped twin of conftest's fixture (same path, same skip), so the import runs once."""
+    sample = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyu-debate-2023-sample"
+    if not (sample / "debates").is_dir():
+        pytest.skip(f"the shared NYU sample is not present at {sample}")
+    return sample
+
+
+def test_per_setting_accuracy_matches_the_json(imported_url: str, nyu_sample: Path) -> None:
     expected = accuracy_from_json(nyu_sample)
     assert set(expected) == {"human debate", "human consultancy", "AI debate", "AI consultancy"}
-    import_nyu(sqlite_store, nyu_sample)
+    sqlite_store = open_store(imported_url, migrate=False)
     acc = analyze(sqlite_store, by=["setting"], where={"included_in_paper": "true", "judging": "final"},
                   bootstrap=200).tables["accuracy"].set_index("setting")
     for setting, (n, plain, balanced) in expected.items():
@@ -66,13 +83,12 @@ def test_per_setting_accuracy_matches_the_json(sqlite_store, nyu_sample: Path) -
     assert sig.loc["true", "difference"] == pytest.approx(
         expected["human debate"][2] - expected["human consultancy"][2])
     assert 0 <= sig.loc["true", "p_value"] <= 1
+    sqlite_store.dispose()
 
 
-def test_cli_json_gives_the_same_figures(tmp_path: Path, nyu_sample: Path, capsys) -> None:
-    url = f"sqlite:///{tmp_path / 'nyu.db'}"
-    main(["import", "nyu", str(nyu_sample), "--db", url, "--quiet"])
+def test_cli_json_gives_the_same_figures(imported_url: str, nyu_sample: Path, capsys) -> None:
     capsys.readouterr()
-    main(["analyze", "--db", url, "--by", "setting,included_in_paper", "--format", "json", "--table", "accuracy"])
+    main(["analyze", "--db", imported_url, "--by", "setting,included_in_paper", "--format", "json", "--table", "accuracy"])
     doc = json.loads(capsys.readouterr().out)
     rows = {r["setting"]: r for r in doc["tables"]["accuracy"]
             if r["included_in_paper"] == "true" and r["judging"] == "final"}

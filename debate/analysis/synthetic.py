@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from debate.protocols import get_protocol
 from debate.store.db import Store
@@ -155,4 +155,9 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             _insert(conn, Turn, turn_rows)
             _insert(conn, Quote, quote_rows)
             turns = len(turn_rows)
+        if store.dialect == "postgresql":
+            # Explicit ids leave PostgreSQL's sequences behind; move them past the rows.
+            for table in ("experiments", "agents", "documents", "questions", "debates", "turns"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
     return SyntheticCounts(experiment, questions, n, len(judgments), turns)
