@@ -178,7 +178,7 @@ def claim_debates(
 
 
 def release_debates(store: Store, worker: str, ids: list[int]) -> None:
-    with store.session() as session:
+    with store.write_session() as session:
         for chunk in chunks(ids):
             session.execute(
                 update(Debate)
@@ -191,7 +191,7 @@ def renew_leases(store: Store, worker: str, ids: list[int], lease_seconds: float
     """Push this worker's leases on `ids` forward; returns how many it still held."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
     held = 0
-    with store.session() as session:
+    with store.write_session() as session:
         for chunk in chunks(sorted(ids)):
             result = session.execute(
                 update(Debate)
