@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 FULL_QUESTIONS = 20_000  # x5 debates = 100,000 debates, x4 judgments = 400,000 judgments
-QUICK_QUESTIONS = 2_000
+QUICK_QUESTIONS = 1_000
 BOOTSTRAP = 1_000
 LIMIT_S, LIMIT_RSS_MB, LIMIT_BOOT_S = 10.0, 2048.0, 30.0
 
@@ -99,7 +99,7 @@ def naive_accuracy(rows: list[tuple], weights: dict | None = None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="10,000 debates instead of 100,000")
+    parser.add_argument("--quick", action="store_true", help="5,000 debates instead of 100,000")
     parser.add_argument("--keep", type=Path, default=None, help="SQLite file to (re)use")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", type=int, default=0, help=argparse.SUPPRESS)
@@ -140,7 +140,7 @@ def main() -> None:
     naive_s, naive_cpu = time.perf_counter() - start, time.process_time() - cpu
     docs = sorted({r[7] for r in rows})
     rng = random.Random(0)
-    reps = 3
+    reps = 1 if args.quick else 3
     start = time.process_time()
     for _ in range(reps):
         draw: dict = defaultdict(int)

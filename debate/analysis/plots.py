@@ -164,19 +164,19 @@ def win_rate_plot(matrix: pd.DataFrame, path: Path) -> Path | None:
     wide = matrix.pivot_table(index="player", columns="opponent", values="win_rate")
     keep = wide.index[:MAX_ROWS]
     wide = wide.reindex(index=keep, columns=keep)
-    fig = Figure(figsize=(2 + 0.6 * len(keep), 1.5 + 0.5 * len(keep)))
+    fig = Figure(figsize=(max(6.5, 3 + 0.7 * len(keep)), max(5.0, 2.5 + 0.55 * len(keep))))
     ax = fig.add_subplot()
     image = ax.imshow(wide.to_numpy(dtype=float), cmap="RdBu", vmin=0, vmax=1)
     for i in range(len(keep)):
         for j in range(len(keep)):
             value = wide.iat[i, j]
             if not np.isnan(value):
-                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8,
                         color="white" if abs(value - 0.5) > 0.3 else "black")
     ax.set_xticks(range(len(keep)), keep, rotation=45, ha="right")
     ax.set_yticks(range(len(keep)), keep)
     ax.set_xlabel("opponent")
     ax.set_ylabel("debater")
-    ax.set_title("Win rate of the row's debater against the column's", fontsize=10)
+    ax.set_title("Win rate of the row's debater\nagainst the column's", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="win rate")
     return _save(fig, path)
