@@ -87,7 +87,7 @@ def test_three_workers_share_one_experiment_without_doing_a_debate_twice(pg_url,
     protocol = {"name": "debate", "rounds": 2}
     questions = write_questions(tmp_path / "q.jsonl", 12)
     config = write_config(tmp_path / "exp.yaml", questions, protocol, both_orders=True,
-                          debater={"type": "scripted", "delay": 0.2})
+                          debater={"type": "scripted", "delay": 0.3})
     # All three start on an empty database: migrating and creating the experiment race.
     procs = [debate_popen("run", str(config), "--db", pg_url, "--worker", "--chunk", "4",
                           "--quiet") for _ in range(3)]
@@ -140,21 +140,21 @@ def test_a_killed_workers_leases_expire_and_another_worker_finishes(pg_url, tmp_
 
 
 def test_a_long_step_keeps_its_leases(pg_url, tmp_path):
-    protocol = {"name": "debate", "rounds": 1}
+    protocol = {"name": "debate", "rounds": 2}
     questions = write_questions(tmp_path / "q.jsonl", 4)
-    # Each agent call takes 2 s, the lease only 1 s: only the heartbeat keeps it.
+    # Each agent call takes 1.5 s, the lease only 1 s: only the heartbeat keeps it.
     config = write_config(tmp_path / "exp.yaml", questions, protocol, both_orders=True,
-                          debater={"type": "scripted", "delay": 2.0})
+                          debater={"type": "scripted", "delay": 1.5})
     store = open_store(pg_url)  # migrated up front, so both start at once
     args = ("run", str(config), "--db", pg_url, "--worker", "--chunk", "100", "--quiet",
             "--lease-seconds", "1.0")
     procs = [debate_popen(*args) for _ in range(2)]
     outs = sorted((finish(p)[0] for p in procs), key=turns_run)
 
-    # One worker leased all 8 debates; the other polled for 4 s and found none free.
+    # One worker leased all 8 debates; the other polled for 6 s and found none free.
     idle, busy = outs
-    assert turns_run(busy) == 16 and "lost" not in busy
+    assert turns_run(busy) == 32 and "lost" not in busy
     assert turns_run(idle) == 0 and "waited" in idle
-    check_complete(store, 8, 2)
+    check_complete(store, 8, 4)
     assert len(set().union(*workers_by_debate(store).values())) == 1
     store.dispose()
