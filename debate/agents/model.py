@@ -66,6 +66,7 @@ class ModelDebaterSettings(BackendSettings):
     top_k: int = Field(default=0, ge=0)
     repetition_penalty: float = Field(default=1.0, gt=0)
     max_new_tokens: int | None = Field(default=None, ge=1)
+    min_new_tokens: int = Field(default=0, ge=0)  # benchmarks: fixed-length turns
     tokens_per_word: float = Field(default=2.0, gt=0)
     max_resamples: int = Field(default=2, ge=0)
     best_of: int = Field(default=1, ge=1, le=64)
@@ -133,6 +134,7 @@ class ModelDebater(Debater):
             top_p=s.top_p,
             top_k=s.top_k,
             repetition_penalty=s.repetition_penalty,
+            min_new_tokens=min(s.min_new_tokens, budget),
         )
 
     # ------------------------------------------------------------------ respond
