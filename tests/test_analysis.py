@@ -327,3 +327,16 @@ def test_an_empty_store_gives_empty_tables(sqlite_store, tmp_path) -> None:
     assert all(frame.empty for frame in result.tables.values())
     assert result.plot_pngs(tmp_path) == []
     assert result.to_json()["meta"]["debates"] == 0
+
+
+def test_grouping_by_debater(sqlite_store) -> None:
+    b = Builder(sqlite_store)
+    q = b.question(correct=0)
+    b.debate(q, "debate", first=0, seats={"A": ("x", 0), "B": ("y", 1)}, verdicts=[("judge", 0.8)])
+    b.debate(q, "debate", first=1, seats={"A": ("y", 1), "B": ("x", 0)}, verdicts=[("judge", 0.3)])
+    b.debate(q, "consultancy", first=0, seats={"consultant": ("y", 1)}, verdicts=[("judge", 0.6)])
+    acc = analyze(sqlite_store, by=["debater"]).tables["accuracy"].set_index("debater")
+    assert acc.loc["x vs y", "accuracy"] == 1.0 and acc.loc["y vs x", "accuracy"] == 0.0
+    assert acc.loc["y", "n"] == 1
+    won = analyze(sqlite_store, by=["deceptive_debater"]).tables["accuracy"].set_index("deceptive_debater")
+    assert won.loc["y", "n"] == 3 and won.loc["y", "accuracy_raw"] == pytest.approx(2 / 3)

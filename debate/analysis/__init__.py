@@ -11,7 +11,8 @@ deceptive consultant accuracy, the naive-to-expert gap closed), significance (de
 consultancy), calibration, reliability, stepped, exposure, biases, ratings, win_rates,
 quotes, agreement. Grouping fields (`by`): protocol, judge (each judge, plus "all humans" /
 "all models"), experiment, family, judge_type, judging (final | offline), dataset, status,
-or any debate or question metadata key (e.g. an NYU import's setting, included_in_paper).
+debater ("A vs B", or the consultant), honest_debater, deceptive_debater, or any debate or
+question metadata key (e.g. an NYU import's setting, included_in_paper).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from debate.analysis.load import DECEPTIVE, HONEST, Loaded
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
-COLUMNS = ("protocol", "judge", "experiment", "family", "judge_type", "judging", "dataset", "status", "scope")
+COLUMNS = ("protocol", "judge", "experiment", "family", "judge_type", "judging", "dataset", "status", "scope",
+           "debater", "honest_debater", "deceptive_debater")
+DEBATER_FIELDS = ("debater", "honest_debater", "deceptive_debater")
 NONE_LABEL = "(none)"
 
 
@@ -56,6 +58,27 @@ def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
     return debates[keep]
 
 
+def _with_debaters(debates: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
+    """debater ("A vs B", or the consultant), honest_debater and deceptive_debater per debate."""
+    seats = loaded.seats[loaded.seats["role"].isin(["A", "B", "consultant"]) & loaded.seats["agent_id"].notna()]
+    labels = loaded.agents.set_index("id")["label"]
+    seats = seats.assign(label=seats["agent_id"].astype(np.int64).map(labels).astype(object))
+    wide = seats.pivot_table(index="debate_id", columns="role", values="label", aggfunc="first")
+    for role in ("A", "B", "consultant"):
+        if role not in wide:
+            wide[role] = None
+    pair = (wide["A"].fillna("?") + " vs " + wide["B"].fillna("?")).where(wide["A"].notna() | wide["B"].notna())
+    debater = pair.fillna(wide["consultant"])
+    debates["debater"] = pd.Categorical(debates["debate_id"].map(debater).fillna(NONE_LABEL).astype(object))
+    correct = debates.set_index("debate_id")["correct_index"]
+    seats = seats[seats["answer_index"].notna()]
+    honest = seats["answer_index"].to_numpy() == seats["debate_id"].map(correct).to_numpy()
+    for name, mask in (("honest_debater", honest), ("deceptive_debater", ~honest)):
+        by_debate = seats[mask].drop_duplicates("debate_id").set_index("debate_id")["label"]
+        debates[name] = pd.Categorical(debates["debate_id"].map(by_debate).fillna(NONE_LABEL).astype(object))
+    return debates
+
+
 def _by_agent(agent_key: pd.Series, values: pd.Series, missing: str,
               extra: list[str] = ()) -> pd.Categorical:
     """A categorical of values[agent] per row, built from integer codes (no string per row)."""
@@ -70,9 +93,10 @@ def _by_agent(agent_key: pd.Series, values: pd.Series, missing: str,
 def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) -> Prepared:
     """Verdict and stepped frames with every grouping column (metadata already loaded)."""
     where = where or {}
-    fields = list(dict.fromkeys([*by, *where]))
-    del fields  # metadata fields were fetched by load()
+    fields = list(dict.fromkeys([*by, *where]))  # metadata fields were fetched by load()
     debates = loaded.debates.copy()
+    if any(f in DEBATER_FIELDS for f in fields):
+        debates = _with_debaters(debates, loaded)
     consultants = loaded.seats[loaded.seats["role"] == "consultant"].drop_duplicates("debate_id")
     side_answer = debates["debate_id"].map(consultants.set_index("debate_id")["answer_index"])
     debates["consultant_side"] = pd.Categorical(np.where(

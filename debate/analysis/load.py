@@ -115,6 +115,7 @@ def _of_debates(query: Select, debate_id, ids: list[int] | None) -> Select:
 
 KIND_CODES = {"final": 0, "stepped": 1, "offline": 2}
 BUILTIN_FIELDS = ("protocol", "judge", "experiment", "family", "judge_type", "judging", "dataset",
+                  "debater", "honest_debater", "deceptive_debater",
                   "status", "scope")
 NONE_LABEL = "(none)"
 

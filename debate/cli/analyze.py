@@ -29,7 +29,8 @@ def _parse_where(items: tuple[str, ...]) -> dict[str, str]:
               help="Experiment to analyse (repeatable; default: all).")
 @click.option("--by", default="protocol,judge", show_default=True,
               help="Comma-separated grouping fields: protocol, judge, experiment, family, "
-                   "judge_type, judging, dataset, status, or a debate/question metadata key "
+                   "judge_type, judging, dataset, status, debater, honest_debater, "
+                   "deceptive_debater, or a debate/question metadata key "
                    "(e.g. setting, included_in_paper for the NYU import).")
 @click.option("--where", "where", multiple=True, metavar="FIELD=VALUE",
               help="Keep only debates/verdicts whose FIELD equals VALUE (repeatable).")
