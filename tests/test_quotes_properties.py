@@ -303,3 +303,10 @@ def test_truncate_words_keeps_tags_whole_and_balanced(text: str, limit: int) -> 
     kept = _words(body)
     assert kept == _words(text)[: len(kept)]
     assert len(kept) == limit
+
+
+@given(st.text())
+def test_fast_normalize_equals_mapped_normalize(text):
+    from debate.quotes import normalize, normalize_with_map
+
+    assert normalize(text) == normalize_with_map(text)[0]
