@@ -168,7 +168,7 @@ def test_bootstrap_equals_a_per_replicate_loop_with_the_same_draws(sqlite_store)
     loaded = load(sqlite_store, None, ["protocol"])
     prep = prepare(loaded, ["protocol"])
     boot = ClusterBootstrap(prep.debates["cluster"], 200, 7)
-    groups, fast = boot.stratified_means(prep.verdicts, ["protocol"], "correct", ["correct_first", "consultant_side"])
+    groups, fast = boot.stratified_means(prep.verdicts, ["protocol"], "correct", ["consultant_side", "correct_first"])
     rows = list(zip(prep.verdicts["protocol"], prep.verdicts["correct_first"], prep.verdicts["consultant_side"],
                     prep.verdicts["cluster"], prep.verdicts["correct"]))
     index = {c: i for i, c in enumerate(boot.codes)}
@@ -182,8 +182,13 @@ def test_bootstrap_equals_a_per_replicate_loop_with_the_same_draws(sqlite_store)
                 cell[0] += w * correct
                 cell[1] += w
             for g, protocol in enumerate(groups["protocol"]):
-                means = [s / n for (p, _, _), (s, n) in sums.items() if p == protocol and n > 0]
-                assert fast[replicate, g] == pytest.approx(sum(means) / len(means))
+                # Average over the answer orders within each consultant side, then over sides.
+                by_side: dict = {}
+                for (p, first, side), (total, n) in sums.items():
+                    if p == protocol and n > 0:
+                        by_side.setdefault(side, []).append(total / n)
+                side_means = [sum(v) / len(v) for v in by_side.values()]
+                assert fast[replicate, g] == pytest.approx(sum(side_means) / len(side_means))
             replicate += 1
     assert replicate == 200
 
@@ -340,3 +345,19 @@ def test_grouping_by_debater(sqlite_store) -> None:
     assert acc.loc["y", "n"] == 1
     won = analyze(sqlite_store, by=["deceptive_debater"]).tables["accuracy"].set_index("deceptive_debater")
     assert won.loc["y", "n"] == 3 and won.loc["y", "accuracy_raw"] == pytest.approx(2 / 3)
+
+
+def test_consultancy_averages_orders_within_a_side_then_the_sides(sqlite_store) -> None:
+    b = Builder(sqlite_store)
+    q = b.question(correct=0, document="d")
+    # Honest: right when the truth is shown first, wrong when second -> 0.5.
+    b.debate(q, "consultancy", first=0, seats={"consultant": ("c", 0)}, verdicts=[("judge", 0.9)])
+    b.debate(q, "consultancy", first=1, seats={"consultant": ("c", 0)}, verdicts=[("judge", 0.2)])
+    # Deceptive: one order only, right -> 1.0. Side by side: 0.75 (a flat mean of cells: 2/3).
+    b.debate(q, "consultancy", first=0, seats={"consultant": ("c", 1)}, verdicts=[("judge", 0.7)])
+    result = analyze(sqlite_store, bootstrap=20)
+    acc = result.tables["accuracy"].iloc[0]
+    assert acc["accuracy"] == pytest.approx(0.75)
+    assert acc["honest_consultant_accuracy"] == pytest.approx(0.5)
+    # One document: every replicate draws it, so the interval collapses on the estimate.
+    assert acc["boot_low"] == pytest.approx(0.75) and acc["boot_high"] == pytest.approx(0.75)

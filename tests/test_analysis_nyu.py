@@ -40,7 +40,11 @@ def accuracy_from_json(sample: Path) -> dict[str, tuple[int, float, float]]:
     out = {}
     for name, by_cell in cells.items():
         scores = [s for cell in by_cell.values() for s in cell]
-        balanced = sum(sum(c) / len(c) for c in by_cell.values()) / len(by_cell)
+        # Average over the two answer orders within a consultant side, then over the sides.
+        by_side: dict = defaultdict(list)
+        for (_first, side), cell in by_cell.items():
+            by_side[side].append(sum(cell) / len(cell))
+        balanced = sum(sum(v) / len(v) for v in by_side.values()) / len(by_side)
         out[name] = (len(scores), sum(scores) / len(scores), balanced)
     return out
 

@@ -36,16 +36,22 @@ def wilson(p: np.ndarray | pd.Series, n: np.ndarray | pd.Series, z: float = Z95)
 
 
 def stratified_mean(frame: pd.DataFrame, keys: list[str], value: str, cells: list[str]) -> pd.DataFrame:
-    """keys + [n, mean, raw_mean]: mean over cells of the cell means, and the plain mean."""
+    """keys + [n, mean, raw_mean]: the mean averaged level by level over `cells`, and the plain mean.
+
+    cells are ordered outer to inner: with ["consultant_side", "correct_first"] the cell means
+    are averaged over the answer orders within each consultant side, then over the sides.
+    """
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "n", "mean", "raw_mean"])
     per_cell = frame.groupby(keys + cells, dropna=False, observed=True)[value].agg(["sum", "count"])
-    per_cell["cell_mean"] = per_cell["sum"] / per_cell["count"]
-    out = per_cell.groupby(level=list(range(len(keys))), dropna=False).agg(
-        n=("count", "sum"), total=("sum", "sum"), mean=("cell_mean", "mean"))
-    out["raw_mean"] = out["total"] / out["n"]
+    level = per_cell["sum"] / per_cell["count"]
+    for depth in range(len(keys) + len(cells) - 1, len(keys) - 1, -1):
+        level = level.groupby(level=list(range(depth)), dropna=False).mean()
+    totals = per_cell.groupby(level=list(range(len(keys))), dropna=False)[["sum", "count"]].sum()
+    out = pd.DataFrame({"n": totals["count"], "mean": level.reindex(totals.index),
+                        "raw_mean": totals["sum"] / totals["count"]})
     out.index.names = keys
-    return out.drop(columns="total").reset_index()
+    return out.reset_index()
 
 
 class ClusterBootstrap:
@@ -88,23 +94,30 @@ class ClusterBootstrap:
         grouped = frame.groupby(keys + cells, dropna=False, observed=True, sort=True)
         cell = grouped.ngroup().to_numpy()
         cell_index = grouped.size().reset_index()[keys + cells]
-        group_of_cell = cell_index.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
+        n_cells = len(cell_index)
+        # One averaging step per cell level, inner first, as in stratified_mean.
+        steps = []
+        for depth in range(len(cells) - 1, -1, -1):
+            parent = cell_index.groupby(keys + cells[:depth], dropna=False, sort=True).ngroup().to_numpy()
+            step_from = steps[-1][1] if steps else np.arange(n_cells)
+            units = pd.unique(step_from)
+            to_parent = np.zeros(len(units), dtype=np.int64)
+            to_parent[step_from] = parent  # every unit of the level below maps to one parent
+            matrix = np.zeros((len(units), parent.max() + 1))
+            matrix[np.arange(len(units)), to_parent] = 1.0
+            steps.append((matrix, parent))
         groups = cell_index[keys].drop_duplicates().reset_index(drop=True)
-        n_cells, n_groups = len(cell_index), len(groups)
-        indicator = np.zeros((n_cells, n_groups))
-        indicator[np.arange(n_cells), group_of_cell] = 1.0
         codes = self.code(frame["cluster"])
         vals = frame[value].to_numpy(dtype=float)
         out = []
         for num, den in zip(self.sums(codes, cell, vals, n_cells),
                             self.sums(codes, cell, np.ones_like(vals), n_cells)):
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = num / den
-            valid = ~np.isnan(ratio)
-            total = np.where(valid, ratio, 0.0) @ indicator
-            count = valid.astype(float) @ indicator
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out.append(total / count)
+                level = num / den
+                for matrix, _ in steps:
+                    valid = ~np.isnan(level)
+                    level = (np.where(valid, level, 0.0) @ matrix) / (valid.astype(float) @ matrix)
+            out.append(level)
         return groups, np.vstack(out)
 
 

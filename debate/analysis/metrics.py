@@ -16,7 +16,8 @@ from debate.analysis.frames import NONE_LABEL, Prepared
 from debate.analysis.intervals import ClusterBootstrap, percentile_interval, stratified_mean, wilson
 from debate.analysis.load import DECEPTIVE
 
-CELLS = ["correct_first", "consultant_side"]
+# Averaged over the answer orders within each consultant side, then over the sides.
+CELLS = ["consultant_side", "correct_first"]
 ADVERSARIAL = ("debate", "pixel")
 
 
