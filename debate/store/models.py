@@ -88,7 +88,8 @@ class Debate(Base):
     __tablename__ = "debates"
     __table_args__ = (
         UniqueConstraint("experiment_id", "question_id", "variant"),
-        Index("ix_debates_experiment_status", "experiment_id", "status"),
+        # id last: "the first debates of an experiment in a status" walks the index in order
+        Index("ix_debates_experiment_status", "experiment_id", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 01:35:01.932906
+Create Date: 2026-11-28 02:30:04.265437
 """
 from typing import Sequence, Union
 
@@ -112,7 +112,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('experiment_id', 'question_id', 'variant')
     )
     with op.batch_alter_table('debates', schema=None) as batch_op:
-        batch_op.create_index('ix_debates_experiment_status', ['experiment_id', 'status'], unique=False)
+        batch_op.create_index('ix_debates_experiment_status', ['experiment_id', 'status', 'id'], unique=False)
 
     op.create_table('assignments',
     sa.Column('id', sa.Integer(), nullable=False),
