@@ -71,7 +71,7 @@ def test_missing_and_broken_judge_files(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_default_judge_matches_the_paper_accuracy() -> None:
     """The judge `debate pixels train-judge --k 4` builds: within 4 points of the paper's 48.2%."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     train, test = digits_split()
     _, metrics = train_judge(train, test, TrainSettings(k=4))
     assert abs(metrics["test_accuracy"] - 0.482) <= 0.04

@@ -13,7 +13,7 @@ from debate.errors import UserError
 mnist_option = click.option(
     "--mnist", "mnist_dir", type=click.Path(path_type=Path), default=None,
     help="Directory with MNIST IDX files (train-images-idx3-ubyte, ...); default: digits.")
-threads_option = click.option("--threads", default=2, show_default=True,
+threads_option = click.option("--threads", default=1, show_default=True,
                               help="Torch CPU threads.")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class ImageSet:
         return ImageSet(self.name, self.images[:n], self.labels[:n], self.max_value)
 
 
+@lru_cache(maxsize=1)
 def digits_split() -> tuple[ImageSet, ImageSet]:
     """scikit-learn digits with a fixed stratified 75/25 split: 1,347 train, 450 test."""
     from sklearn.datasets import load_digits
@@ -64,10 +66,13 @@ def digits_split() -> tuple[ImageSet, ImageSet]:
         idx, test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=DIGITS_SPLIT_SEED
     )
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    return (
-        ImageSet("digits", images[train_idx], labels[train_idx], 16),
-        ImageSet("digits", images[test_idx], labels[test_idx], 16),
-    )
+    parts = []
+    for idx_part in (train_idx, test_idx):
+        part_images, part_labels = images[idx_part], labels[idx_part]
+        part_images.setflags(write=False)  # cached: shared by every caller
+        part_labels.setflags(write=False)
+        parts.append(ImageSet("digits", part_images, part_labels, 16))
+    return parts[0], parts[1]
 
 
 def _open_idx(path: Path) -> bytes:

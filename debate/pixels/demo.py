@@ -14,7 +14,7 @@ DEMO_IMAGES = 30
 def run(store, console) -> None:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     console.rule("Image debate (Irving et al. 2018) on the digits data set")
     summaries = run_tables(
         TableRequest(ks=[4], images=DEMO_IMAGES, player="minimax", store=True), console,

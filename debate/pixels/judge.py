@@ -115,7 +115,7 @@ def random_pixel_accuracy(
     contrib = judge.pixel_contributions(values)
     image = torch.arange(len(data))
     correct = np.zeros(len(data))
-    labels = torch.as_tensor(data.labels)
+    labels = torch.tensor(data.labels)
     for _ in range(masks):
         sets = torch.as_tensor(random_nonzero_sets(values, k, rng))
         pred = judge.logits_for_sets(contrib, image, sets).argmax(1)
@@ -133,7 +133,7 @@ def train_judge(
     opt = torch.optim.Adam(judge.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.steps)
     values = train.flat_values()
-    labels = torch.as_tensor(train.labels)
+    labels = torch.tensor(train.labels)
     loss_fn = nn.CrossEntropyLoss()
     started = time.perf_counter()
     judge.train()
