@@ -238,6 +238,23 @@ def pg_admin_url() -> tuple[str, callable]:
         [str(ROOT / ".ci" / "start-postgres"), "stop", info["DIR"]], check=False)
 
 
+def run_pg(results: list[Result], admin: str, stop, n_debates: int, n_judges: int,
+           rounds: int, think: float, workdir: Path) -> None:
+    name = "bench_" + uuid.uuid4().hex[:10]
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        pg = make_url(admin).set(database=name).render_as_string(hide_password=False)
+        results.append(run_backend("postgresql", pg, n_debates, n_judges, rounds, think,
+                                   workdir))
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+        stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5,000 debates, 3 requests a judge")
@@ -246,6 +263,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=None, help="'Next debate' calls per judge")
     ap.add_argument("--think-ms", type=float, default=2000.0,
                     help="time a judge spends on a debate before submitting (mean; 0: none)")
+    ap.add_argument("--only", choices=["sqlite", "postgresql"], default=None,
+                    help="measure one database (the last line then reports that one)")
     args = ap.parse_args()
     n_debates = args.debates or (5_000 if args.quick else 100_000)
     rounds = args.requests or (3 if args.quick else 10)
@@ -253,22 +272,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         think = args.think_ms / 1000.0
-        results.append(run_backend("sqlite", f"sqlite:///{workdir / 'bench.db'}", n_debates,
-                                   args.judges, rounds, think, workdir))
-        admin, stop = pg_admin_url()
-        name = "bench_" + uuid.uuid4().hex[:10]
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            pg = make_url(admin).set(database=name).render_as_string(hide_password=False)
-            results.append(run_backend("postgresql", pg, n_debates, args.judges, rounds,
-                                       think, workdir))
-        finally:
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            engine.dispose()
-            stop()
+        if args.only in (None, "sqlite"):
+            results.append(run_backend("sqlite", f"sqlite:///{workdir / 'bench.db'}",
+                                       n_debates, args.judges, rounds, think, workdir))
+        if args.only == "sqlite":
+            admin, stop = None, None
+        else:
+            admin, stop = pg_admin_url()
+        if admin is not None:
+            run_pg(results, admin, stop, n_debates, args.judges, rounds, think, workdir)
     print(f"\n{n_debates} debates, {args.judges} judges at once, {rounds} 'Next debate' "
           f"calls each, each followed after ~{args.think_ms:.0f} ms by a submit, "
           "through gradio_client")

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -193,16 +193,20 @@ def list_campaigns(store: Store, *, active_only: bool = False) -> list[CampaignI
     return [_campaign_info(c, e) for c, e in rows]
 
 
-def get_campaign(store: Store, campaign_id: int) -> CampaignInfo:
-    with store.session() as session:
-        row = session.execute(
-            select(Campaign, Experiment.name)
-            .join(Experiment, Campaign.experiment_id == Experiment.id)
-            .where(Campaign.id == campaign_id)
-        ).first()
+def _load_campaign(session: Session, campaign_id: int) -> CampaignInfo:
+    row = session.execute(
+        select(Campaign, Experiment.name)
+        .join(Experiment, Campaign.experiment_id == Experiment.id)
+        .where(Campaign.id == campaign_id)
+    ).first()
     if row is None:
         raise QueueError(f"campaign: no campaign with id {campaign_id}")
     return _campaign_info(*row)
+
+
+def get_campaign(store: Store, campaign_id: int) -> CampaignInfo:
+    with store.session() as session:
+        return _load_campaign(session, campaign_id)
 
 
 def campaigns_for(store: Store, user: UserInfo) -> list[CampaignInfo]:
@@ -289,37 +293,66 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
     return query
 
 
+def _check_open(campaign: CampaignInfo, user: UserInfo) -> None:
+    if not campaign.active:
+        raise QueueError(f"campaign {campaign.name!r} is closed")
+    if not campaign.allows(user):
+        raise QueueError(f"campaign {campaign.name!r} is not open to {user.name!r}")
+
+
+def _open_or_claim(
+    session: Session, campaign: CampaignInfo, user: UserInfo, postgres: bool
+) -> AssignmentInfo | None:
+    if postgres:
+        # One "next" per judge at a time: two tabs cannot claim two debates.
+        session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    existing = session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.user_id == user.id,
+            Assignment.campaign_id == campaign.id,
+            Assignment.status == "open",
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+    )
+    if existing is not None:
+        return _assignment_info(existing)
+    return _claim(session, campaign, user, postgres)
+
+
 def next_assignment(
     store: Store, user: UserInfo, campaign: int | CampaignInfo
 ) -> AssignmentInfo | None:
     """The judge's open assignment in the campaign, else a newly claimed one; None when
     the campaign has nothing left for this judge."""
-    if not isinstance(campaign, CampaignInfo):
-        campaign = get_campaign(store, campaign)
-    if not campaign.active:
-        raise QueueError(f"campaign {campaign.name!r} is closed")
-    if not campaign.allows(user):
-        raise QueueError(f"campaign {campaign.name!r} is not open to {user.name!r}")
+    return next_with_view(store, user, campaign, with_view=False)[0]
+
+
+def next_with_view(
+    store: Store, user: UserInfo, campaign: int | CampaignInfo, with_view: bool = True
+) -> tuple[AssignmentInfo | None, JudgeView | None, Progress | None]:
+    """next_assignment, plus what the judge sees and their progress, in as few round
+    trips as possible: on PostgreSQL all in the claiming transaction; on SQLite the reads
+    follow in one read transaction, so the process's write lock is held only to claim."""
+    campaign_id = campaign.id if isinstance(campaign, CampaignInfo) else int(campaign)
     postgres = store.dialect == "postgresql"
     for _attempt in range(5):
         try:
             with writing(store) as session:
+                info = _load_campaign(session, campaign_id)
+                _check_open(info, user)
+                a = _open_or_claim(session, info, user, postgres)
+                if not with_view:
+                    return a, None, None
                 if postgres:
-                    # One "next" per judge at a time: two tabs cannot claim two debates.
-                    session.execute(select(User.id).where(User.id == user.id).with_for_update())
-                existing = session.scalar(
-                    select(Assignment)
-                    .where(
-                        Assignment.user_id == user.id,
-                        Assignment.campaign_id == campaign.id,
-                        Assignment.status == "open",
-                    )
-                    .order_by(Assignment.id)
-                    .limit(1)
-                )
-                if existing is not None:
-                    return _assignment_info(existing)
-                return _claim(session, campaign, user, postgres)
+                    view = _view_rows(session, a) if a is not None else None
+                    prog = _progress(session, store, user, info)
+            if not postgres:
+                with store.session() as session:
+                    view = _view_rows(session, a) if a is not None else None
+                    prog = _progress(session, store, user, info)
+            return a, (_with_pixels(store, view) if view is not None else None), prog
         except IntegrityError:
             continue  # lost a race on the unique (campaign, debate, user) key; try again
     raise QueueError("the judging queue is busy; try again")
@@ -412,59 +445,50 @@ class JudgeView:
 
 def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
     with store.session() as session:
-        row = session.execute(
-            select(Campaign.name, Campaign.mode, Debate.id, Debate.protocol_spec,
-                   Debate.answer_order, QuestionRow.text, QuestionRow.answers, Document.text)
-            .select_from(Campaign)
-            .join(Debate, Debate.id == assignment.debate_id)
-            .join(QuestionRow, QuestionRow.id == Debate.question_id)
-            .outerjoin(Document, Document.id == QuestionRow.document_id)
-            .where(Campaign.id == assignment.campaign_id)
-        ).one()
-        campaign_name, mode, debate_id, spec, order, question_text, all_answers, source = row
-        proto = Protocol.from_dict(spec)
-        order = list(order)
-        answers = tuple(str(all_answers[i]) for i in order)
-        seats = session.execute(
-            select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate_id)
-        ).all()
-        claims = tuple(
-            (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
-            for role, ans in sorted(seats)
-            if role != "judge"
-        )
-        total = judged_rounds(spec)
-        limit = assignment.rounds_shown if total else None
-        turn_query = (
-            select(Turn.role, Turn.round, Turn.kind, Turn.text)
-            .where(Turn.debate_id == debate_id, Turn.status != "failed")
-            .order_by(Turn.step, Turn.id)
-        )
-        if limit is not None:
-            turn_query = turn_query.where(Turn.round <= limit)
-        turns = tuple(
-            ShownTurn(ROLE_LABELS.get(r, r), rnd, kind, text)
-            for r, rnd, kind, text in session.execute(turn_query)
-        )
-    png = None
-    if proto.family == "pixel":
-        try:
-            from debate.pixels.view import pixel_debate_view
-        except ImportError:
-            raise QueueError(
-                "image debates cannot be shown: the debate.pixels module is not installed"
-            ) from None
-        view = pixel_debate_view(store, debate_id)
-        png = view.png
-        answers = tuple(str(c) for c in view.claims)
-        turns = ()
+        view = _view_rows(session, assignment)
+    return _with_pixels(store, view)
+
+
+def _view_rows(session: Session, assignment: AssignmentInfo) -> JudgeView:
+    row = session.execute(
+        select(Campaign.name, Campaign.mode, Debate.id, Debate.protocol_spec,
+               Debate.answer_order, QuestionRow.text, QuestionRow.answers, Document.text)
+        .select_from(Campaign)
+        .join(Debate, Debate.id == assignment.debate_id)
+        .join(QuestionRow, QuestionRow.id == Debate.question_id)
+        .outerjoin(Document, Document.id == QuestionRow.document_id)
+        .where(Campaign.id == assignment.campaign_id)
+    ).one()
+    campaign_name, mode, debate_id, spec, order, question_text, all_answers, source = row
+    proto = Protocol.from_dict(spec)
+    order = list(order)
+    seats = session.execute(
+        select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate_id)
+    ).all()
+    claims = tuple(
+        (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
+        for role, ans in sorted(seats)
+        if role != "judge"
+    )
+    total = judged_rounds(spec)
+    turn_query = (
+        select(Turn.role, Turn.round, Turn.kind, Turn.text)
+        .where(Turn.debate_id == debate_id, Turn.status != "failed")
+        .order_by(Turn.step, Turn.id)
+    )
+    if total:
+        turn_query = turn_query.where(Turn.round <= assignment.rounds_shown)
+    turns = tuple(
+        ShownTurn(ROLE_LABELS.get(r, r), rnd, kind, text)
+        for r, rnd, kind, text in session.execute(turn_query)
+    )
     return JudgeView(
         assignment_id=assignment.id,
         debate_id=debate_id,
         campaign=campaign_name,
         mode=mode,
         question=question_text,
-        answers=answers,
+        answers=tuple(str(all_answers[i]) for i in order),
         claims=claims,
         turns=turns,
         rounds_shown=assignment.rounds_shown,
@@ -472,9 +496,22 @@ def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
         family=proto.family,
         source=source if proto.judge_sees_source else None,
         quote_source=source,
-        pixel_png=png,
         submitted=assignment.status == "submitted",
     )
+
+
+def _with_pixels(store: Store, view: JudgeView) -> JudgeView:
+    """Image debates: the revealed pixels and the two claimed digits, in display order."""
+    if view.family != "pixel":
+        return view
+    try:
+        from debate.pixels.view import pixel_debate_view
+    except ImportError:
+        raise QueueError(
+            "image debates cannot be shown: the debate.pixels module is not installed"
+        ) from None
+    pix = pixel_debate_view(store, view.debate_id)
+    return replace(view, pixel_png=pix.png, answers=tuple(str(c) for c in pix.claims), turns=())
 
 
 # ---------------------------------------------------------------- submitting
@@ -670,37 +707,46 @@ class Progress:
     campaign_total: int
 
 
+# Debates finish rarely while people judge; counting 100k of them on every click is waste.
+TOTALS_SECONDS = 60.0
 _TOTALS: dict[tuple[str, int], tuple[float, int, int]] = {}
 
 
-def _campaign_totals(store: Store, campaign: CampaignInfo) -> tuple[int, int]:
+def _campaign_totals(
+    store: Store, campaign: CampaignInfo, session: Session | None = None
+) -> tuple[int, int]:
     """(distinct questions, judgeable debates); cached for a few seconds."""
     key = (store.url, campaign.id)
     hit = _TOTALS.get(key)
-    if hit and time.monotonic() - hit[0] < 10.0:
+    if hit and time.monotonic() - hit[0] < TOTALS_SECONDS:
         return hit[1], hit[2]
-    with store.session() as session:
-        debates, questions = session.execute(
-            select(func.count(), func.count(func.distinct(Debate.question_id))).where(
-                Debate.experiment_id == campaign.experiment_id, Debate.status == "done"
-            )
-        ).one()
+    query = select(func.count(), func.count(func.distinct(Debate.question_id))).where(
+        Debate.experiment_id == campaign.experiment_id, Debate.status == "done"
+    )
+    if session is None:
+        with store.session() as own:
+            debates, questions = own.execute(query).one()
+    else:
+        debates, questions = session.execute(query).one()
     _TOTALS[key] = (time.monotonic(), questions, debates)
     return questions, debates
 
 
-def progress(store: Store, user: UserInfo, campaign: int | CampaignInfo) -> Progress:
-    if not isinstance(campaign, CampaignInfo):
-        campaign = get_campaign(store, campaign)
-    questions, debates = _campaign_totals(store, campaign)
-    submitted = Assignment.status == "submitted"
-    with store.session() as session:
-        mine, done = session.execute(
-            select(func.count().filter(Assignment.user_id == user.id), func.count())
-            .where(Assignment.campaign_id == campaign.id, submitted)
-        ).one()
+def _progress(session: Session, store: Store, user: UserInfo, campaign: CampaignInfo) -> Progress:
+    questions, debates = _campaign_totals(store, campaign, session)
+    mine, done = session.execute(
+        select(func.count().filter(Assignment.user_id == user.id), func.count())
+        .where(Assignment.campaign_id == campaign.id, Assignment.status == "submitted")
+    ).one()
     return Progress(int(mine or 0), questions, int(done or 0),
                     debates * campaign.judgments_per_debate)
+
+
+def progress(store: Store, user: UserInfo, campaign: int | CampaignInfo) -> Progress:
+    with store.session() as session:
+        if not isinstance(campaign, CampaignInfo):
+            campaign = _load_campaign(session, campaign)
+        return _progress(session, store, user, campaign)
 
 
 @dataclass

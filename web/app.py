@@ -85,7 +85,7 @@ def launch_app(
     demo = build_app(store)
     # Queue-position estimates go out once a minute, not to every waiting client after
     # every finished event (with many judges at once those messages cost more than the work).
-    demo.queue(default_concurrency_limit=32, max_size=1024, status_update_rate=60)
+    demo.queue(default_concurrency_limit=8, max_size=1024, status_update_rate=60)
     _app, url, _share = demo.launch(
         server_name=host,
         server_port=port,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +35,29 @@ class Refused(gr.Error):
     """A request the logged-in user may not make."""
 
 
+USER_CACHE_SECONDS = 2.0
+_users: dict[tuple[str, str], tuple[float, UserInfo | None]] = {}
+
+
+def _lookup(store: Store, name: str | None) -> UserInfo | None:
+    """get_user, remembered for a couple of seconds: every event checks the user's role,
+    and a judge clicking through debates should not pay a round trip for it each time."""
+    if not name:
+        return None
+    key = (store.url, name)
+    hit = _users.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < USER_CACHE_SECONDS:
+        return hit[1]
+    user = get_user(store, name)
+    _users[key] = (now, user)
+    return user
+
+
 def current_user(store: Store, request: gr.Request | None, *roles: str) -> UserInfo:
     """The logged-in user, checked against `roles` (admins pass every check)."""
     name = getattr(request, "username", None) if request is not None else None
-    user = get_user(store, name)
+    user = _lookup(store, name)
     if user is None:
         raise Refused("not logged in")
     if roles and user.role not in roles and not user.is_admin:

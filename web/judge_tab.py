@@ -62,23 +62,27 @@ def build(store: Store) -> dict[str, Any]:
     shown = [view, assignment_box, debate_box, round_box, progress_md, message, submit_btn,
              feedback_group, judgment_box, prob_a, prob_b, explanation]
 
-    def _progress(user, campaign) -> str:
-        p = queue.progress(store, user, campaign)
+    def _progress_text(p: queue.Progress) -> str:
         return (f"**Your progress:** {p.mine} judged (of at most {p.mine_possible} questions) "
                 f"· **Campaign:** {p.campaign_done} of {p.campaign_total} judgments")
+
+    def _progress(user, campaign: "int | queue.CampaignInfo") -> str:
+        return _progress_text(queue.progress(store, user, campaign))
 
     def _blank(text: str, prog: str = "") -> list[Any]:
         return [f"<p>{esc(text)}</p>", "", "", "", prog, "", gr.update(interactive=False),
                 gr.update(visible=False), "", 50, 50, ""]
 
-    def _show(user, campaign: "int | queue.CampaignInfo", a: queue.AssignmentInfo, msg: str = "",
-              reset: bool = True) -> list[Any]:
-        v = queue.judge_view(store, a)
+    def _render(v: queue.JudgeView, a: queue.AssignmentInfo, prog: str, msg: str = "",
+                reset: bool = True) -> list[Any]:
         keep = gr.update()
-        return [judge_html(v), str(a.id), str(a.debate_id), str(a.rounds_shown),
-                _progress(user, campaign), msg, gr.update(interactive=True),
-                gr.update(visible=False), "",
+        return [judge_html(v), str(a.id), str(a.debate_id), str(a.rounds_shown), prog, msg,
+                gr.update(interactive=True), gr.update(visible=False), "",
                 50 if reset else keep, 50 if reset else keep, "" if reset else keep]
+
+    def _show(user, campaign: "int | queue.CampaignInfo", a: queue.AssignmentInfo,
+              msg: str = "", reset: bool = True) -> list[Any]:
+        return _render(queue.judge_view(store, a), a, _progress(user, campaign), msg, reset)
 
     def _campaign_id(value: Any) -> int:
         try:
@@ -115,12 +119,12 @@ def build(store: Store) -> dict[str, Any]:
     @user_errors
     def next_debate(campaign_value: Any, request: gr.Request):
         user = current_user(store, request, "judge")
-        campaign = queue.get_campaign(store, _campaign_id(campaign_value))
-        a = queue.next_assignment(store, user, campaign)
-        if a is None:
+        a, view, prog = queue.next_with_view(store, user, _campaign_id(campaign_value))
+        assert prog is not None
+        if a is None or view is None:
             return _blank("Nothing left to judge in this campaign for you. Thank you!",
-                          _progress(user, campaign))
-        return _show(user, campaign, a)
+                          _progress_text(prog))
+        return _render(view, a, _progress_text(prog))
 
     @user_errors
     def submit(campaign_value: Any, assignment_id: Any, debate_id: Any, round_seen: Any,
