@@ -250,6 +250,7 @@ class MctsPlayer:
         n_nodes = np.ones(g, dtype=np.int32)
         rows = np.arange(g)
         prior = 1.0 / np.maximum(root_legal.sum(1), 1)  # uniform over the root's moves
+        tiebreak = 1e-6 * self.rng.random((g, a))  # ties broken at random (one draw a search)
         for _ in range(self.rollouts):
             node = np.zeros(g, dtype=np.int32)
             legal = root_legal.copy()
@@ -258,11 +259,11 @@ class MctsPlayer:
             active = np.ones(g, dtype=bool)
             for d in range(depth_left):
                 n_sa = visits[rows, node]
-                q = np.where(n_sa > 0, total[rows, node] / np.maximum(n_sa, 1), 0.0)
+                q = total[rows, node] / np.maximum(n_sa, 1)  # 0 where unvisited
                 n_legal = np.maximum(legal.sum(1), 1)
                 p_uniform = (1.0 / n_legal)[:, None] if d else prior[:, None]
                 u = q + self.c_puct * p_uniform * np.sqrt(n_sa.sum(1, keepdims=True)) / (1 + n_sa)
-                u = u + 1e-6 * self.rng.random(u.shape)  # ties broken at random
+                u += tiebreak
                 u[~legal] = -np.inf
                 move = u.argmax(1)
                 path_nodes[active, d] = node[active]
