@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,8 +145,7 @@ def free_port() -> int:
 
 
 def login(url: str, name: str):
-    """A logged-in client. Logins run one after another: argon2 is slow on purpose, and
-    logging in is not what is measured."""
+    """A logged-in client. Logging in (argon2, slow on purpose) is not what is measured."""
     from gradio_client import Client
 
     # ssl_verify=False: the server is plain HTTP on loopback, so no certificate is ever
@@ -200,8 +200,10 @@ def run_backend(backend: str, url: str, n_debates: int, n_judges: int, rounds: i
     errors: list[str] = []
     try:
         t_login = time.perf_counter()
-        clients = [login(f"http://127.0.0.1:{port}/", f"judge{i}") for i in range(n_judges)]
-        print(f"[{backend}] {n_judges} judges logged in, one after another, in "
+        with ThreadPoolExecutor(4) as pool:  # the server checks 4 passwords at a time
+            clients = list(pool.map(lambda i: login(f"http://127.0.0.1:{port}/", f"judge{i}"),
+                                    range(n_judges)))
+        print(f"[{backend}] {n_judges} judges logged in in "
               f"{time.perf_counter() - t_login:.1f}s", flush=True)
         barrier = threading.Barrier(n_judges)
         threads = [threading.Thread(target=judge_loop, args=(
@@ -257,7 +259,8 @@ def run_pg(results: list[Result], admin: str, stop, n_debates: int, n_judges: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="5,000 debates, 3 requests a judge")
+    ap.add_argument("--quick", action="store_true",
+                    help="2,000 debates, 2 requests a judge")
     ap.add_argument("--debates", type=int, default=None)
     ap.add_argument("--judges", type=int, default=20)
     ap.add_argument("--requests", type=int, default=None, help="'Next debate' calls per judge")
@@ -266,8 +269,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "postgresql"], default=None,
                     help="measure one database (the last line then reports that one)")
     args = ap.parse_args()
-    n_debates = args.debates or (5_000 if args.quick else 100_000)
-    rounds = args.requests or (3 if args.quick else 10)
+    n_debates = args.debates or (2_000 if args.quick else 100_000)
+    rounds = args.requests or (2 if args.quick else 10)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -1,0 +1,70 @@
+"""Image debates are judged like the others: the judge sees the revealed pixels enlarged
+and picks between the two claimed digits; the truth stays on the server."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from debate.store.models import Debate, Judgment, Question
+from debate.users import get_user
+from judges import queue
+from test_web_support import add_accounts
+from web.render import judge_html
+
+
+@pytest.fixture
+def pixel_store(sqlite_store, pixel_judges: dict[int, Path]):
+    import torch
+
+    from debate.pixels.data import digits_split
+    from debate.pixels.game import Board
+    from debate.pixels.judge import load_judge
+    from debate.pixels.players import MinimaxPlayer
+    from debate.pixels.store import store_games
+    from debate.pixels.table import run_table
+
+    torch.set_num_threads(1)
+    data = digits_split()[1].head(1)
+    board = Board(data, load_judge(pixel_judges[2]).judge)
+    result = run_table(board, 2, MinimaxPlayer(), MinimaxPlayer())
+    store_games(sqlite_store, name="pixels", data=data, image_ids={0: 0}, k=2,
+                games=result.games, honest_name="minimax-honest", liar_name="minimax-liar",
+                judge_name="pixel-judge", judge_settings={"k": 2}, config={"k": 2})
+    add_accounts(sqlite_store, ("pj", "judge"))
+    return sqlite_store
+
+
+def test_pixel_debate_is_judged_from_the_revealed_pixels(pixel_store):
+    store = pixel_store
+    campaign = queue.create_campaign(store, name="pix", experiment="pixels", mode="stepped")
+    judge = get_user(store, "pj")
+    a, view, _progress = queue.next_with_view(store, judge, campaign.id)
+    assert a is not None and view is not None
+    assert a.rounds_shown == 0  # image debates are judged whole, even in a stepped campaign
+    with store.session() as s:
+        d = s.get(Debate, a.debate_id)
+        q = s.get(Question, d.question_id)
+        shown = [str(q.answers[i]) for i in d.answer_order]
+        truth = str(q.answers[q.correct_index])
+    assert list(view.answers) == shown  # the two claimed digits, in display order
+    assert view.pixel_png is not None and view.pixel_png.startswith(b"\x89PNG")
+    html = judge_html(view)
+    data = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
+    assert base64.b64decode(data) == view.pixel_png
+    assert f"the digit is {shown[0]}" in html and f"the digit is {shown[1]}" in html
+    for secret in ("honest", "liar", "minimax", "correct", "image"):
+        assert secret not in html.replace('alt="revealed pixels"', "").replace(
+            "pixel-image", ""), secret
+    assert truth in shown  # the truth is one of the claims, unmarked
+
+    result = queue.submit_judgment(store, judge, a.id, a.debate_id, 0, [80, 20], "pixels")
+    assert result.final and result.reveal is not None
+    with store.session() as s:
+        j = s.scalars(select(Judgment).where(Judgment.user_id == judge.id)).one()
+    assert j.probabilities[d.answer_order[0]] == pytest.approx(0.8)
+    assert result.reveal.correct_answer == truth
