@@ -115,12 +115,14 @@ BUILTIN: dict[str, Protocol] = {
         Protocol("open-consultancy", "consultancy", rounds=3, open_choice=True),
         Protocol("naive-judge", "naive", rounds=0, debaters_see_source=False),
         Protocol("expert-judge", "expert", rounds=0, judge_sees_source=True),
+        # Image debate (debate.pixels): each turn reveals one pixel, "(row, col) = value";
+        # rounds = k / 2 (k = 4 here, the paper's 4-pixel game; stored debates set rounds).
         Protocol(
             "pixel-debate",
             "pixel",
             rounds=2,
             judge_sees_source=False,
-            limits=Limits(min_words=0, max_words=1, max_quoted_words=None),
+            limits=Limits(min_words=0, max_words=4, max_quoted_words=None),
         ),
     ]
 }

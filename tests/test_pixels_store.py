@@ -65,6 +65,8 @@ def test_games_are_stored_as_debates(stored) -> None:
             value = int(q.meta["image"][row][col])
             assert value > 0 and t.meta["value"] == value
             assert t.text == f"({row}, {col}) = {value}"
+            assert len(t.text.split()) <= d.protocol_spec["limits"]["max_words"]
+        assert d.protocol_spec["rounds"] == 1  # k = 2: one pixel each
         j = s.scalars(select(Judgment).where(Judgment.debate_id == d.id)).one()
         assert len(j.meta["logits"]) == 10
         assert sum(j.probabilities) == pytest.approx(1.0)
