@@ -108,3 +108,28 @@ def test_demo_section(store, pixel_judges, tmp_path: Path, monkeypatch) -> None:
     assert "precommit" in text and "debate serve" in text
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Debate)) == 2 * 9 * 2
+
+
+def test_mnist_idx_files_end_to_end(tmp_path: Path, pixel_judges, capsys) -> None:
+    from test_pixels_data import fake_mnist
+
+    fake_mnist(tmp_path)
+    judge = tmp_path / "mnist-k2.pt"
+    code, stdout, err = run_cli(["pixels", "train-judge", "--k", "2", "--steps", "5",
+                                 "--hidden", "8", "--mnist", str(tmp_path), "--out", str(judge)],
+                                capsys)
+    assert code == 0, err
+    assert "on mnist" in stdout
+    code, stdout, err = run_cli(["pixels", "table", "--k", "2", "--images", "2", "--mnist",
+                                 str(tmp_path), "--judge", str(judge), "--player", "greedy",
+                                 "--no-store"], capsys)
+    assert code == 0, err
+    assert "mnist test (2 images)" in stdout
+    code, _, err = run_cli(["pixels", "table", "--k", "2", "--mnist", str(tmp_path),
+                            "--judge", str(pixel_judges[2]), "--no-store"], capsys)
+    assert code == 2 and "is for (8, 8) images, not (28, 28)" in err
+    # A truncated IDX file.
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03short")
+    code, _, err = run_cli(["pixels", "table", "--k", "2", "--mnist", str(tmp_path),
+                            "--no-store"], capsys)
+    assert code == 2 and "t10k-images-idx3-ubyte" in err and err.count("\n") == 1
