@@ -12,7 +12,8 @@ Config (an agent entry; backend settings as in debate.backends.settings):
 
 Every request of an engine step goes to the backend in one batched call. Word limits are
 enforced by resampling a turn that is empty, too long or too short, up to
-`max_resamples` times, then by truncation that keeps quote tags whole and is marked.
+`max_resamples` times, then by truncation that keeps quote tags whole and is marked (the
+engine's: it stores the raw text in the turn's meta.raw_text).
 Best-of-N: N candidates are sampled and each is scored by a log-probability preference
 judge (this model, or `preference_judge`) that sees what the protocol's judge would see
 with the candidate appended; the score is the judge's probability for the debater's own
@@ -271,7 +272,12 @@ class ModelDebater(Debater):
         meta.update({k: v for k, v in gen.meta.items() if k == "prefix_reused_tokens"})
         if chosen["rejected"]:
             meta["resampled"] = chosen["rejected"]
-        if chosen["truncated"]:
+        # A speech over the limit goes out raw: the engine cuts it with the same
+        # truncate_words (marked, tags kept whole) and keeps the raw text in meta.raw_text.
+        # Other turn kinds are not cut by the engine, so they are cut here.
+        text, status = chosen["raw"], "ok"
+        if chosen["truncated"] and r.kind != "speech":
+            text, status = chosen["text"], "truncated"
             meta["raw_text"] = chosen["raw"]
         if r.kind == "choice":
             m = re.search(r"answer\s*[:\-]?\s*\(?([AB])\b", chosen["raw"], re.IGNORECASE)
@@ -286,8 +292,8 @@ class ModelDebater(Debater):
                 for k, c in enumerate(mine)
             ]
         return TurnResult(
-            text=chosen["text"],
-            status="truncated" if chosen["truncated"] else "ok",
+            text=text,
+            status=status,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=sum(c["gen"].completion_tokens for c in mine),
             shown=gen.prompt,

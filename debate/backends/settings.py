@@ -41,7 +41,10 @@ class BackendSettings(BaseModel):
     token_budget: int = Field(default=65536, ge=64)
     prefix_cache: bool = True
     prefix_cache_mb: float = Field(default=1024.0, ge=0)
+    # prompts are encoded in chunks so the attention scores of one chunk stay under this
+    prefill_chunk_mb: float = Field(default=128.0, gt=0)
     trust_remote_code: bool = False
+    attn_implementation: str | None = None  # e.g. eager, sdpa, flash_attention_2
     cpu_threads: int | None = Field(default=None, ge=1)  # torch threads when on CPU
     # OpenAI-compatible servers
     base_url: str | None = None

@@ -129,8 +129,11 @@ def load_pretrained(settings: BackendSettings, where: str, device: torch.device,
 
     def load(local_only: bool) -> tuple[Any, Any]:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **kwargs)
+        extra = {}
+        if settings.attn_implementation:
+            extra["attn_implementation"] = settings.attn_implementation
         model = AutoModelForCausalLM.from_pretrained(
-            source, local_files_only=local_only, dtype=dtype, **kwargs
+            source, local_files_only=local_only, dtype=dtype, **kwargs, **extra
         )
         return tok, model
 
@@ -374,14 +377,8 @@ class TransformersBackend(Backend):
             mask[row, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = self._new_cache()
-        self.model(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
-            **{self._cache_kw: cache},
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        self._prefill(ids.to(self.device), mask.to(self.device), positions.to(self.device),
+                      cache, 0)
         self.stats["prefill_tokens"] += int(mask.sum())
         out: dict[str, PrefixEntry] = {}
         for row, it in enumerate(batch):
@@ -396,6 +393,30 @@ class TransformersBackend(Backend):
         return out
 
     # ------------------------------------------------------------------ generation
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                 cache: Any, past: int) -> torch.Tensor:
+        """Feed `ids` ([B, S], after `past` cached positions) in chunks whose attention
+        scores (B x heads x chunk x keys floats) stay under prefill_chunk_mb: on CPU the
+        masked attention materialises them, and 32 rows x 2,000 tokens at once would take
+        gigabytes. Returns the last position's logits."""
+        b, s = ids.shape
+        heads = getattr(self.model.config, "num_attention_heads", 1) or 1
+        budget = self.settings.prefill_chunk_mb * 2**20
+        chunk = max(16, int(budget // (4 * b * heads * (past + s))))
+        out = None
+        for start in range(0, s, chunk):
+            end = min(s, start + chunk)
+            out = self.model(
+                input_ids=ids[:, start:end],
+                attention_mask=mask[:, : past + end],
+                position_ids=positions[:, start:end],
+                **{self._cache_kw: cache},
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        assert out is not None
+        return out.logits[:, -1, :].float()
+
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
         items = [self._item(i, c) for i, c in enumerate(chats)]
         if not self.prefix_enabled:
@@ -464,15 +485,7 @@ class TransformersBackend(Backend):
         self.stats["batches"] += 1
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            **{self._cache_kw: cache},
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :].float()
+        logits = self._prefill(ids, mask, positions, cache, p_width)
         history = ids  # for the repetition penalty
         rows = list(range(b))  # batch row -> item row, shrinks as rows finish
         generated: list[list[int]] = [[] for _ in range(b)]
