@@ -237,7 +237,21 @@ def test_admin_tabs_work_for_admins(app):
     with pytest.raises(AppError, match="judge config: expected a mapping"):
         root.predict("exp", "just text", api_name="/start_model_judge")
     html = root.predict([], ["protocol", "judge"], api_name="/results")
-    assert isinstance(html, str) and ("<table" in html or "not available" in html)
+    assert "<table" in html and "accuracy" in html and "<img" in html
+
+
+def test_model_judge_form(app, tiny_model_dir):
+    store, url, _c1 = app
+    root = client(url, "root")
+    config = f"type: logprob\nname: tiny-web-judge\nmodel: {tiny_model_dir}\nboth_orders: false"
+    with pytest.raises(AppError, match="no experiment named 'nope'"):
+        root.predict("nope", config, api_name="/start_model_judge")
+    msg = root.predict("exp", config, api_name="/start_model_judge")
+    assert "Model judge finished on exp" in msg
+    with store.session() as s:
+        n = s.scalar(select(func.count()).select_from(Judgment)
+                     .where(Judgment.user_id.is_(None), Judgment.judge_agent_id.is_not(None)))
+    assert n == 8  # every debate of the experiment, once
 
 
 def test_human_debater_turn(app):

@@ -212,3 +212,29 @@ def test_debater_turn_with_selected_quote(site, browser):
     assert "<quote>painted red by the old fisherman</quote>" in turn.text
     assert [q.verified for q in quotes] == [True]
     assert status in ("waiting_human", "done")
+
+
+def test_admin_sees_browse_results_and_admin(site, browser):
+    store, url, _campaign = site
+    from test_web_support import add_accounts as _add
+
+    _add(store, ("boss", "admin"))
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    login(page, url, "boss")
+    page.get_by_role("tab", name="Browse").click()
+    page.locator("#browse-filter").click()
+    page.wait_for_function("document.body.innerText.includes('order=')", timeout=30_000)
+    page.get_by_label("Debate id").fill("1")
+    page.locator("#browse-open").click()
+    page.locator("#browse-detail").get_by_text("(correct)").wait_for(timeout=30_000)
+    assert page.evaluate("window.__pwned") is None  # hostile text is inert here too
+    shot(page, "admin-browse")
+    page.get_by_role("tab", name="Results").click()
+    page.locator("#results-run").click()
+    page.locator("#results-html table").first.wait_for(timeout=60_000)
+    shot(page, "admin-results")
+    page.get_by_role("tab", name="Admin").click()
+    page.get_by_text("New judging campaign").wait_for()
+    shot(page, "admin-campaigns")
+    context.close()

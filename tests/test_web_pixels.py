@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from test_web_support import add_accounts, artifacts_dir
 
 from debate.store.models import Debate, Judgment, Question
 from debate.users import get_user
 from judges import queue
-from test_web_support import add_accounts, artifacts_dir
 from web.render import judge_html
 
 

@@ -31,8 +31,12 @@ def analysis_html(store: Store, experiments: list[str] | None, by: list[str]) ->
     parts: list[str] = []
     for name, frame in result.tables.items():
         parts.append(f"<h4>{esc(name)}</h4>")
-        parts.append(frame.to_html(escape=True, index=False, float_format=lambda v: f"{v:.3f}",
-                                   na_rep="", border=0))
+        if frame.empty:
+            parts.append("<p><i>no rows yet</i></p>")
+            continue
+        table = frame.to_html(escape=True, index=False, float_format=lambda v: f"{v:.3f}",
+                              na_rep="", border=0)
+        parts.append(f'<div style="overflow-x:auto">{table}</div>')
     with tempfile.TemporaryDirectory() as tmp:
         for path in result.plot_pngs(Path(tmp)):
             parts.append(f"<h4>{esc(Path(path).stem)}</h4>")
@@ -53,7 +57,8 @@ def parse_judge_config(text: str) -> dict[str, Any]:
 def build(store: Store) -> dict[str, Any]:
     with gr.Row():
         exps = gr.Dropdown(label="Experiments (none: all)", choices=[], multiselect=True, allow_custom_value=True)
-        by = gr.CheckboxGroup(["protocol", "judge", "experiment", "debater"],
+        by = gr.CheckboxGroup(["protocol", "judge", "judge_type", "experiment", "family",
+                               "debater"],
                               value=["protocol", "judge"], label="Group by")
         run_btn = gr.Button("Show results", elem_id="results-run")
     results = gr.HTML("", elem_id="results-html")
@@ -61,7 +66,8 @@ def build(store: Store) -> dict[str, Any]:
     with gr.Row():
         judge_exp = gr.Dropdown(label="Experiment", choices=[], allow_custom_value=True)
         judge_cfg = gr.Textbox(label="Judge config (YAML)", lines=4,
-                               value="", placeholder="type: model\nmodel: /path/to/model")
+                               value="",
+                               placeholder="type: logprob\nmodel: Qwen/Qwen2.5-0.5B-Instruct")
     judge_btn = gr.Button("Start model judge", elem_id="results-judge")
     judge_status = gr.Markdown("", elem_id="results-judge-status")
 
