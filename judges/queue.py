@@ -644,17 +644,6 @@ def submit_judgment(
         )
 
 
-def final_judgment_id(store: Store, user: UserInfo, assignment_id: int) -> int | None:
-    with store.session() as session:
-        return session.scalar(
-            select(Judgment.id).where(
-                Judgment.assignment_id == assignment_id,
-                Judgment.user_id == user.id,
-                Judgment.kind == "final",
-            )
-        )
-
-
 def record_feedback(
     store: Store, user: UserInfo, judgment_id: Any, scores: dict[str, Any], comment: str = ""
 ) -> int:

@@ -9,6 +9,7 @@ from debate.store.db import Store
 from debate.users import ROLES, add_user, generate_password, list_users
 from judges import queue
 from web.auth import require_admin, user_errors
+from web.render import md_text
 from web.results_tab import experiment_names
 
 
@@ -78,7 +79,7 @@ def build(store: Store) -> dict[str, Any]:
         c = queue.create_campaign(store, name=n or "", experiment=e or "", judges=js or None,
                                   judgments_per_debate=per_debate, mode=m or "whole",
                                   reveal_truth=bool(r))
-        return f"Campaign **{c.name}** (id {c.id}) created.", campaigns_frame(store)
+        return f"Campaign **{md_text(c.name)}** (id {c.id}) created.", campaigns_frame(store)
 
     def _toggle(active: bool):
         @user_errors

@@ -12,7 +12,7 @@ import gradio as gr
 from debate.store.db import Store
 from judges import queue
 from web.auth import current_user, user_errors
-from web.render import esc, judge_html
+from web.render import esc, judge_html, md_text
 
 INTRO = (
     "Pick a campaign and press **Next debate**. Keys: **1-9** set answer 1 to 10-90%, "
@@ -140,7 +140,7 @@ def build(store: Store) -> dict[str, Any]:
                          f"Round {result.next_round} is now shown below.", reset=False)
         msg = "**Judgment recorded.** "
         if result.reveal is not None:
-            msg += (f"The correct answer was: *{esc(result.reveal.correct_answer)}*. "
+            msg += (f"The correct answer was: *{md_text(result.reveal.correct_answer)}*. "
                     f"You gave it {result.reveal.your_probability:.0f}%.")
         else:
             msg += "This campaign does not reveal the answers."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Iterable
 
 from debate.quotes import render_html
@@ -29,6 +30,15 @@ CSS = """
 
 def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md_text(text: object) -> str:
+    """Stored text placed inside Markdown: HTML-escaped, and Markdown punctuation
+    backslash-escaped, so links, images and emphasis in it stay literal."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", esc(text))
 
 
 def esc_block(text: object) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from debate.store.db import Store
 from debate.store.models import Experiment
 from web.auth import require_admin, user_errors
-from web.render import esc, png_tag
+from web.render import esc, md_text, png_tag
 
 
 def experiment_names(store: Store) -> list[str]:
@@ -103,7 +103,7 @@ def build(store: Store) -> dict[str, Any]:
 
         out = judge_experiment(store, str(experiment), config, progress=report)
         summary = json.dumps(out, default=str)[:500] if out is not None else "done"
-        return f"Model judge finished on {esc(experiment)}: {esc(summary)}"
+        return f"Model judge finished on {md_text(experiment)}: {md_text(summary)}"
 
     run_btn.click(show, inputs=[exps, by], outputs=results, api_name="results")
     judge_btn.click(start_judge, inputs=[judge_exp, judge_cfg], outputs=judge_status,
