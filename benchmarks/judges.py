@@ -9,11 +9,13 @@ once (final judgment, shown order only) through `judges.run.judge_experiment`, w
 is what `debate judge` does, storing included (model loading is not timed):
 
 - logprob: one batched forward pass per prompt, P(A) and P(B) after "Answer:";
-- text: the judge writes up to N reasoning tokens (default 128; a short chain of thought),
+- text: the judge writes up to N reasoning tokens (default 256, the text judge's default),
   then its verdict is parsed from "Answer: X" (batched generation, same backend).
 
 Without --model the test model is built offline (tests/tiny_model.py); its text verdicts
-do not parse (it is random), which does not change the work done.
+do not parse (it is random), which does not change the work done. A random model would
+stop at a random end-of-text token, so the text judge's reasoning is held at exactly N
+tokens (min_new_tokens), as a real judge's reasoning would run.
 Last line: `judges ratio=<logprob/text judgments per second> target=5`.
 """
 
@@ -54,7 +56,7 @@ def main() -> None:
 
         model = str(build_tiny_model(work / "model"))
     questions = 6 if args.quick else 20
-    reasoning = args.reasoning_tokens or (64 if args.quick else 128)
+    reasoning = args.reasoning_tokens or (128 if args.quick else 256)
     store = open_store(f"sqlite:///{work / 'bench.db'}")
     run_experiment(store, parse_config({
         "name": "transcripts",
@@ -68,7 +70,8 @@ def main() -> None:
     arms = [
         ("logprob (one forward pass)", {**common, "type": "logprob", "name": "lp"}),
         (f"text ({reasoning} tokens, then parse)",
-         {**common, "type": "text", "name": "text", "max_new_tokens": reasoning}),
+         {**common, "type": "text", "name": "text", "max_new_tokens": reasoning,
+          "min_new_tokens": reasoning}),
     ]
     rates = []
     print(f"model {model}; {2 * questions} debates of 3 rounds (scripted transcripts)")

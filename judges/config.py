@@ -36,6 +36,7 @@ class JudgeConfig(BackendSettings):
     temperature: float = Field(default=0.0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=256, ge=1)
+    min_new_tokens: int = Field(default=0, ge=0)  # benchmarks: fixed-length reasoning
     templates: str | None = None
     seed: int = 0
 

@@ -138,7 +138,8 @@ class ModelJudge:
             for c in chats for k in range(n)
         ]
         gens = self.backend.generate(expanded, SamplingSettings(
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p))
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+            min_new_tokens=min(cfg.min_new_tokens, cfg.max_new_tokens)))
         out = []
         for j in range(len(chats)):
             samples = [{"text": g.text, "verdict": parse_verdict(g.text)}

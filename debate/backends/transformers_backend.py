@@ -630,14 +630,9 @@ class TransformersBackend(Backend):
             ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
             mask[row, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
-            use_cache=False,
-            logits_to_keep=1,
-        )
-        logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        logits = self._prefill(ids.to(self.device), mask.to(self.device),
+                               positions.to(self.device), self._new_cache(), 0)
+        logprobs = torch.log_softmax(logits, dim=-1)
         per_label = torch.stack(
             [torch.logsumexp(logprobs[:, ids_], dim=-1) for ids_ in label_ids], dim=-1
         )
