@@ -110,13 +110,13 @@ def pixel_judges(tmp_path_factory) -> dict[int, Path]:
     from debate.pixels.data import digits_split
     from debate.pixels.judge import TrainSettings, save_judge, train_judge
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     train, test = digits_split()
     out = tmp_path_factory.mktemp("pixel-judges")
     paths = {}
     for k in (2, 4):
         judge, metrics = train_judge(
-            train, test, TrainSettings(k=k, hidden=32, steps=300, batch=256, eval_masks=2)
+            train, test, TrainSettings(k=k, hidden=32, steps=300, batch=128, eval_masks=2)
         )
         paths[k] = save_judge(judge, metrics, out / f"judge-k{k}.pt", train.shape)
     return paths
