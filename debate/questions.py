@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from debate.errors import DatasetError
+from debate.jsonl import iter_json_lines
 
 QUESTION_FIELDS = (
     "id",
@@ -192,31 +193,18 @@ def read_questions_jsonl(path: str | Path) -> list[Question]:
     questions: list[Question] = []
     documents: dict[str, dict] = {}
     seen: set[str] = set()
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(
-                        f"{where}: (line): not valid JSON ({exc.msg} at column {exc.colno})"
-                    ) from None
-                if isinstance(obj, dict) and "document" in obj:
-                    doc = parse_document_line(obj, where)
-                    if doc["id"] in documents:
-                        raise DatasetError(f"{where}: document.id: duplicate id {doc['id']!r}")
-                    documents[doc["id"]] = doc
-                    continue
-                q = parse_question_line(obj, where, documents)
-                if q.id in seen:
-                    raise DatasetError(f"{where}: id: duplicate id {q.id!r}")
-                seen.add(q.id)
-                questions.append(q)
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: (file): not UTF-8 text ({exc.reason})") from None
+    for where, obj in iter_json_lines(path, DatasetError, field="(line): "):
+        if isinstance(obj, dict) and "document" in obj:
+            doc = parse_document_line(obj, where)
+            if doc["id"] in documents:
+                raise DatasetError(f"{where}: document.id: duplicate id {doc['id']!r}")
+            documents[doc["id"]] = doc
+            continue
+        q = parse_question_line(obj, where, documents)
+        if q.id in seen:
+            raise DatasetError(f"{where}: id: duplicate id {q.id!r}")
+        seen.add(q.id)
+        questions.append(q)
     return questions
 
 

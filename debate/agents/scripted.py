@@ -13,7 +13,6 @@ source. Both are verbatim slices of the source, at most 30 words long.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from functools import lru_cache
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
 from debate.errors import ConfigError
+from debate.jsonl import iter_json_lines
 from debate.quotes import QUOTE_TAG_RE, normalize
 
 DEFAULT_TEMPLATE = (
@@ -156,23 +156,17 @@ def load_script(path: Path) -> dict[tuple[str, str, int], str]:
     if not path.is_file():
         raise ConfigError(f"script: no such file {path}")
     script: dict[tuple[str, str, int], str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
-            for key in ("question_id", "round", "text"):
-                if key not in obj:
-                    raise ConfigError(f"{where}: {key}: missing")
-            if not isinstance(obj["round"], int):
-                raise ConfigError(f"{where}: round: expected an integer")
-            script[(str(obj["question_id"]), str(obj.get("role", "")), obj["round"])] = str(
-                obj["text"]
-            )
+    for where, obj in iter_json_lines(path, ConfigError):
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected a JSON object")
+        for key in ("question_id", "round", "text"):
+            if key not in obj:
+                raise ConfigError(f"{where}: {key}: missing")
+        if not isinstance(obj["round"], int):
+            raise ConfigError(f"{where}: round: expected an integer")
+        script[(str(obj["question_id"]), str(obj.get("role", "")), obj["round"])] = str(
+            obj["text"]
+        )
     return script
 
 

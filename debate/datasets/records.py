@@ -17,6 +17,7 @@ from pydantic import model_validator
 
 from debate.datasets import DatasetSettings, resolve_path
 from debate.errors import ConfigError, DatasetError
+from debate.jsonl import iter_json_lines
 
 Record = tuple[str, Any]
 
@@ -38,15 +39,7 @@ class SourceSettings(DatasetSettings):
 
 def json_lines(path: Path) -> Iterator[Record]:
     """Each non-blank line of a JSONL file, decoded."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}: not valid JSON ({exc.msg})") from None
+    return iter_json_lines(path, DatasetError)
 
 
 def json_array(path: Path) -> Iterator[Record]:
