@@ -127,14 +127,19 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
     return cfg
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
+def read_yaml(path: Path, missing: str) -> Any:
+    """The YAML document in `path`; a missing file raises ConfigError(`missing`), bad YAML
+    a ConfigError naming `file:line`."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+        raise ConfigError(missing)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    return parse_config(read_yaml(path, f"{path}: no such file"), str(path))

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from debate.backends.settings import BackendSettings
+from debate.config import read_yaml
 from debate.errors import ConfigError
 
 
@@ -70,13 +70,6 @@ def parse_judge_config(data: Any, source: str = "judge") -> JudgeConfig:
 def load_judge_file(path: str | Path) -> dict[str, Any]:
     """The judge settings in a YAML file, as a mapping (validated by parse_judge_config)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--judge: no such file {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path, f"--judge: no such file {path}")
     parse_judge_config(data, str(path))
     return data
