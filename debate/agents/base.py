@@ -99,5 +99,5 @@ class Debater(ABC):
     @abstractmethod
     def respond(self, requests: list[TurnRequest]) -> list[TurnResult]: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release models, connections, threads."""

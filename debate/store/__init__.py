@@ -1,5 +1,6 @@
 """The store: schema, connection, migrations and queries. The only module that writes SQL."""
 
+from debate.store import models
 from debate.store.db import (
     DEFAULT_URL,
     Store,
@@ -8,7 +9,6 @@ from debate.store.db import (
     resolve_url,
     upgrade,
 )
-from debate.store import models
 
 __all__ = [
     "DEFAULT_URL",

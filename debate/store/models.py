@@ -6,7 +6,7 @@ question's own answer order; `debates.answer_order` says how they were shown.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,11 +25,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 (read by SQLAlchemy)
 
 
 class Experiment(Base):
@@ -110,7 +110,7 @@ class Debate(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     question: Mapped[Question] = relationship()
-    seats: Mapped[list["Seat"]] = relationship(back_populates="debate", order_by="Seat.role")
+    seats: Mapped[list[Seat]] = relationship(back_populates="debate", order_by="Seat.role")
 
 
 class Seat(Base):
@@ -151,7 +151,7 @@ class Turn(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    quotes: Mapped[list["Quote"]] = relationship(order_by="Quote.position")
+    quotes: Mapped[list[Quote]] = relationship(order_by="Quote.position")
 
 
 class Quote(Base):
