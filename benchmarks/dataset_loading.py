@@ -15,7 +15,7 @@ and filter with the same loader (`debate.datasets.load_questions`) and end with 
 rows (experiment, documents stored once, questions, one debate and its seats per
 question), which the script checks.
 
-  ours   `debate.store.experiments.create_experiment`: one transaction, batched inserts
+  ours   `debate.store.experiments.store_experiment`: one transaction, batched inserts
          (what `debate run` does)
   naive  the same rows written question by question: look the article up, insert it if
          new, insert the question, its debate and seats, commit
@@ -42,8 +42,8 @@ from debate.store import open_store
 from debate.store.db import Store
 from debate.store.experiments import (
     SeatAgents,
-    create_experiment,
     sha256_text,
+    store_experiment,
 )
 from debate.store.models import Debate, Document, Experiment, Seat
 from debate.store.models import Question as QuestionRow
@@ -142,7 +142,7 @@ def load(path: Path, extra: dict) -> list[Question]:
 
 
 def store_ours(store: Store, questions: list[Question]) -> None:
-    create_experiment(
+    store_experiment(
         store,
         name="bench",
         config={"bench": True},

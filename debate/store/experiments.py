@@ -116,34 +116,6 @@ class StoredExperiment:
     agent_ids: dict[str, int]  # seat kind (honest, deceptive, judge) -> agents.id
 
 
-def create_experiment(
-    store: Store,
-    *,
-    name: str,
-    config: dict[str, Any],
-    config_hash: str,
-    protocol: Protocol,
-    seed: int,
-    questions: list[Question],
-    both_orders: bool,
-    agents: SeatAgents | None = None,
-    identities: dict[str, AgentIdentity] | None = None,
-    source: str = "run",
-) -> tuple[int, bool]:
-    """Store the experiment, its questions and one debate per plan, in one transaction.
-
-    Returns (experiment id, created). An experiment of the same name and config is
-    reused (the run resumes); one with a different config is refused. See
-    store_experiment, which also takes the agents as identities.
-    """
-    stored = store_experiment(
-        store, name=name, config=config, config_hash=config_hash, protocol=protocol, seed=seed,
-        questions=questions, both_orders=both_orders, agents=agents, identities=identities,
-        source=source,
-    )
-    return stored.id, stored.created
-
-
 def store_experiment(
     store: Store,
     *,
@@ -159,8 +131,11 @@ def store_experiment(
     source: str = "run",
     attempts: int = 3,
 ) -> StoredExperiment:
-    """Like create_experiment; `identities` (seat kind -> agent identity) get their agents
-    rows in the same transaction, so a refused run writes nothing.
+    """Store the experiment, its questions and one debate per plan, in one transaction.
+
+    An experiment of the same name and config is reused (the run resumes); one with a
+    different config is refused. `identities` (seat kind -> agent identity) get their
+    agents rows in the same transaction, so a refused run writes nothing.
 
     Safe when several workers start the same experiment at once: the loser of the race
     for the unique name (or a shared document or agent row) rolls back and finds the
