@@ -265,6 +265,15 @@ class Engine:
             self.stats.seconds = time.perf_counter() - start
         return self.stats
 
+    def advance_leased(self, debate_ids: list[int]) -> RunStats:
+        """Advance debates whose leases this worker already holds (the web app does this
+        for one debate after a person's turn) until each waits, ends or fails."""
+        start = time.perf_counter()
+        with LeaseHeartbeat(self, debate_ids):
+            self._advance(load_states(self.store, debate_ids), start)
+        self.stats.seconds = time.perf_counter() - start
+        return self.stats
+
     def _advance(self, states: list[DebateState], start: float) -> bool:
         """Run `states` (leased by this worker) to their end; True if stopped early."""
         active = [s for s in states if step_index(s) is not None]

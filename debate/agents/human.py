@@ -14,7 +14,6 @@ the next person's turn or the end.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -347,8 +346,7 @@ def resume_debate(
     try:
         if agents is None:
             agents = experiment_agents(store, experiment_id)
-        engine = Engine(store, agents, EngineOptions(worker=worker))
-        engine._advance(load_states(store, [debate_id]), time.perf_counter())
+        Engine(store, agents, EngineOptions(worker=worker)).advance_leased([debate_id])
     except Exception:
         # Leave the debate for `debate run` to resume; the stored turn stays.
         with store.session() as session:
