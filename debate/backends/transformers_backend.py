@@ -35,6 +35,11 @@ bounded by `prefix_cache_mb`, and copied into every batch that needs it: each ro
 cached prefix is left-padded to the batch's longest prefix, and the rest of its prompt
 follows (the padding in between is masked; positions continue from the prefix). A long
 source is thus encoded once per debate, not once per turn.
+The whole prompt's key/values of a debate's latest requests are kept too (up to four per
+prefix, same LRU bound): the next turn's prompt repeats the transcript so far, so a row
+starts from whichever kept entry shares the most leading tokens with it and only the new
+speeches are encoded. On CPU, prefixes and scored prompts are fed one at a time without
+padding, so attention takes torch's causal kernel instead of a materialised mask.
 """
 
 from __future__ import annotations
@@ -161,6 +166,15 @@ def load_pretrained(settings: BackendSettings, where: str, device: torch.device,
     return tok, model
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
 @dataclass
 class PrefixEntry:
     ids: list[int]
@@ -175,6 +189,8 @@ class PrefixCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.entries: OrderedDict[str, PrefixEntry] = OrderedDict()
+        self.extended: dict[str, list[str]] = {}
+        self.serial = 0
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -196,7 +212,32 @@ class PrefixCache:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.extended.clear()
         self.bytes = 0
+
+    # Extended entries: the whole prompt (prefix + rest) of the latest requests that
+    # shared a prefix, so a debate's next turn reuses its transcript so far as well.
+    def extensions(self, key: str) -> list[PrefixEntry]:
+        found = []
+        for ext_key in self.extended.get(key, []):
+            entry = self.get(ext_key)
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def put_extension(self, key: str, entry: PrefixEntry, keep: int = 4) -> None:
+        self.serial += 1
+        ext_key = f"{key}\x00ext{self.serial}"
+        keys = [k for k in self.extended.get(key, []) if k in self.entries]
+        keys.append(ext_key)
+        for old in keys[:-keep]:
+            gone = self.entries.pop(old, None)
+            if gone is not None:
+                self.bytes -= gone.nbytes
+        self.extended[key] = keys[-keep:]
+        self.put(ext_key, entry)
+        for stale in [k for k, v in self.extended.items() if not any(e in self.entries for e in v)]:
+            del self.extended[stale]
 
 
 @dataclass
@@ -366,8 +407,34 @@ class TransformersBackend(Backend):
                 found[key] = entry
         return found
 
+    def _one_row_at_a_time(self) -> bool:
+        """On CPU a prompt fed alone needs no padding mask, so attention takes torch's
+        causal kernel, which skips the masked half instead of materialising scores
+        (batching buys little there: the work is per token, not per weight read)."""
+        return self.device.type == "cpu"
+
+    @torch.inference_mode()
+    def _prefill_alone(self, token_ids: list[int]) -> tuple[torch.Tensor, Any]:
+        """Feed one unpadded prompt from scratch; its last logits and its cache."""
+        n = len(token_ids)
+        ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ids)
+        positions = torch.arange(n, device=self.device)[None, :]
+        cache = self._new_cache()
+        logits = self._prefill(ids, mask, positions, cache, 0)
+        return logits, cache
+
     @torch.inference_mode()
     def _encode_prefixes(self, batch: list[_Item]) -> dict[str, PrefixEntry]:
+        if self._one_row_at_a_time():
+            out: dict[str, PrefixEntry] = {}
+            for it in batch:
+                _, cache = self._prefill_alone(it.prefix_ids)
+                self.stats["prefill_tokens"] += len(it.prefix_ids)
+                layers = [(lay.keys, lay.values) for lay in cache.layers]
+                nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+                out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+            return out
         width = max(len(it.prefix_ids) for it in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -380,7 +447,7 @@ class TransformersBackend(Backend):
         self._prefill(ids.to(self.device), mask.to(self.device), positions.to(self.device),
                       cache, 0)
         self.stats["prefill_tokens"] += int(mask.sum())
-        out: dict[str, PrefixEntry] = {}
+        out = {}
         for row, it in enumerate(batch):
             start = width - len(it.prefix_ids)
             layers = [
@@ -448,9 +515,24 @@ class TransformersBackend(Backend):
         started = time.perf_counter()
         entries = self._fill_prefixes(batch) if self.prefix_enabled else {}
         b = len(batch)
-        plen = [len(it.prefix_ids) if it.prefix_key in entries else 0 for it in batch]
-        rest = [it.rest_ids if it.prefix_key in entries else it.prefix_ids + it.rest_ids
-                for it in batch]
+        # Each row starts from the cached entry sharing the most leading tokens with its
+        # prompt: the prefix itself, or an earlier prompt of the same debate (whose
+        # transcript so far this prompt repeats). At least one token is left to feed.
+        reused: list[PrefixEntry | None] = []
+        plen: list[int] = []
+        rest: list[list[int]] = []
+        for it in batch:
+            full = it.prefix_ids + it.rest_ids
+            best, used = None, 0
+            if it.prefix_key in entries:
+                best, used = entries[it.prefix_key], len(it.prefix_ids)
+                for ext in self.prefix_cache.extensions(it.prefix_key or ""):
+                    n = min(_common_prefix(ext.ids, full), len(full) - 1)
+                    if n > used:
+                        best, used = ext, n
+            reused.append(best)
+            plen.append(used)
+            rest.append(full[used:])
         p_width = max(plen)
         s_width = max(len(r) for r in rest)
         cache = self._new_cache()
@@ -459,8 +541,10 @@ class TransformersBackend(Backend):
                 keys, values = [], []
                 for row, it in enumerate(batch):
                     pad = p_width - plen[row]
-                    if plen[row]:
-                        k, v = entries[it.prefix_key].layers[layer]  # type: ignore[index]
+                    entry = reused[row]
+                    if entry is not None and plen[row]:
+                        k, v = entry.layers[layer]
+                        k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
                     else:
                         shape = entries[next(iter(entries))].layers[layer][0].shape
                         k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
@@ -486,6 +570,8 @@ class TransformersBackend(Backend):
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
         logits = self._prefill(ids, mask, positions, cache, p_width)
+        if entries:
+            self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
         history = ids  # for the repetition penalty
         rows = list(range(b))  # batch row -> item row, shrinks as rows finish
         generated: list[list[int]] = [[] for _ in range(b)]
@@ -543,6 +629,26 @@ class TransformersBackend(Backend):
                       "prefix_reused_tokens": plen[row]},
             ))
         return results
+
+    def _keep_prompts(self, batch: list[_Item], cache: Any, plen: list[int],
+                      rest: list[list[int]], p_width: int, s_width: int) -> None:
+        """Keep each row's whole-prompt key/values (its padding cut out) for the
+        debate's next turn, whose prompt starts with this one up to the new speeches."""
+        for row, it in enumerate(batch):
+            if it.prefix_key is None:
+                continue
+            n = len(rest[row])
+            layers = []
+            for lay in cache.layers:
+                parts = []
+                for t in (lay.keys, lay.values):
+                    parts.append(torch.cat([t[row: row + 1, :, p_width - plen[row]: p_width],
+                                            t[row: row + 1, :, p_width + s_width - n:
+                                              p_width + s_width]], dim=2))
+                layers.append((parts[0], parts[1]))
+            nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+            self.prefix_cache.put_extension(
+                it.prefix_key, PrefixEntry(it.prefix_ids + it.rest_ids, layers, nbytes))
 
     def _generators(self, batch: list[_Item], settings: SamplingSettings) -> list[Any]:
         if settings.greedy:
@@ -622,16 +728,19 @@ class TransformersBackend(Backend):
 
     @torch.inference_mode()
     def _score_batch(self, batch: list[_Item], label_ids: list[list[int]]) -> list[list[float]]:
-        width = max(len(it.rest_ids) for it in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, it in enumerate(batch):
-            n = len(it.rest_ids)
-            ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
-            mask[row, width - n:] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._prefill(ids.to(self.device), mask.to(self.device),
-                               positions.to(self.device), self._new_cache(), 0)
+        if self._one_row_at_a_time():
+            logits = torch.cat([self._prefill_alone(it.rest_ids)[0] for it in batch])
+        else:
+            width = max(len(it.rest_ids) for it in batch)
+            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, it in enumerate(batch):
+                n = len(it.rest_ids)
+                ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
+                mask[row, width - n:] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self._prefill(ids.to(self.device), mask.to(self.device),
+                                   positions.to(self.device), self._new_cache(), 0)
         logprobs = torch.log_softmax(logits, dim=-1)
         per_label = torch.stack(
             [torch.logsumexp(logprobs[:, ids_], dim=-1) for ids_ in label_ids], dim=-1
