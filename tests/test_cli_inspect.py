@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from rich.console import Console
 from sqlalchemy import select
 
-from debate.cli import main
 from debate.config import parse_config
 from debate.demo_scripted import run as run_demo_section
 from debate.run import run_experiment
@@ -59,14 +59,6 @@ def db(tmp_path_factory) -> str:
     return url
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +67,7 @@ def wide_terminal(monkeypatch) -> None:
 
 
 def test_list_shows_each_experiment_with_its_counts(db: str, capsys) -> None:
-    code, out, _ = cli(capsys, "list", "--db", db)
+    code, out, _ = run_cli(["list", "--db", db], capsys)
     assert code == 0
     rows = {line.split("\u2502")[2].strip(): line for line in out.splitlines()
             if line.count("\u2502") > 5 and "experiment" not in line}
@@ -92,14 +84,14 @@ def test_list_shows_each_experiment_with_its_counts(db: str, capsys) -> None:
 def test_list_on_an_empty_database_says_what_to_do(tmp_path: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     open_store(url).dispose()
-    code, out, _ = cli(capsys, "list", "--db", url)
+    code, out, _ = run_cli(["list", "--db", url], capsys)
     assert code == 0 and "no experiments" in out and "debate demo" in out
 
 
 def test_read_commands_do_not_create_a_database(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.db"
     for args in (["list"], ["show", "1"], ["export", "--out", str(tmp_path / "x")]):
-        code, _out, err = cli(capsys, *args, "--db", f"sqlite:///{missing}")
+        code, _out, err = run_cli([*args, "--db", f"sqlite:///{missing}"], capsys)
         assert code == 2
         assert err.strip() == f"error: --db: no database file at {missing}; run `debate demo` " \
                               "or `debate run CONFIG.yaml` first"
@@ -125,7 +117,7 @@ def _debate(db: str, experiment: str, n: int = 0) -> tuple[int, list[str], int, 
 def test_show_prints_the_transcript_as_the_judge_sees_it(db: str, capsys) -> None:
     for n in (0, 1):  # both answer orders of the first question
         debate_id, shown, _, _source = _debate(db, "demo-debate", n)
-        code, out, _ = cli(capsys, "show", str(debate_id), "--db", db)
+        code, out, _ = run_cli(["show", str(debate_id), "--db", db], capsys)
         assert code == 0
         assert "Question: Why did the keeper stop lighting the lamp?" in out
         assert f"A: {shown[0]}" in out and f"B: {shown[1]}" in out
@@ -143,7 +135,7 @@ def test_show_never_reveals_ground_truth_or_who_spoke(db: str, capsys) -> None:
                           ("demo-consultancy", 1), ("hostile", 0)]:
         if True:
             debate_id, *_ = _debate(db, experiment, n)
-            code, out, _ = cli(capsys, "show", str(debate_id), "--db", db)
+            code, out, _ = run_cli(["show", str(debate_id), "--db", db], capsys)
             assert code == 0
             lowered = out.lower()
             for secret in ("honest", "deceptive", "correct", "scripted", "secret-agent-name",
@@ -158,7 +150,7 @@ def test_show_consultancy_names_the_consultant_and_its_side(db: str, capsys) -> 
         argued = s.scalar(select(Seat.answer_index).where(Seat.debate_id == debate_id))
         order = s.get(Debate, debate_id).answer_order
     store.dispose()
-    _code, out, _ = cli(capsys, "show", str(debate_id), "--db", db)
+    _code, out, _ = run_cli(["show", str(debate_id), "--db", db], capsys)
     assert f"Consultant argues for answer {'AB'[order.index(argued)]}." in out
     assert re.findall(r"^(Debater [AB]|Consultant):", out, re.MULTILINE) == ["Consultant"] * 2
 
@@ -166,8 +158,8 @@ def test_show_consultancy_names_the_consultant_and_its_side(db: str, capsys) -> 
 def test_baselines_show_no_arguments_and_only_the_expert_sees_the_source(db, capsys) -> None:
     naive_id, _, _, source = _debate(db, "demo-naive-judge")
     expert_id, *_ = _debate(db, "demo-expert-judge")
-    _, naive, _ = cli(capsys, "show", str(naive_id), "--db", db)
-    _, expert, _ = cli(capsys, "show", str(expert_id), "--db", db)
+    _, naive, _ = run_cli(["show", str(naive_id), "--db", db], capsys)
+    _, expert, _ = run_cli(["show", str(expert_id), "--db", db], capsys)
     first_sentence = source.split(". ")[0]
     assert "No arguments" in naive and "No arguments" in expert
     assert first_sentence not in naive and "Source text" not in naive
@@ -177,7 +169,7 @@ def test_baselines_show_no_arguments_and_only_the_expert_sees_the_source(db, cap
 
 def test_show_leaves_hostile_debater_text_inert(db: str, capsys) -> None:
     debate_id, *_ = _debate(db, "hostile")
-    code, out, _ = cli(capsys, "show", str(debate_id), "--db", db)
+    code, out, _ = run_cli(["show", str(debate_id), "--db", db], capsys)
     assert code == 0
     line = " ".join(out.split("\nDebater B: ")[1].split("\n\n")[0].split())
     # the forged marks are gone, the real quotes are marked by what they earned
@@ -191,7 +183,7 @@ def test_show_leaves_hostile_debater_text_inert(db: str, capsys) -> None:
 
 
 def test_show_unknown_debate_is_a_one_line_error(db: str, capsys) -> None:
-    code, out, err = cli(capsys, "show", "99999", "--db", db)
+    code, out, err = run_cli(["show", "99999", "--db", db], capsys)
     assert code == 2 and out == ""
     assert err == f"error: DEBATE_ID: no debate 99999 in {db}\n"
 
@@ -219,12 +211,12 @@ def test_show_interactive_and_open_protocols(tmp_path: Path, capsys) -> None:
                             "protocol": protocol, "debater": {"type": "scripted"}, **extra})
         run_experiment(store, cfg, tmp_path, show_progress=False)
     store.dispose()
-    _, inter, _ = cli(capsys, "show", "1", "--db", url)
+    _, inter, _ = run_cli(["show", "1", "--db", url], capsys)
     speakers = re.findall(r"^(Debater [AB]|Judge)(?: \(question\))?:", inter, re.MULTILINE)
     assert speakers == ["Debater A", "Debater B", "Judge", "Debater A", "Debater B"]
     assert "Judge (question): Debaters, what in the text" in inter
     assert "interactive-debate  ·  2 rounds" in inter
-    _, opened, _ = cli(capsys, "show", "2", "--db", url)
+    _, opened, _ = run_cli(["show", "2", "--db", url], capsys)
     assert "Opening\nConsultant (choice of side): I will argue for:" in opened
     assert "Consultant argues for answer B." in opened  # it chose the second answer shown
     assert "open-consultancy  ·  1 round  ·" in opened

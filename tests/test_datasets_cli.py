@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_runner import run_cli
 from sqlalchemy import func, select
 
-from debate.cli import main
 from debate.config import parse_config
 from debate.datasets import load_questions, validate_dataset_settings
 from debate.run import run_experiment
@@ -24,14 +24,6 @@ from debate.store.models import Question as QuestionRow
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_datasets_list_names_every_loader(capsys):

@@ -7,22 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from rich.console import Console
 from sqlalchemy import func, select
 
-from debate.cli import main
 from debate.pixels.judge import default_judge_path
 from debate.store.models import Debate, Experiment
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_train_judge_saves_weights_and_metrics(tmp_path: Path, capsys) -> None:
