@@ -75,9 +75,5 @@ class Backend(ABC):
         """For each chat, P(label) as the reply's next token, normalised over `labels`
         (None where the backend saw no label among the likely next tokens)."""
 
-    def render(self, chat: Chat) -> str:
-        """The exact prompt text for `chat` (for storing what the model was shown)."""
-        raise NotImplementedError
-
     def close(self) -> None:
         """Free the model or the connection pool."""
