@@ -5,6 +5,7 @@ not need are hidden, and every handler behind them checks the role again on the 
 No component holds data in the page config: everything is loaded per logged-in user.
 """
 
+import os
 from typing import Any
 
 import gradio as gr
@@ -83,6 +84,10 @@ def launch_app(
 ) -> tuple[gr.Blocks, str]:
     """Start the server; with block=False returns at once (the server runs in a thread)."""
     demo = build_app(store)
+    # After every event Gradio rebuilds a pandas summary of its last 10,000 events, for a
+    # monitoring page this app does not serve: work that grows with every click of the day
+    # (a fifth of the server's CPU after only 400 clicks). Once per 10,000 events is enough.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "10000")
     # Queue-position estimates go out once a minute, not to every waiting client after
     # every finished event (with many judges at once those messages cost more than the work).
     demo.queue(default_concurrency_limit=8, max_size=1024, status_update_rate=60)

@@ -73,16 +73,19 @@ def build(store: Store) -> dict[str, Any]:
         return [f"<p>{esc(text)}</p>", "", "", "", prog, "", gr.update(interactive=False),
                 gr.update(visible=False), "", 50, 50, ""]
 
+    # Sliders and explanation: (50, 50, "") for a new debate; in stepped mode the judge's
+    # own last values are sent back. Echoing a value is cheaper for Gradio than gr.update(),
+    # which rebuilds the component on the server.
+    fresh = (50, 50, "")
+
     def _render(v: queue.JudgeView, a: queue.AssignmentInfo, prog: str, msg: str = "",
-                reset: bool = True) -> list[Any]:
-        keep = gr.update()
+                inputs: tuple[Any, Any, Any] = fresh) -> list[Any]:
         return [judge_html(v), str(a.id), str(a.debate_id), str(a.rounds_shown), prog, msg,
-                gr.update(interactive=True), gr.update(visible=False), "",
-                50 if reset else keep, 50 if reset else keep, "" if reset else keep]
+                gr.update(interactive=True), gr.update(visible=False), "", *inputs]
 
     def _show(user, campaign: "int | queue.CampaignInfo", a: queue.AssignmentInfo,
-              msg: str = "", reset: bool = True) -> list[Any]:
-        return _render(queue.judge_view(store, a), a, _progress(user, campaign), msg, reset)
+              msg: str = "", inputs: tuple[Any, Any, Any] = fresh) -> list[Any]:
+        return _render(queue.judge_view(store, a), a, _progress(user, campaign), msg, inputs)
 
     def _campaign_id(value: Any) -> int:
         try:
@@ -137,7 +140,7 @@ def build(store: Store) -> dict[str, Any]:
             a = queue.open_assignment(store, user.id, cid)
             assert a is not None
             return _show(user, cid, a, f"Recorded after round {result.after_round}. "
-                         f"Round {result.next_round} is now shown below.", reset=False)
+                         f"Round {result.next_round} is now shown below.", (pa, pb, text))
         msg = "**Judgment recorded.** "
         if result.reveal is not None:
             msg += (f"The correct answer was: *{md_text(result.reveal.correct_answer)}*. "
@@ -146,7 +149,7 @@ def build(store: Store) -> dict[str, Any]:
             msg += "This campaign does not reveal the answers."
         return [gr.update(), assignment_id, debate_id, round_seen, _progress(user, cid), msg,
                 gr.update(interactive=False), gr.update(visible=True), str(result.judgment_id),
-                gr.update(), gr.update(), gr.update()]
+                pa, pb, text]
 
     @user_errors
     def feedback(judgment_id: Any, c1: Any, c2: Any, c3: Any, note: Any, request: gr.Request):
