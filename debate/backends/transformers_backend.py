@@ -45,6 +45,7 @@ padding, so attention takes torch's causal kernel instead of a materialised mask
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import socket
 import time
@@ -56,9 +57,19 @@ from urllib.parse import urlparse
 
 import torch
 
-from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.base import (
+    Backend,
+    BackendError,
+    Chat,
+    Generation,
+    PromptTooLong,
+    SamplingSettings,
+)
+from debate.backends.context import too_long_message
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -243,15 +254,19 @@ class PrefixCache:
 @dataclass
 class _Item:
     index: int
-    prefix_key: str | None
-    prefix_ids: list[int]
-    rest_ids: list[int]
+    prefix_key: str | None  # the chat's cache_prefix text: which prefix entry to share
+    ids: list[int]  # the whole prompt, tokenised whole
+    prefix_len: int  # leading tokens of `ids` that lie inside the cache_prefix text
     seed: int
     prompt: str
 
     @property
     def length(self) -> int:
-        return len(self.prefix_ids) + len(self.rest_ids)
+        return len(self.ids)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        return self.ids[: self.prefix_len]
 
 
 class TransformersBackend(Backend):
@@ -265,13 +280,19 @@ class TransformersBackend(Backend):
             torch.set_num_threads(settings.cpu_threads)
         self.tokenizer, self.model = load_pretrained(settings, where, self.device, self.dtype)
         self._template = self._choose_template(where)
+        self.system_folded = self._system_role_check(where)
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         if self.pad_id is None:
             self.pad_id = 0
         self.stop_ids = self._stop_ids()
+        self._limit = self._context_limit(where)
         self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
-        self.prefix_enabled = settings.prefix_cache and self._cache_is_plain()
+        self.window, off = self._cache_layout()
+        self.prefix_enabled = settings.prefix_cache and off is None
+        self.reuse_notes: list[str] = []  # what was said about prefix reuse being off
+        if settings.prefix_cache and off is not None:
+            self._say_reuse_off(off)
         self.stats: dict[str, float] = {"prefill_tokens": 0, "decode_steps": 0, "batches": 0}
         # transformers 5.x renamed forward's `past_key_values` to `cache`
         params = inspect.signature(self.model.forward).parameters
@@ -302,6 +323,45 @@ class TransformersBackend(Backend):
             raise ConfigError(f"{where}.chat_template: no such template file {choice!r}")
         return path.read_text(encoding="utf-8")
 
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        if self._template == "plain":
+            return render_plain_template(messages)
+        extra = {} if self._template is None else {"chat_template": self._template}
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **extra
+        )
+
+    def _system_role_check(self, where: str) -> bool:
+        """Does the chat template take a system message? Some (Gemma's) raise on one, some
+        drop it. Then the system text is folded into the first user message (True); a
+        template that fails on a plain user message as well is a one-line config error."""
+        if self._template == "plain":
+            return False
+        system, user = "\u2063SYSTEM-PROBE\u2063", "\u2063USER-PROBE\u2063"
+        try:
+            text = self._apply_template([{"role": "system", "content": system},
+                                         {"role": "user", "content": user}])
+            if system in text:
+                return False
+            why = "drops the system message"
+        except Exception as exc:  # noqa: BLE001 - jinja's TemplateError and friends
+            why = f"fails on a system message ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        try:
+            text = self._apply_template([{"role": "user", "content": system + "\n\n" + user}])
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(
+                f"{where}.chat_template: the chat template of {self.settings.model!r} {why} and "
+                f"fails on a user message too ({str(exc).splitlines()[0]}); set "
+                "chat_template: plain or give a template file"
+            ) from None
+        if system not in text or user not in text:
+            raise ConfigError(
+                f"{where}.chat_template: the chat template of {self.settings.model!r} {why} and "
+                "drops text from a user message too; set chat_template: plain or give a "
+                "template file"
+            )
+        return True
+
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
         if self.tokenizer.eos_token_id is not None:
@@ -313,16 +373,48 @@ class TransformersBackend(Backend):
             ids.update(int(i) for i in gen_eos)
         return ids
 
-    def _cache_is_plain(self) -> bool:
-        """Prefix reuse needs ordinary full-attention key/value layers."""
-        from transformers import DynamicCache
+    def _text_config(self) -> Any:
+        config = self.model.config
+        return config.get_text_config() if hasattr(config, "get_text_config") else config
 
+    def _context_limit(self, where: str) -> int | None:
+        """max_context if set (never past the model's positions), else the model's
+        max_position_embeddings (n_positions for GPT-2)."""
+        own = getattr(self._text_config(), "max_position_embeddings", None)
+        own = int(own) if isinstance(own, int) and own > 0 else None
+        wanted = self.settings.max_context
+        if wanted is None:
+            return own
+        if own is not None and wanted > own:
+            raise ConfigError(
+                f"{where}.max_context: {wanted} is more than {self.settings.model!r} takes "
+                f"({own} positions, max_position_embeddings)"
+            )
+        return wanted
+
+    def _cache_layout(self) -> tuple[int | None, str | None]:
+        """(sliding window or None, why prefix reuse cannot work or None). Reuse needs
+        full-attention key/value layers; sliding-window layers are full attention as long
+        as a batch's prompt and reply stay inside the window, so reuse is kept there."""
         try:
-            cache = DynamicCache(config=self.model.config)
-        except Exception:  # noqa: BLE001 - unusual architectures: no reuse
-            return False
+            cache = self._new_cache()
+        except Exception as exc:  # noqa: BLE001 - unusual architectures: no reuse
+            return None, f"its cache cannot be built from the config ({type(exc).__name__})"
         layers = getattr(cache, "layers", [])
-        return bool(layers) and all(type(lay).__name__ == "DynamicLayer" for lay in layers)
+        kinds = {type(lay).__name__ for lay in layers}
+        if not layers or not kinds <= {"DynamicLayer", "DynamicSlidingWindowLayer"}:
+            names = ", ".join(sorted(kinds)) or "none"
+            return None, f"its cache layers ({names}) are not plain key/value layers"
+        windows = [int(lay.sliding_window) for lay in layers
+                   if type(lay).__name__ == "DynamicSlidingWindowLayer"]
+        return (min(windows) if windows else None), None
+
+    def _say_reuse_off(self, why: str) -> None:
+        """Once per backend (a run builds one per model): why prefix reuse is off."""
+        note = f"{self.where}: prefix key/value reuse is off for {self.settings.model!r}: {why}"
+        if note not in self.reuse_notes:
+            self.reuse_notes.append(note)
+            log.warning("%s", note)
 
     def _new_cache(self):
         from transformers import DynamicCache
@@ -330,37 +422,73 @@ class TransformersBackend(Backend):
         return DynamicCache(config=self.model.config)
 
     # ------------------------------------------------------------------ prompts
-    def render(self, chat: Chat) -> str:
-        messages = [dict(m) for m in chat.messages]
-        if self._template == "plain":
-            text = render_plain_template(messages)
-        elif self._template is None:
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = self.tokenizer.apply_chat_template(
-                messages, chat_template=self._template, tokenize=False, add_generation_prompt=True
-            )
-        return text + chat.assistant_prefix
+    def context_limit(self) -> int | None:
+        return self._limit
 
-    def _encode(self, text: str, first: bool) -> list[int]:
-        # Chat templates write their own special tokens; the plain template lets the
-        # tokenizer add its BOS to the first piece.
-        special = first and self._template == "plain"
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+    def prompt_format(self) -> dict[str, Any]:
+        return {"system_message": "folded into the first user message"} if self.system_folded \
+            else {}
+
+    def _messages(self, chat: Chat) -> list[dict[str, str]]:
+        messages = [dict(m) for m in chat.messages]
+        if not self.system_folded:
+            return messages
+        system = [m["content"] for m in messages if m["role"] == "system"]
+        others = [m for m in messages if m["role"] != "system"]
+        if not system:
+            return others
+        head = "\n\n".join(system)
+        for m in others:
+            if m["role"] == "user":
+                m["content"] = head + "\n\n" + m["content"]
+                return others
+        return [{"role": "user", "content": head}] + others
+
+    def render(self, chat: Chat) -> str:
+        return self._apply_template(self._messages(chat)) + chat.assistant_prefix
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Chat templates write their own special tokens (BOS included), as
+        apply_chat_template(tokenize=True) assumes; with the plain template the tokenizer
+        adds its own."""
+        return self._template == "plain"
+
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids: tokenizer(prompt) as a whole, never in pieces."""
+        return list(self.tokenizer(prompt, add_special_tokens=self.adds_special_tokens)
+                    ["input_ids"])
+
+    def prompt_lengths(self, chats: list[Chat]) -> list[int]:
+        return [len(self.encode(self.render(c))) for c in chats]
 
     def _item(self, index: int, chat: Chat) -> _Item:
         prompt = self.render(chat)
-        cut = -1
-        if chat.cache_prefix:
-            cut = prompt.find(chat.cache_prefix)
-        if cut >= 0:
-            end = cut + len(chat.cache_prefix or "")
-            prefix_text = prompt[:end]
-            return _Item(index, prefix_text, self._encode(prefix_text, True),
-                         self._encode(prompt[end:], False), chat.seed, prompt)
-        return _Item(index, None, [], self._encode(prompt, True), chat.seed, prompt)
+        cut = prompt.find(chat.cache_prefix) if chat.cache_prefix else -1
+        if cut < 0:
+            return _Item(index, None, self.encode(prompt), 0, chat.seed, prompt)
+        end = cut + len(chat.cache_prefix or "")
+        special = self.adds_special_tokens
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(prompt, add_special_tokens=special, return_offsets_mapping=True)
+            ids = list(enc["input_ids"])
+            # the leading tokens that end inside the shared text (special tokens: (0, 0))
+            offsets = list(enc["offset_mapping"])
+            inside = next((i for i, (_, stop) in enumerate(offsets) if stop > end), len(offsets))
+        else:
+            ids = self.encode(prompt)
+            inside = _common_prefix(ids, list(self.tokenizer(prompt[:end], add_special_tokens=special)
+                                              ["input_ids"]))
+        key = prompt[:end] if inside > 0 else None
+        return _Item(index, key, ids, inside, chat.seed, prompt)
+
+    def _check_lengths(self, items: list[_Item], new_tokens: int) -> None:
+        if self._limit is None:
+            return
+        for it in items:
+            if it.length + new_tokens > self._limit:
+                raise PromptTooLong(too_long_message(
+                    self.where, self.settings.model, self._limit, it.length, new_tokens))
 
     # ------------------------------------------------------------------ batching
     def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
@@ -385,7 +513,9 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------ prefix caches
     def _fill_prefixes(self, items: list[_Item]) -> dict[str, PrefixEntry]:
-        """The cached prefix of every item, computing the missing ones in batches."""
+        """The cached prefix of every item, computing the missing ones in batches. An
+        entry holds the first tokens of one prompt (tokenised whole) up to the end of the
+        shared text; a row reuses as many of them as its own ids share."""
         found: dict[str, PrefixEntry] = {}
         missing: dict[str, list[int]] = {}
         for it in items:
@@ -399,7 +529,7 @@ class TransformersBackend(Backend):
                 self.prefix_cache.misses += 1
                 missing[it.prefix_key] = it.prefix_ids
         pending = [
-            _Item(i, key, ids, [], 0, "") for i, (key, ids) in enumerate(missing.items())
+            _Item(i, key, ids, len(ids), 0, "") for i, (key, ids) in enumerate(missing.items())
         ]
         for batch in self._batches(pending, 0):
             for key, entry in self._encode_prefixes(batch).items():
@@ -429,18 +559,18 @@ class TransformersBackend(Backend):
         if self._one_row_at_a_time():
             out: dict[str, PrefixEntry] = {}
             for it in batch:
-                _, cache = self._prefill_alone(it.prefix_ids)
-                self.stats["prefill_tokens"] += len(it.prefix_ids)
+                _, cache = self._prefill_alone(it.ids)
+                self.stats["prefill_tokens"] += len(it.ids)
                 layers = [(lay.keys, lay.values) for lay in cache.layers]
                 nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-                out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+                out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
             return out
-        width = max(len(it.prefix_ids) for it in batch)
+        width = max(len(it.ids) for it in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, it in enumerate(batch):
-            n = len(it.prefix_ids)
-            ids[row, width - n:] = torch.tensor(it.prefix_ids)
+            n = len(it.ids)
+            ids[row, width - n:] = torch.tensor(it.ids)
             mask[row, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = self._new_cache()
@@ -449,14 +579,14 @@ class TransformersBackend(Backend):
         self.stats["prefill_tokens"] += int(mask.sum())
         out = {}
         for row, it in enumerate(batch):
-            start = width - len(it.prefix_ids)
+            start = width - len(it.ids)
             layers = [
                 (lay.keys[row: row + 1, :, start:, :].clone(),
                  lay.values[row: row + 1, :, start:, :].clone())
                 for lay in cache.layers
             ]
             nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-            out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+            out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
         return out
 
     # ------------------------------------------------------------------ generation
@@ -467,7 +597,7 @@ class TransformersBackend(Backend):
         masked attention materialises them, and 32 rows x 2,000 tokens at once would take
         gigabytes. Returns the last position's logits."""
         b, s = ids.shape
-        heads = getattr(self.model.config, "num_attention_heads", 1) or 1
+        heads = getattr(self._text_config(), "num_attention_heads", 1) or 1
         budget = self.settings.prefill_chunk_mb * 2**20
         chunk = max(16, int(budget // (4 * b * heads * (past + s))))
         out = None
@@ -484,13 +614,23 @@ class TransformersBackend(Backend):
         assert out is not None
         return out.logits[:, -1, :].float()
 
+    def _fits_window(self, length: int) -> bool:
+        """Do `length` positions (prompt + reply, padding included) stay inside the
+        sliding window, so that sliding layers attend to everything, like full ones?"""
+        return self.window is None or length < self.window
+
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
         items = [self._item(i, c) for i, c in enumerate(chats)]
-        if not self.prefix_enabled:
-            for it in items:
-                it.rest_ids = it.prefix_ids + it.rest_ids
-                it.prefix_ids = []
-                it.prefix_key = None
+        self._check_lengths(items, settings.max_new_tokens)
+        for it in items:
+            if not self.prefix_enabled or not self._fits_window(it.length
+                                                                + settings.max_new_tokens):
+                if self.prefix_enabled and it.prefix_key is not None:
+                    self._say_reuse_off(
+                        f"prompts + replies of {it.length + settings.max_new_tokens} tokens "
+                        f"or more do not fit its sliding window of {self.window} tokens "
+                        "(reuse is kept for those that do)")
+                it.prefix_key, it.prefix_len = None, 0
         results: list[Generation | None] = [None] * len(items)
         for batch in self._batches(items, settings.max_new_tokens):
             for it, gen in zip(batch, self._generate_split(batch, settings)):
@@ -510,43 +650,54 @@ class TransformersBackend(Backend):
             return (self._generate_split(batch[:half], settings)
                     + self._generate_split(batch[half:], settings))
 
+    def _reuse_plan(self, batch: list[_Item], entries: dict[str, PrefixEntry],
+                    new_tokens: int) -> tuple[list[PrefixEntry | None], list[int]]:
+        """For each row, the cached entry sharing the most leading token ids with its
+        prompt (the debate's prefix, or an earlier prompt of the same debate, whose
+        transcript so far this prompt repeats) and how many of them it reuses. At least
+        one token is left to feed."""
+        reused: list[PrefixEntry | None] = []
+        plen: list[int] = []
+        for it in batch:
+            best, used = None, 0
+            if it.prefix_key in entries:
+                candidates = [entries[it.prefix_key]]
+                candidates += self.prefix_cache.extensions(it.prefix_key or "")
+                for entry in candidates:
+                    n = min(_common_prefix(entry.ids, it.ids), len(it.ids) - 1)
+                    if n > used:
+                        best, used = entry, n
+            reused.append(best)
+            plen.append(used)
+        if self.window is not None and any(plen):
+            width = max(plen) + max(it.length - n for it, n in zip(batch, plen))
+            if not self._fits_window(width + new_tokens):
+                # the padded layout would outgrow the window: this batch goes without
+                return [None] * len(batch), [0] * len(batch)
+        return reused, plen
+
     @torch.inference_mode()
     def _generate_batch(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
         started = time.perf_counter()
         entries = self._fill_prefixes(batch) if self.prefix_enabled else {}
         b = len(batch)
-        # Each row starts from the cached entry sharing the most leading tokens with its
-        # prompt: the prefix itself, or an earlier prompt of the same debate (whose
-        # transcript so far this prompt repeats). At least one token is left to feed.
-        reused: list[PrefixEntry | None] = []
-        plen: list[int] = []
-        rest: list[list[int]] = []
-        for it in batch:
-            full = it.prefix_ids + it.rest_ids
-            best, used = None, 0
-            if it.prefix_key in entries:
-                best, used = entries[it.prefix_key], len(it.prefix_ids)
-                for ext in self.prefix_cache.extensions(it.prefix_key or ""):
-                    n = min(_common_prefix(ext.ids, full), len(full) - 1)
-                    if n > used:
-                        best, used = ext, n
-            reused.append(best)
-            plen.append(used)
-            rest.append(full[used:])
+        reused, plen = self._reuse_plan(batch, entries, settings.max_new_tokens)
+        rest = [it.ids[n:] for it, n in zip(batch, plen)]
         p_width = max(plen)
         s_width = max(len(r) for r in rest)
         cache = self._new_cache()
         if p_width:
+            like = next(e for e in reused if e is not None)
             for layer in range(len(cache.layers)):
                 keys, values = [], []
-                for row, it in enumerate(batch):
+                for row in range(b):
                     pad = p_width - plen[row]
                     entry = reused[row]
                     if entry is not None and plen[row]:
                         k, v = entry.layers[layer]
                         k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
                     else:
-                        shape = entries[next(iter(entries))].layers[layer][0].shape
+                        shape = like.layers[layer][0].shape
                         k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
                                             device=self.device)
                     if pad:
@@ -564,31 +715,35 @@ class TransformersBackend(Backend):
             mask[row, p_width - plen[row]: p_width] = 1
             mask[row, p_width + s_width - n:] = 1
             positions[row, s_width - n:] = torch.arange(plen[row], plen[row] + n)
-        next_pos = torch.tensor([plen[r] + len(rest[r]) for r in range(b)], dtype=torch.long)
+        next_pos = torch.tensor([it.length for it in batch], dtype=torch.long)
         self.stats["prefill_tokens"] += sum(len(r) for r in rest)
         self.stats["batches"] += 1
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
         logits = self._prefill(ids, mask, positions, cache, p_width)
-        if entries:
+        if entries and p_width:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
-        history = ids  # for the repetition penalty
+        # The repetition penalty sees every token of each prompt (cached or fed, never
+        # padding) and every token generated so far: `seen` marks them per row.
+        seen = self._seen(batch, logits.shape[-1], settings)
         rows = list(range(b))  # batch row -> item row, shrinks as rows finish
         generated: list[list[int]] = [[] for _ in range(b)]
         finish = ["length"] * b
+        stopped_by: list[list[int]] = [[] for _ in range(b)]
         generators = self._generators(batch, settings)
         processors = self._processors(settings)
         stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
         for step in range(settings.max_new_tokens):
             if step < settings.min_new_tokens and len(stop):
                 logits[:, stop] = float("-inf")
-            tokens = self._choose(logits, history, processors, [generators[r] for r in rows],
+            tokens = self._choose(logits, seen, processors, [generators[r] for r in rows],
                                   settings)
             done_rows: list[int] = []
             for j, r in enumerate(rows):
                 tok = int(tokens[j])
                 if tok in self.stop_ids:
                     finish[r] = "stop"
+                    stopped_by[r].append(tok)
                     done_rows.append(j)
                 else:
                     generated[r].append(tok)
@@ -598,12 +753,13 @@ class TransformersBackend(Backend):
                 keep = [j for j in range(len(rows)) if j not in set(done_rows)]
                 index = torch.tensor(keep, dtype=torch.long, device=dev)
                 cache.batch_select_indices(index)
-                mask, next_pos, tokens, history = (
-                    mask[index], next_pos[index], tokens[index], history[index]
-                )
+                mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+                if seen is not None:
+                    seen = seen[index]
                 rows = [rows[j] for j in keep]
+            if seen is not None:
+                seen[torch.arange(len(rows), device=dev), tokens] = True
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            history = torch.cat([history, tokens[:, None]], dim=1)
             out = self.model(
                 input_ids=tokens[:, None],
                 attention_mask=mask,
@@ -627,8 +783,17 @@ class TransformersBackend(Backend):
                 finish_reason=finish[row],
                 meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
                       "prefix_reused_tokens": plen[row]},
+                completion_ids=generated[row] + stopped_by[row],
             ))
         return results
+
+    def _seen(self, batch: list[_Item], vocab: int, settings: SamplingSettings) -> Any:
+        if settings.repetition_penalty == 1.0:
+            return None
+        seen = torch.zeros((len(batch), vocab), dtype=torch.bool, device=self.device)
+        for row, it in enumerate(batch):
+            seen[row, torch.tensor(it.ids, dtype=torch.long, device=self.device)] = True
+        return seen
 
     def _keep_prompts(self, batch: list[_Item], cache: Any, plen: list[int],
                       rest: list[list[int]], p_width: int, s_width: int) -> None:
@@ -648,7 +813,7 @@ class TransformersBackend(Backend):
                 layers.append((parts[0], parts[1]))
             nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
             self.prefix_cache.put_extension(
-                it.prefix_key, PrefixEntry(it.prefix_ids + it.rest_ids, layers, nbytes))
+                it.prefix_key, PrefixEntry(list(it.ids), layers, nbytes))
 
     def _generators(self, batch: list[_Item], settings: SamplingSettings) -> list[Any]:
         if settings.greedy:
@@ -662,16 +827,9 @@ class TransformersBackend(Backend):
 
     @staticmethod
     def _processors(settings: SamplingSettings) -> list[Any]:
-        from transformers import (
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
         procs: list[Any] = []
-        if settings.repetition_penalty != 1.0:
-            procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
         if not settings.greedy:
             procs.append(TemperatureLogitsWarper(settings.temperature))
             if settings.top_k > 0:
@@ -681,10 +839,15 @@ class TransformersBackend(Backend):
         return procs
 
     @staticmethod
-    def _choose(logits: torch.Tensor, history: torch.Tensor, processors: list[Any],
+    def _choose(logits: torch.Tensor, seen: torch.Tensor | None, processors: list[Any],
                 generators: list[Any], settings: SamplingSettings) -> torch.Tensor:
+        if seen is not None:
+            # as transformers' RepetitionPenaltyLogitsProcessor: scores of tokens seen
+            # are divided by the penalty (multiplied where negative)
+            p = settings.repetition_penalty
+            logits = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
         for proc in processors:
-            logits = proc(history, logits)
+            logits = proc(None, logits)
         if settings.greedy:
             return logits.argmax(dim=-1)
         probs = torch.softmax(logits, dim=-1)
@@ -717,9 +880,7 @@ class TransformersBackend(Backend):
     def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
         label_ids = self.label_token_ids(labels)
         items = [self._item(i, c) for i, c in enumerate(chats)]
-        for it in items:
-            it.rest_ids = it.prefix_ids + it.rest_ids
-            it.prefix_ids, it.prefix_key = [], None
+        self._check_lengths(items, 0)
         results: list[list[float] | None] = [None for _ in items]
         for batch in self._batches(items, 0):
             for it, probs in zip(batch, self._score_batch(batch, label_ids)):
@@ -729,14 +890,14 @@ class TransformersBackend(Backend):
     @torch.inference_mode()
     def _score_batch(self, batch: list[_Item], label_ids: list[list[int]]) -> list[list[float]]:
         if self._one_row_at_a_time():
-            logits = torch.cat([self._prefill_alone(it.rest_ids)[0] for it in batch])
+            logits = torch.cat([self._prefill_alone(it.ids)[0] for it in batch])
         else:
-            width = max(len(it.rest_ids) for it in batch)
+            width = max(len(it.ids) for it in batch)
             ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, it in enumerate(batch):
-                n = len(it.rest_ids)
-                ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
+                n = len(it.ids)
+                ids[row, width - n:] = torch.tensor(it.ids, dtype=torch.long)
                 mask[row, width - n:] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self._prefill(ids.to(self.device), mask.to(self.device),
