@@ -623,18 +623,24 @@ class TransformersBackend(Backend):
         items = [self._item(i, c) for i, c in enumerate(chats)]
         self._check_lengths(items, settings.max_new_tokens)
         for it in items:
-            if not self.prefix_enabled or not self._fits_window(it.length
-                                                                + settings.max_new_tokens):
-                if self.prefix_enabled and it.prefix_key is not None:
-                    self._say_reuse_off(
-                        f"prompts + replies of {it.length + settings.max_new_tokens} tokens "
-                        f"or more do not fit its sliding window of {self.window} tokens "
-                        "(reuse is kept for those that do)")
+            if not self.prefix_enabled:
                 it.prefix_key, it.prefix_len = None, 0
+            elif it.prefix_key is not None and not self._fits_window(
+                    it.length + settings.max_new_tokens):
+                self._say_reuse_off(
+                    f"a prompt and its reply that reach its sliding window of {self.window} "
+                    "tokens go without (reuse is kept for those inside the window)")
+                it.prefix_key, it.prefix_len = None, 0
+        # with a sliding window, rows without reuse are batched apart from those with it
+        # (their length would push the padded layout of a shared batch past the window)
+        groups = [items] if self.window is None else [
+            [it for it in items if it.prefix_key is not None],
+            [it for it in items if it.prefix_key is None]]
         results: list[Generation | None] = [None] * len(items)
-        for batch in self._batches(items, settings.max_new_tokens):
-            for it, gen in zip(batch, self._generate_split(batch, settings)):
-                results[it.index] = gen
+        for group in groups:
+            for batch in self._batches(group, settings.max_new_tokens):
+                for it, gen in zip(batch, self._generate_split(batch, settings)):
+                    results[it.index] = gen
         return [r for r in results if r is not None]
 
     def _generate_split(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
