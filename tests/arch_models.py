@@ -167,13 +167,13 @@ def build_tokenizer(kind: str, specials: list[str], bos: str | None, eos: str,
 def _config(name: str, tok, max_positions: int):
     import transformers as tf
 
-    common = dict(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, intermediate_size=64, initializer_range=0.2,
-        tie_word_embeddings=False, max_position_embeddings=max_positions,
-        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-    )
+    common = {
+        "vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "intermediate_size": 64, "initializer_range": 0.2,
+        "tie_word_embeddings": False, "max_position_embeddings": max_positions,
+        "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
+        "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    }
     if name in ("llama3", "llama2"):
         return tf.LlamaConfig(**common)
     if name == "gemma":

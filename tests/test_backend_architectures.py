@@ -16,8 +16,7 @@ from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.errors import ConfigError
 
-WORDS = ("the keeper climbed tower every evening for thirty years after new harbour opened "
-         "south no ship came through channel mara spent spring digging along north wall").split()
+WORDS = ["the", "keeper", "climbed", "tower", "every", "evening", "for", "thirty", "years", "after", "new", "harbour", "opened", "south", "no", "ship", "came", "through", "channel", "mara", "spent", "spring", "digging", "along", "north", "wall"]
 
 
 @pytest.fixture(scope="session")
