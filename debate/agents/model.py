@@ -214,8 +214,10 @@ class ModelDebater(Debater):
                                   self._simultaneous(r)).chat
 
         key = hashlib.sha256((r.source or "").encode()).hexdigest() if r.source else None
+        # room for the speeches still to come (each with its heading), so that the cut
+        # made now still fits the debate's later turns and they share one prefix
         speakers = 1 if r.role == "consultant" else 2
-        reserve = max(0, r.rounds - r.round) * speakers * sampling.max_new_tokens
+        reserve = (r.rounds - r.round + 1) * speakers * (sampling.max_new_tokens + 16)
         fitted = fit_prompt(self.backend, build, r.source, sampling.max_new_tokens,
                             self.settings.context_policy, "debater", reserve=reserve,
                             hint=self._cuts.get(key) if key else None)

@@ -85,6 +85,7 @@ def fit_prompt(backend: Backend, build: Callable[[str | None], Chat], source: st
         raise PromptTooLong(too_long_message(
             where, model, limit, n, new_tokens,
             f"; even with no source it is {empty} tokens"))
+    reserve = min(reserve, limit // 4)
     if hint is not None and 0 < hint < len(source) and length(hint) <= budget:
         end = hint  # an earlier turn's cut still fits: keep it (and the shared prefix)
     else:
