@@ -28,18 +28,32 @@ Each batch is left-padded and decoded by a small loop over the model's forward p
 a row's text does not depend on what else is in its batch). Finished rows are dropped
 from the batch as they stop.
 
-Prefix reuse: a Chat may name its `cache_prefix`, the text its first message starts with
-that other prompts share (a debate's instructions and source). The prompt is tokenised as
-prefix + rest; the prefix's key/value cache is computed once, kept in an LRU cache
-bounded by `prefix_cache_mb`, and copied into every batch that needs it: each row's
-cached prefix is left-padded to the batch's longest prefix, and the rest of its prompt
-follows (the padding in between is masked; positions continue from the prefix). A long
-source is thus encoded once per debate, not once per turn.
-The whole prompt's key/values of a debate's latest requests are kept too (up to four per
-prefix, same LRU bound): the next turn's prompt repeats the transcript so far, so a row
-starts from whichever kept entry shares the most leading tokens with it and only the new
-speeches are encoded. On CPU, prefixes and scored prompts are fed one at a time without
-padding, so attention takes torch's causal kernel instead of a materialised mask.
+Prompts are tokenised whole: the ids fed are tokenizer(prompt) (no special tokens added
+under a chat template, which writes its own), so a stored prompt reproduces the turn
+anywhere. A template that refuses a system message (Gemma's) or drops it gets the system
+text folded into the first user message (prompt_format(), recorded with the agent).
+Every prompt is checked against the context limit first (PromptTooLong, one line).
+
+Prefix reuse works on token ids. A Chat may name its `cache_prefix`, the text its first
+message starts with that other prompts share (a debate's instructions and source); the
+prompt's leading tokens that lie inside that text are encoded once, kept in an LRU cache
+bounded by `prefix_cache_mb`, and copied into every batch that needs it. The whole
+prompt's key/values of a debate's latest requests are kept too (up to four per prefix,
+same LRU bound): the next turn's prompt repeats the transcript so far. Each row starts
+from whichever kept entry shares the longest common prefix of token ids with its own ids
+(a token that merges across the end of the shared text is simply fed again); the cached
+part is left-padded to the batch's longest, the rest of the prompt follows (the padding
+in between is masked; positions continue from the cached part). On CPU, prefixes and
+scored prompts are fed one at a time without padding, so attention takes torch's causal
+kernel instead of a materialised mask.
+
+Sliding-window models keep reuse while a batch's padded prompt + reply stays inside the
+window (sliding attention is then full attention); longer prompts go without, batched
+apart, and the backend says so once (a warning; `reuse_notes`). Other cache layouts
+(linear attention...) go without reuse, said once likewise.
+
+The repetition penalty (as transformers' RepetitionPenaltyLogitsProcessor) applies to
+every token of the prompt, cached or fed, and every token generated, never to padding.
 """
 
 from __future__ import annotations
