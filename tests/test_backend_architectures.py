@@ -282,3 +282,37 @@ def test_a_template_that_takes_a_system_role_is_left_alone(arch_dir):
     for arch in ("llama3", "llama2", "phi3", "qwen2"):
         backend = make_backend(arch_dir(arch))
         assert not backend.system_folded and backend.prompt_format() == {}
+
+
+@pytest.mark.parametrize("arch", ["llama2", "gpt2", "gemma2", "mistral", "qwen2"])
+def test_padded_batches_as_on_a_gpu_give_the_same_tokens_and_scores(arch_dir, arch,
+                                                                     monkeypatch):
+    """On CUDA, prefixes and scored prompts are encoded in left-padded batches (on CPU one
+    at a time): that path, forced here on CPU, gives the same tokens and scores."""
+    backend = make_backend(arch_dir(arch), max_batch_size=8)
+    chats = debate_chats(6, words=30)
+    greedy = SamplingSettings(max_new_tokens=10)
+    alone = backend.score(chats, ["A", "B"])
+    monkeypatch.setattr(TransformersBackend, "_one_row_at_a_time", lambda self: False)
+    padded = make_backend(arch_dir(arch), max_batch_size=8)
+    first, second = padded.generate(chats, greedy), padded.generate(chats, greedy)
+    assert all(g.meta["prefix_reused_tokens"] > 0 for g in first + second)
+    for chat, a, b in zip(chats, first, second):
+        want = reference(padded, whole_ids(padded, padded.render(chat)), 10)
+        assert a.completion_ids == want and b.completion_ids == want
+    for x, y in zip(alone, padded.score(chats, ["A", "B"])):
+        assert x == pytest.approx(y, abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_answer_labels_map_to_their_own_tokens(arch_dir, arch):
+    """" A" is "▁" + "A" to a sentencepiece-style tokenizer: the bare "▁" must not be
+    taken for the start of every label (it made the log-probability judge refuse)."""
+    backend = make_backend(arch_dir(arch))
+    ids_a, ids_b = backend.label_token_ids(["A", "B"])
+    assert ids_a and ids_b and not set(ids_a) & set(ids_b)
+    for label, ids in (("A", ids_a), ("B", ids_b)):
+        assert all(backend.tokenizer.decode([i]).strip() == label for i in ids)
+    chat = Chat(({"role": "user", "content": "A or B?"},), assistant_prefix="Answer:")
+    [probs] = backend.score([chat], ["A", "B"])
+    assert sum(probs) == pytest.approx(1.0)

@@ -878,13 +878,17 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------ scoring
     def label_token_ids(self, labels: list[str]) -> list[list[int]]:
-        """For each label, the ids of the tokens that start it (with and without a space)."""
+        """For each label, the ids of the tokens that start it (with and without a space).
+        A token that is only a space is skipped: a sentencepiece-style tokenizer (Llama 2,
+        Mistral, Gemma) writes " A" as "▁" + "A", and "▁" starts every label."""
         out: list[list[int]] = []
         owner: dict[int, str] = {}
         for label in labels:
             ids: set[int] = set()
             for variant in (label, " " + label):
                 toks = self.tokenizer(variant, add_special_tokens=False)["input_ids"]
+                while len(toks) > 1 and not self.tokenizer.decode([toks[0]]).strip():
+                    toks = toks[1:]
                 if toks:
                     ids.add(int(toks[0]))
             for i in ids:
