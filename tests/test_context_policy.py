@@ -113,6 +113,7 @@ def test_refuse_policy_fails_the_turn_in_one_line(sqlite_store, models, tmp_path
     assert "\n" not in error and error.startswith("debater: the prompt is ")
     assert f"over the context of {str(models[arch])!r} ({LIMITS[arch]} tokens)" in error
     assert "+ 12 tokens to generate" in error and "context_policy: refuse" in error
+    assert all(t.meta["retryable"] is False for t in turns)
 
 
 def test_no_source_to_cut_or_still_too_long_is_refused(models, tmp_path):

@@ -169,7 +169,9 @@ class ModelDebater(Debater):
             try:
                 out = self._respond_batch(batch, self.sampling(max_words))
             except BackendError as exc:
-                out = [TurnResult(text="", status="failed", error=str(exc),
+                # retryable False (a prompt too long...): running again cannot help
+                meta = {} if exc.retryable else {"retryable": False}
+                out = [TurnResult(text="", status="failed", error=str(exc), meta=dict(meta),
                                   template_version=self.templates.version) for _ in batch]
             for i, res in zip(idx, out):
                 results[i] = res
