@@ -63,6 +63,7 @@ import logging
 import os
 import socket
 import time
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,6 +301,7 @@ class TransformersBackend(Backend):
         if self.pad_id is None:
             self.pad_id = 0
         self.stop_ids = self._stop_ids()
+        self._tokenised_cache: OrderedDict[str, tuple[array, array | None]] = OrderedDict()
         self._limit = self._context_limit(where)
         self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
         self.window, off = self._cache_layout()
@@ -470,29 +472,43 @@ class TransformersBackend(Backend):
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids: tokenizer(prompt) as a whole, never in pieces."""
-        return list(self.tokenizer(prompt, add_special_tokens=self.adds_special_tokens)
-                    ["input_ids"])
+        return self._tokenised(prompt)[0].tolist()
 
-    def prompt_lengths(self, chats: list[Chat]) -> list[int]:
-        return [len(self.encode(self.render(c))) for c in chats]
-
-    def _item(self, index: int, chat: Chat) -> _Item:
-        prompt = self.render(chat)
-        cut = prompt.find(chat.cache_prefix) if chat.cache_prefix else -1
-        if cut < 0:
-            return _Item(index, None, self.encode(prompt), 0, chat.seed, prompt)
-        end = cut + len(chat.cache_prefix or "")
+    def _tokenised(self, prompt: str) -> tuple[array, array | None]:
+        """(ids, each token's end offset in characters or None for a slow tokenizer),
+        remembered for the last 256 prompts: a turn's prompt is tokenised to check its length, then again
+        to generate."""
+        hit = self._tokenised_cache.get(prompt)
+        if hit is not None:
+            return hit
         special = self.adds_special_tokens
         if getattr(self.tokenizer, "is_fast", False):
             enc = self.tokenizer(prompt, add_special_tokens=special, return_offsets_mapping=True)
-            ids = list(enc["input_ids"])
-            # the leading tokens that end inside the shared text (special tokens: (0, 0))
-            offsets = list(enc["offset_mapping"])
-            inside = next((i for i, (_, stop) in enumerate(offsets) if stop > end), len(offsets))
+            out = (array("q", enc["input_ids"]), array("q", (e for _, e in enc["offset_mapping"])))
         else:
-            ids = self.encode(prompt)
-            inside = _common_prefix(ids, list(self.tokenizer(prompt[:end], add_special_tokens=special)
-                                              ["input_ids"]))
+            out = (array("q", self.tokenizer(prompt, add_special_tokens=special)["input_ids"]), None)
+        self._tokenised_cache[prompt] = out
+        while len(self._tokenised_cache) > 256:
+            self._tokenised_cache.popitem(last=False)
+        return out
+
+    def prompt_lengths(self, chats: list[Chat]) -> list[int]:
+        return [len(self._tokenised(self.render(c))[0]) for c in chats]
+
+    def _item(self, index: int, chat: Chat) -> _Item:
+        prompt = self.render(chat)
+        packed, offsets = self._tokenised(prompt)
+        ids = packed.tolist()
+        cut = prompt.find(chat.cache_prefix) if chat.cache_prefix else -1
+        if cut < 0:
+            return _Item(index, None, ids, 0, chat.seed, prompt)
+        end = cut + len(chat.cache_prefix or "")
+        if offsets is not None:
+            # the leading tokens that end inside the shared text (special tokens: (0, 0))
+            inside = next((i for i, stop in enumerate(offsets) if stop > end), len(offsets))
+        else:
+            alone = self.tokenizer(prompt[:end], add_special_tokens=self.adds_special_tokens)
+            inside = _common_prefix(ids, list(alone["input_ids"]))
         key = prompt[:end] if inside > 0 else None
         return _Item(index, key, ids, inside, chat.seed, prompt)
 
