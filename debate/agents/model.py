@@ -49,7 +49,7 @@ from pydantic_core import PydanticCustomError
 from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
 from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
-from debate.backends.context import fit_prompt
+from debate.backends.context import Fitted, fit_prompt
 from debate.backends.prompts import (
     LABELS,
     JudgeView,
@@ -209,7 +209,7 @@ class ModelDebater(Debater):
                 res.meta["source_kept"] = f.kept
         return results
 
-    def _fit(self, r: TurnRequest, sampling: SamplingSettings):
+    def _fit(self, r: TurnRequest, sampling: SamplingSettings) -> Fitted:
         """This request's chat, fitted to the model's context (see the module doc)."""
         def build(source: str | None) -> Chat:
             return debater_prompt(self.templates, replace(r, source=source), self._family(r),
