@@ -56,6 +56,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from debate.backends import capture
 from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
@@ -569,6 +570,7 @@ class TransformersBackend(Backend):
         self.stats["batches"] += 1
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
+        hooks = capture.arm(self, settings.capture, b)
         logits = self._prefill(ids, mask, positions, cache, p_width)
         if entries:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
@@ -604,6 +606,7 @@ class TransformersBackend(Backend):
                 rows = [rows[j] for j in keep]
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             history = torch.cat([history, tokens[:, None]], dim=1)
+            hooks.decode(rows)
             out = self.model(
                 input_ids=tokens[:, None],
                 attention_mask=mask,
@@ -615,6 +618,7 @@ class TransformersBackend(Backend):
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
             self.stats["decode_steps"] += 1
+        captured = hooks.finish()
         elapsed = time.perf_counter() - started
         results = []
         for row, it in enumerate(batch):
@@ -627,6 +631,7 @@ class TransformersBackend(Backend):
                 finish_reason=finish[row],
                 meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
                       "prefix_reused_tokens": plen[row]},
+                activations=captured[row] if captured else None,
             ))
         return results
 
