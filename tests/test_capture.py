@@ -17,13 +17,12 @@ from debate.backends.base import Chat, SamplingSettings
 from debate.backends.capture import (
     ActivationSettings,
     CaptureSpec,
-    decode_vector,
-    encode_vector,
     resolve_layers,
 )
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.errors import ConfigError
+from debate.store.vectors import decode_vector, encode_vector
 
 SOURCE = " ".join(["The keeper climbed the tower every evening for thirty years."] * 12)
 ALL = CaptureSpec(layers=(0, 1, 2), positions=("generated_mean", "prompt_last"), dtype="float32")
@@ -124,7 +123,7 @@ def test_float16_storage_round_trips_within_half_precision(tiny_model_dir):
     spec = CaptureSpec(layers=(2,), positions=("generated_mean", "prompt_last"), dtype="float16")
     chat = turn_chats([[]])[0]
     gen = backend.generate([chat], SamplingSettings(max_new_tokens=6, capture=spec))[0]
-    text, ref = reference(backend, chat, 6)
+    _, ref = reference(backend, chat, 6)
     for key, vec in gen.activations.items():
         assert vec.dtype == np.float16
         data, shape, dtype = encode_vector(vec)

@@ -88,7 +88,7 @@ def resolve_layers(settings: ActivationSettings, n_blocks: int, where: str) -> C
     out: list[int] = []
     for x in settings.layers:
         if isinstance(x, float):
-            index = int(round(x * n_blocks))
+            index = round(x * n_blocks)
         else:
             index = x + n_blocks + 1 if x < 0 else x
         if not 0 <= index <= n_blocks:
@@ -140,9 +140,9 @@ class LayerCapture:
             if self.mode == "prefill":
                 if hidden.shape[0] == self.batch:
                     self.last[layer] = hidden[:, -1, :].float()
-            elif self.mode == "decode" and "generated_mean" in self.spec.positions:
-                if hidden.shape[0] == self.rows_index.shape[0] and hidden.shape[1] == 1:
-                    self.sums[layer].index_add_(0, self.rows_index, hidden[:, 0, :].float())
+            elif (self.mode == "decode" and "generated_mean" in self.spec.positions
+                  and hidden.shape[0] == self.rows_index.shape[0] and hidden.shape[1] == 1):
+                self.sums[layer].index_add_(0, self.rows_index, hidden[:, 0, :].float())
         return record
 
     def remove(self) -> None:
@@ -233,16 +233,3 @@ def arm(backend: Any, spec: CaptureSpec | None, batch: int) -> LayerCapture | _N
         hooks = LayerCapture(backend.model)
         backend._capture_hooks = hooks
     return hooks.begin(spec, batch)
-
-
-# ---------------------------------------------------------------- storage encoding
-
-def encode_vector(vector: np.ndarray) -> tuple[bytes, list[int], str]:
-    """Little-endian bytes, shape, dtype name: what the activations table stores."""
-    arr = np.ascontiguousarray(vector)
-    le = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-    return le.tobytes(), list(arr.shape), arr.dtype.name
-
-
-def decode_vector(data: bytes, shape: list[int], dtype: str) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
