@@ -168,18 +168,18 @@ def test_capture_config_errors_are_one_line(tmp_path, tiny_model_dir, capsys):
     openai.write_text("name: o\ndataset: {name: sample, limit: 2}\nprotocol: debate\n"
                       "debater: {type: model, backend: openai, model: some-served-model,\n"
                       "          activations: {layers: [1]}}\n", encoding="utf-8")
-    code, out, err = run_cli(["run", str(openai), "--db", url, "--quiet"], capsys)
+    code, _out, err = run_cli(["run", str(openai), "--db", url, "--quiet"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"error: {openai}: debater.activations: the openai backend cannot give "
                           "activations")
     far = write_config(tmp_path / "far.yaml", "far", tiny_model_dir, "debate", limit=2)
     far.write_text(far.read_text().replace("layers: [0.5, -1]", "layers: [7]"))
-    code, out, err = run_cli(["run", str(far), "--db", url, "--quiet"], capsys)
+    code, _out, err = run_cli(["run", str(far), "--db", url, "--quiet"], capsys)
     assert code == 2 and "debater.activations.layers: 7 is out of range; the model has hidden " \
         "states 0..2" in err
     frac = write_config(tmp_path / "frac.yaml", "frac", tiny_model_dir, "debate", limit=2)
     frac.write_text(frac.read_text().replace("layers: [0.5, -1]", "layers: [1.5]"))
-    code, out, err = run_cli(["run", str(frac), "--db", url, "--quiet"], capsys)
+    code, _out, err = run_cli(["run", str(frac), "--db", url, "--quiet"], capsys)
     assert code == 2 and "debater.activations.layers" in err and "[0, 1]" in err
     # nothing was written by the refused runs
     store = open_store(url)

@@ -118,7 +118,7 @@ def test_recall_at_one_percent_false_positives():
 
 
 def test_one_class_or_one_group_is_a_clear_error():
-    X, y, groups, _ = planted(n_questions=3)
+    X, y, _groups, _ = planted(n_questions=3)
     with pytest.raises(UserError, match="both honest and deceptive"):
         fit_probe(X, np.zeros_like(y))
     with pytest.raises(UserError, match="at least 2 documents or questions"):
