@@ -186,3 +186,29 @@ def test_capture_config_errors_are_one_line(tmp_path, tiny_model_dir, capsys):
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Turn)) == 0
     store.dispose()
+
+
+@pytest.mark.postgres
+def test_two_workers_store_every_turns_vectors_once_on_postgresql(pg_url, tmp_path,
+                                                                    tiny_model_dir):
+    from engine_agents import debate_popen
+
+    cfg = write_config(tmp_path / "w.yaml", "probe-workers", tiny_model_dir, "debate")
+    procs = [debate_popen("run", str(cfg), "--worker", "--chunk", "2", "--quiet", "--db", pg_url,
+                          "--worker-id", f"w{i}") for i in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(out)
+    store = open_store(pg_url)
+    with store.session() as s:
+        turns = s.scalar(select(func.count()).select_from(Turn))
+        per_turn = s.execute(select(Activation.turn_id, func.count())
+                             .group_by(Activation.turn_id)).all()
+        workers = {t.meta["worker"] for t in s.scalars(select(Turn))}
+    store.dispose()
+    assert turns == 48 and len(per_turn) == 48 and {n for _, n in per_turn} == {4}
+    assert workers and workers <= {"w0", "w1"}  # (how the work split depends on timing)
+    # each worker's summary counts the experiment's vectors so far
+    assert any("activations: 192 vectors for 48 turns" in o for o in outs)
