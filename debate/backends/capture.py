@@ -10,7 +10,7 @@ Config (on a `type: model` debater with `backend: transformers`):
 Layers follow `output_hidden_states`: layer 0 is the embedding output, layer l (1..n-1)
 the residual stream after decoder block l-1, layer n the last block's output after the
 final norm (n = the model's number of decoder blocks). A fraction f in [0, 1] means
-round(f * n); a negative index counts from n.
+f * n rounded half up; a negative index counts back from n (-1 is n).
 
 Positions:
 - `prompt_last`: the hidden state at the prompt's last token (the one whose output
@@ -30,6 +30,7 @@ Python call per hooked module and nothing else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,7 +89,7 @@ def resolve_layers(settings: ActivationSettings, n_blocks: int, where: str) -> C
     out: list[int] = []
     for x in settings.layers:
         if isinstance(x, float):
-            index = round(x * n_blocks)
+            index = math.floor(x * n_blocks + 0.5)
         else:
             index = x + n_blocks + 1 if x < 0 else x
         if not 0 <= index <= n_blocks:
