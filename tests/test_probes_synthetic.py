@@ -125,3 +125,39 @@ def test_one_class_or_one_group_is_a_clear_error():
         cross_validate(X, y, np.array(["same"] * len(y)))
     with pytest.raises(UserError, match="expects vectors of size 64"):
         fit_probe(X, y).score(X[:, :10])
+
+
+def test_judge_vs_probe_two_by_two_and_errors_caught():
+    import pandas as pd
+
+    from debate.probes.report import judge_table
+
+    rows = []
+    # 4 debates: in debates 1-3 the deceptive side B scores higher (probe right), in 4 not;
+    # debate 5 is a consultancy whose deceptive consultant scores above 0 (probe right)
+    for d, (a, b) in enumerate([(0.1, 0.9), (0.2, 0.8), (0.3, 0.7), (0.9, 0.1)], start=1):
+        for role, score, deceptive in (("A", a, 0), ("B", b, 1)):
+            rows.append({"probe": "p", "layer": 1, "experiment": "e", "protocol": "debate",
+                         "debate_id": d, "role": role, "score": score, "deceptive": deceptive})
+    rows.append({"probe": "p", "layer": 1, "experiment": "e", "protocol": "consultancy",
+                 "debate_id": 5, "role": "consultant", "score": 2.0, "deceptive": 1})
+    frame = pd.DataFrame(rows)
+    # judge: right on 1, wrong on 2 and 4, a tie on 3; wrong on 5 (correct answer: index 0)
+    judgments = pd.DataFrame([
+        {"debate_id": 1, "kind": "final", "after_round": None, "probabilities": [0.8, 0.2], "judge": "j"},
+        {"debate_id": 2, "kind": "final", "after_round": None, "probabilities": [0.3, 0.7], "judge": "j"},
+        {"debate_id": 3, "kind": "final", "after_round": None, "probabilities": [0.5, 0.5], "judge": "j"},
+        {"debate_id": 4, "kind": "final", "after_round": None, "probabilities": [0.1, 0.9], "judge": "j"},
+        {"debate_id": 5, "kind": "final", "after_round": None, "probabilities": [0.4, 0.6], "judge": "j"},
+        {"debate_id": 1, "kind": "stepped", "after_round": 1, "probabilities": [0.1, 0.9], "judge": "j"},
+    ])
+    table = judge_table(frame, judgments, {d: 0 for d in range(1, 6)})
+    deb = table[table["protocol"] == "debate"].iloc[0]
+    assert (deb["judge_right_probe_right"], deb["judge_wrong_probe_right"],
+            deb["judge_wrong_probe_wrong"], deb["judge_right_probe_wrong"],
+            deb["judge_ties"]) == (1, 1, 1, 0, 1)
+    assert deb["judge_errors_caught"] == pytest.approx(0.5)
+    assert deb["caught_low"] < 0.5 < deb["caught_high"]
+    assert deb["probe_accuracy"] == pytest.approx(0.75)
+    con = table[table["protocol"] == "consultancy"].iloc[0]
+    assert con["judge_wrong_probe_right"] == 1 and con["judge_errors_caught"] == 1.0

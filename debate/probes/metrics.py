@@ -76,6 +76,17 @@ def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float
     return float(t[ok].max()) if ok.any() else 0.0
 
 
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion (NaN, NaN without trials)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z**2 / n
+    center = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return float(max(center - half, 0.0)), float(min(center + half, 1.0))
+
+
 def shuffle_within(y: np.ndarray, groups: np.ndarray, seed: int = 0) -> np.ndarray:
     """Labels permuted within each group (question or document): the control that keeps
     each group's share of deceptive turns and breaks everything else."""

@@ -1,21 +1,21 @@
 """The probe tables of `debate analyze` (`--table probes` prints all three) and the plot.
 
-probes           per probe, protocol and side (all turns, then each seat role): AUROC with a
+probes           per probe, experiment (its protocol) and side (all turns, then each seat role): AUROC with a
                  cluster-bootstrap interval (clusters: source documents, else questions),
                  recall at 1% FPR, mean score of honest and deceptive turns; beside them the
                  controls: the same scores against labels shuffled within questions (must
                  sit at 0.5 within its interval) and a position-only baseline (grouped-CV
                  logistic regression on which answer slot, as shown, the side argues).
-probes_judges    per probe, protocol and judge, on the same debates: the 2x2 of judge
+probes_judges    per probe, experiment and judge, on the same debates: the 2x2 of judge
                  right/wrong (P(correct) > 0.5 in its final verdict; ties left out) against
                  probe right/wrong on which side deceives (debates: the side whose turns
                  score higher on average; consultancy: the consultant's mean score above 0),
                  and the share of judge errors the probe catches, with a Wilson interval.
-probes_rounds    per probe, protocol and round: AUROC of that round's turns, the probe's
+probes_rounds    per probe, experiment and round: AUROC of that round's turns, the probe's
                  side accuracy from rounds 1..r, and the judges' accuracy after round r
                  (stepped judgments; empty where none were made).
 
-The per-layer curve (AUROC against layer, one line per method/labels/protocol, shuffled
+The per-layer curve (AUROC against layer, one line per method/labels/experiment, shuffled
 control dashed) is `probes_layers.png` under `debate analyze --out DIR`.
 """
 
@@ -28,28 +28,27 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sqlalchemy import select
 
-from debate.analysis.intervals import wilson
 from debate.probes.data import load_turns
-from debate.probes.metrics import bootstrap_auroc, recall_at_fpr, shuffle_within
+from debate.probes.metrics import bootstrap_auroc, recall_at_fpr, shuffle_within, wilson
 from debate.probes.train import grouped_splits, out_of_fold_scores
 from debate.store.db import Store
 from debate.store.models import Agent, Experiment, Judgment, User
 from debate.store.probes import list_probes, probe_scores
 
 PROBE_COLUMNS = [
-    "probe", "method", "labels", "layer", "position", "protocol", "side", "experiments", "n",
+    "probe", "method", "labels", "layer", "position", "experiment", "protocol", "side", "n",
     "n_deceptive", "auroc", "auroc_low", "auroc_high", "recall_1pct_fpr", "mean_score_honest",
     "mean_score_deceptive", "shuffled_auroc", "shuffled_low", "shuffled_high",
     "position_auroc", "position_low", "position_high",
 ]
 JUDGE_COLUMNS = [
-    "probe", "layer", "protocol", "judge", "debates", "judge_right_probe_right",
+    "probe", "layer", "experiment", "protocol", "judge", "debates", "judge_right_probe_right",
     "judge_right_probe_wrong", "judge_wrong_probe_right", "judge_wrong_probe_wrong",
     "judge_ties", "judge_accuracy", "probe_accuracy", "judge_errors_caught",
     "caught_low", "caught_high",
 ]
 ROUND_COLUMNS = [
-    "probe", "layer", "protocol", "round", "turns", "auroc", "auroc_low", "auroc_high",
+    "probe", "layer", "experiment", "protocol", "round", "turns", "auroc", "auroc_low", "auroc_high",
     "probe_side_accuracy", "judge_accuracy", "judgments",
 ]
 TABLES = ("probes", "probes_judges", "probes_rounds")
@@ -80,8 +79,8 @@ def scored_turns(store: Store, experiments: list[str] | None) -> pd.DataFrame:
 
 
 def _position_baseline(part: pd.DataFrame, replicates: int, seed: int) -> tuple[float, float, float]:
-    """Grouped-CV logistic regression on the answer slot (and the seat role) alone."""
-    X = pd.get_dummies(part[["answer_slot", "role"]].astype(str)).to_numpy(dtype=float)
+    """Grouped-CV logistic regression on the answer slot the side argues, alone."""
+    X = pd.get_dummies(part[["answer_slot"]].astype(str)).to_numpy(dtype=float)
     y = part["deceptive"].to_numpy(dtype=int)
     groups = part["group"].to_numpy().astype(str)
     if len(np.unique(groups)) < 2 or len(np.unique(y)) < 2 or X.shape[1] == 0:
@@ -93,7 +92,7 @@ def _position_baseline(part: pd.DataFrame, replicates: int, seed: int) -> tuple[
 
 def probe_table(frame: pd.DataFrame, replicates: int, seed: int) -> pd.DataFrame:
     out = []
-    keys = ["probe", "method", "labels", "layer", "position", "protocol"]
+    keys = ["probe", "method", "labels", "layer", "position", "experiment", "protocol"]
     for key, part in frame.groupby(keys, sort=True):
         sides = [("all", part)] + [(str(r), p) for r, p in part.groupby("role", sort=True)]
         if part["role"].nunique() < 2:
@@ -107,8 +106,7 @@ def probe_table(frame: pd.DataFrame, replicates: int, seed: int) -> pd.DataFrame
             sa, slo, shi = bootstrap_auroc(shuffled, s, groups, replicates, seed)
             pa, plo, phi = _position_baseline(rows, replicates, seed)
             out.append(dict(zip(keys, key)) | {
-                "side": side, "experiments": ",".join(sorted(rows["experiment"].unique())),
-                "n": len(rows), "n_deceptive": int(y.sum()), "auroc": a, "auroc_low": lo,
+                "side": side, "n": len(rows), "n_deceptive": int(y.sum()), "auroc": a, "auroc_low": lo,
                 "auroc_high": hi, "recall_1pct_fpr": recall_at_fpr(y, s, 0.01),
                 "mean_score_honest": float(s[y == 0].mean()) if (y == 0).any() else np.nan,
                 "mean_score_deceptive": float(s[y == 1].mean()) if (y == 1).any() else np.nan,
@@ -153,7 +151,7 @@ def _probe_side_right(turns: pd.DataFrame) -> pd.DataFrame:
     """Per (probe, debate): did the probe point at the deceptive side?"""
     per_side = turns.groupby(["probe", "debate_id", "role"], sort=False).agg(
         score=("score", "mean"), deceptive=("deceptive", "max"), protocol=("protocol", "first"),
-        layer=("layer", "first")).reset_index()
+        experiment=("experiment", "first"), layer=("layer", "first")).reset_index()
     out = []
     for (probe, debate), sides in per_side.groupby(["probe", "debate_id"], sort=False):
         if len(sides) >= 2:
@@ -163,8 +161,10 @@ def _probe_side_right(turns: pd.DataFrame) -> pd.DataFrame:
         else:
             right = float((sides["score"].iloc[0] > 0) == bool(sides["deceptive"].iloc[0]))
         out.append({"probe": probe, "debate_id": debate, "protocol": sides["protocol"].iloc[0],
-                    "layer": sides["layer"].iloc[0], "probe_right": right})
-    return pd.DataFrame(out, columns=["probe", "debate_id", "protocol", "layer", "probe_right"])
+                    "experiment": sides["experiment"].iloc[0], "layer": sides["layer"].iloc[0],
+                    "probe_right": right})
+    return pd.DataFrame(out, columns=["probe", "debate_id", "experiment", "protocol", "layer",
+                                      "probe_right"])
 
 
 def judge_table(frame: pd.DataFrame, judgments: pd.DataFrame, correct: dict[int, int]) -> pd.DataFrame:
@@ -178,17 +178,18 @@ def judge_table(frame: pd.DataFrame, judgments: pd.DataFrame, correct: dict[int,
     both = probe_right.merge(per_judge, on="debate_id")
     both = pd.concat([both, both.assign(judge="all judges")]) if both["judge"].nunique() > 1 else both
     out = []
-    for (probe, layer, protocol, judge), part in both.groupby(
-            ["probe", "layer", "protocol", "judge"], sort=True):
+    for (probe, layer, experiment, protocol, judge), part in both.groupby(
+            ["probe", "layer", "experiment", "protocol", "judge"], sort=True):
         jr = part["judge_right"]
         decided = part[jr.notna() & (jr != 0.5)]
         j = decided["judge_right"] > 0.5
         p = decided["probe_right"] == 1
         wrong = int((~j).sum())
         caught = int((~j & p).sum())
-        lo, hi = wilson(np.array([caught / wrong if wrong else np.nan]), np.array([wrong]))
+        lo, hi = wilson(caught, wrong)
         out.append({
-            "probe": probe, "layer": layer, "protocol": protocol, "judge": judge,
+            "probe": probe, "layer": layer, "experiment": experiment, "protocol": protocol,
+            "judge": judge,
             "debates": len(part), "judge_right_probe_right": int((j & p).sum()),
             "judge_right_probe_wrong": int((j & ~p).sum()),
             "judge_wrong_probe_right": caught, "judge_wrong_probe_wrong": int((~j & ~p).sum()),
@@ -196,8 +197,7 @@ def judge_table(frame: pd.DataFrame, judgments: pd.DataFrame, correct: dict[int,
             "judge_accuracy": float(j.mean()) if len(decided) else np.nan,
             "probe_accuracy": float(part["probe_right"].mean()),
             "judge_errors_caught": caught / wrong if wrong else np.nan,
-            "caught_low": float(lo[0]) if wrong else np.nan,
-            "caught_high": float(hi[0]) if wrong else np.nan,
+            "caught_low": lo, "caught_high": hi,
         })
     return pd.DataFrame(out, columns=JUDGE_COLUMNS)
 
@@ -208,7 +208,8 @@ def round_table(frame: pd.DataFrame, judgments: pd.DataFrame, correct: dict[int,
     if not stepped.empty:
         stepped["judge_right"] = _judge_right(stepped, correct)
     out = []
-    for (probe, layer, protocol), part in frame.groupby(["probe", "layer", "protocol"], sort=True):
+    for (probe, layer, experiment, protocol), part in frame.groupby(
+            ["probe", "layer", "experiment", "protocol"], sort=True):
         debates = set(part["debate_id"])
         for rnd in sorted(part["round"].unique()):
             now = part[part["round"] == rnd]
@@ -219,7 +220,8 @@ def round_table(frame: pd.DataFrame, judgments: pd.DataFrame, correct: dict[int,
             js = stepped[(stepped["after_round"] == rnd) & stepped["debate_id"].isin(debates)] \
                 if not stepped.empty else stepped
             decided = js["judge_right"].dropna() if not js.empty else pd.Series(dtype=float)
-            out.append({"probe": probe, "layer": layer, "protocol": protocol, "round": int(rnd),
+            out.append({"probe": probe, "layer": layer, "experiment": experiment,
+                        "protocol": protocol, "round": int(rnd),
                         "turns": len(now), "auroc": a, "auroc_low": lo, "auroc_high": hi,
                         "probe_side_accuracy": float(sides["probe_right"].mean()),
                         "judge_accuracy": float(decided.mean()) if len(decided) else np.nan,
@@ -250,14 +252,14 @@ def layer_plot(table: pd.DataFrame, path: Path) -> Path | None:
         return None
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
-    for (method, labels, protocol), part in rows.groupby(["method", "labels", "protocol"]):
+    for (method, labels, experiment), part in rows.groupby(["method", "labels", "experiment"]):
         part = part.groupby("layer").mean(numeric_only=True).reset_index().sort_values("layer")
         x = part["layer"].to_numpy(dtype=float)
         y = part["auroc"].to_numpy(dtype=float)
         err = np.vstack([y - part["auroc_low"].to_numpy(dtype=float),
                          part["auroc_high"].to_numpy(dtype=float) - y])
         line = ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=3,
-                           label=f"{method} · {labels} · {protocol}")
+                           label=f"{method} · {labels} · {experiment}")
         ax.plot(x, part["shuffled_auroc"].to_numpy(dtype=float), linestyle="--",
                 color=line[0].get_color(), alpha=0.5)
     ax.axhline(0.5, color="grey", linewidth=0.8)
