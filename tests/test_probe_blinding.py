@@ -35,6 +35,7 @@ from web.render import judge_html
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "SECRET-PROBE-7f3a"
+pytestmark = pytest.mark.slow
 TEXT_PROTOCOLS = sorted(p for p in BUILTIN if p != "pixel-debate")
 
 

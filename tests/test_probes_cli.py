@@ -16,6 +16,8 @@ from debate.store import open_store
 from debate.store.models import Activation, ProbeScore, Turn
 from debate.store.vectors import decode_vector
 
+pytestmark = pytest.mark.slow
+
 
 def write_config(path: Path, name: str, model: Path, protocol: str, limit: int = 6,
                  extra: str = "") -> Path:

@@ -19,7 +19,9 @@ Positions:
   the prompt's last token and every sampled token but the last (which is never fed
   back). A reply that stops on an end token counts that token's choosing position too.
 
-How: hooks on the embedding, the decoder blocks and the final norm record the last
+How: hooks on the first decoder block's input (hidden state 0, exactly as
+`output_hidden_states` gives it, position embeddings included where a model adds them),
+the blocks' outputs and the final norm record the last
 column of each prefill chunk (rows are left-padded, so the last column is every row's
 last prompt token, whatever prefix of it came from a reused key/value cache) and add
 each decoding step's column into a per-row float32 sum, mapped to the batch's rows as
@@ -103,13 +105,15 @@ def resolve_layers(settings: ActivationSettings, n_blocks: int, where: str) -> C
 
 
 def _hooked_modules(model: Any) -> list[Any]:
-    """Module whose output is hidden state l, for l in 0..n."""
+    """Per hidden state l in 0..n, the module to hook: the first block (whose *input* is
+    hidden state 0, embeddings plus whatever the model adds before its blocks), then the
+    blocks whose outputs are states 1..n-1, then the final norm (state n)."""
     base = getattr(model, "base_model", model)
     blocks = list(_decoder_blocks(model))
     norm = getattr(base, "norm", None) or getattr(base, "ln_f", None)
     if norm is None:
         raise ConfigError("activations: this model architecture has no final norm to hook")
-    return [model.get_input_embeddings(), *blocks[:-1], norm]
+    return [blocks[0], *blocks[:-1], norm]
 
 
 class LayerCapture:
@@ -129,9 +133,21 @@ class LayerCapture:
     # -- hooks
     def _ensure_hooks(self, layers: tuple[int, ...]) -> None:
         for layer in layers:
-            if layer not in self.handles:
+            if layer in self.handles:
+                continue
+            if layer == 0:  # the first block's input
+                self.handles[0] = self.modules[0].register_forward_pre_hook(
+                    self._input_hook(), with_kwargs=True)
+            else:
                 self.handles[layer] = self.modules[layer].register_forward_hook(
                     self._hook(layer))
+
+    def _input_hook(self):
+        record = self._hook(0)
+
+        def record_input(module: Any, args: Any, kwargs: Any) -> None:
+            record(module, args, args[0] if args else kwargs["hidden_states"])
+        return record_input
 
     def _hook(self, layer: int):
         def record(_module: Any, _args: Any, output: Any) -> None:
