@@ -158,7 +158,7 @@ def test_probe_scores_reach_no_judge_in_any_protocol(blind_world):
 JUDGE_FACING = [
     "judges/model.py", "judges/queue.py", "judges/run.py", "judges/records.py",
     "judges/config.py", "debate/backends/prompts.py", "web/judge_tab.py", "web/render.py",
-    "web/debate_tab.py", "web/results_tab.py", "web/app.py",
+    "web/debate_tab.py", "web/app.py",
 ]
 
 
