@@ -5,6 +5,7 @@ experiment, `analyze --table probes`, `export` with the vectors; and the errors.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,55 @@ def test_two_workers_store_every_turns_vectors_once_on_postgresql(pg_url, tmp_pa
     assert workers and workers <= {"w0", "w1"}  # (how the work split depends on timing)
     # each worker's summary counts the experiment's vectors so far
     assert any("activations: 192 vectors for 48 turns" in o for o in outs)
+
+
+def test_planted_direction_in_stored_activations_through_the_cli(tmp_path, capsys):
+    """Labels come from the store (seat answer vs correct answer): vectors planted along a
+    direction for the deceptive side only give AUROC near 1 through `probes train` and
+    `analyze`, the shuffled control sits at 0.5, and a second experiment scores alike."""
+    from debate.config import parse_config
+    from debate.run import run_experiment
+    from debate.store.models import Debate, Question, Seat
+    from debate.store.runs import _ACTIVATIONS, _bulk_insert, activation_columns
+
+    url = f"sqlite:///{tmp_path / 'planted.db'}"
+    store = open_store(url)
+    for name, protocol in (("planted-debate", "debate"), ("planted-consult", "consultancy")):
+        cfg = parse_config({"name": name, "dataset": {"name": "sample"}, "both_orders": True,
+                            "protocol": {"name": protocol, "rounds": 2},
+                            "debater": {"type": "scripted"}})
+        run_experiment(store, cfg, tmp_path, show_progress=False)
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=24)
+    with store.session() as s:
+        rows = s.execute(select(Turn.id, Seat.answer_index, Question.correct_index)
+                         .join(Debate, Debate.id == Turn.debate_id)
+                         .join(Question, Question.id == Debate.question_id)
+                         .join(Seat, (Seat.debate_id == Turn.debate_id) & (Seat.role == Turn.role))
+                         ).all()
+    vectors = [(tid, (3, "generated_mean"),
+                (rng.normal(size=24) + 3.0 * (ans != correct) * direction).astype(np.float16))
+               for tid, ans, correct in rows]
+    with store.write_session() as s:
+        _bulk_insert(s.connection(), _ACTIVATIONS, activation_columns(vectors))
+    store.dispose()
+    code, out, err = run_cli(["probes", "train", "planted", "--experiment", "planted-debate",
+                              "--layer", "3", "--bootstrap", "200", "--db", url], capsys)
+    assert code == 0, err
+    auroc = float(re.search(r"grouped CV AUROC ([0-9.]+)", out).group(1))
+    assert auroc > 0.97, out
+    code, out, err = run_cli(["probes", "score", "planted", "--experiment", "planted-consult",
+                              "--db", url], capsys)
+    assert code == 0 and float(out.rsplit(" ", 1)[1]) > 0.97, out
+    code, out, err = run_cli(["analyze", "--table", "probes", "--format", "json",
+                              "--bootstrap", "300", "--db", url], capsys)
+    rows = {(r["experiment"], r["side"]): r for r in json.loads(out)["tables"]["probes"]}
+    for key in (("planted-debate", "all"), ("planted-consult", "all")):
+        r = rows[key]
+        assert r["auroc"] > 0.97 and r["auroc_low"] > 0.9
+        assert r["shuffled_low"] <= 0.5 <= r["shuffled_high"]
+        assert r["recall_1pct_fpr"] > 0.5
+        assert r["mean_score_deceptive"] > 0 > r["mean_score_honest"]
+    rounds = [r for r in json.loads(out)["tables"]["probes_rounds"]
+              if r["experiment"] == "planted-debate"]
+    assert [r["probe_side_accuracy"] for r in rounds] == [1.0, 1.0]
