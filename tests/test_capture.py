@@ -153,3 +153,48 @@ def test_layers_resolve_from_indices_negatives_and_fractions():
         resolve_layers(ActivationSettings(layers=[25]), 24, "debater")
     with pytest.raises(ConfigError, match=r"-26 is out of range"):
         resolve_layers(ActivationSettings(layers=[-26]), 24, "debater")
+
+
+def test_best_of_n_stores_the_chosen_candidates_vectors(sqlite_store, tiny_model_dir, tmp_path,
+                                                       monkeypatch):
+    """Every candidate is generated with capture; the turn keeps the chosen one's vectors
+    (the exactness of each generation's vectors is the tests above)."""
+    from sqlalchemy import select
+
+    from debate.config import parse_config
+    from debate.run import run_experiment
+    from debate.store.models import Activation, Turn
+
+    made = []
+    original = TransformersBackend.generate
+
+    def recording(self, chats, settings):
+        gens = original(self, chats, settings)
+        made.extend(gens)
+        return gens
+
+    monkeypatch.setattr(TransformersBackend, "generate", recording)
+    cfg = parse_config({
+        "name": "bon-capture", "dataset": {"name": "sample", "limit": 2},
+        "protocol": {"name": "debate", "rounds": 1, "max_words": 200},
+        "debater": {"type": "model", "model": str(tiny_model_dir), "cpu_threads": 1,
+                    "best_of": 2, "temperature": 1.0, "max_new_tokens": 12,
+                    "min_new_tokens": 12, "max_resamples": 0,
+                    "activations": {"layers": [-1], "positions": ["generated_mean"],
+                                    "dtype": "float32"}},
+    })
+    run_experiment(sqlite_store, cfg, tmp_path, show_progress=False)
+    with sqlite_store.session() as s:
+        turns = list(s.scalars(select(Turn)))
+        vectors = {a.turn_id: decode_vector(a.data, a.shape, a.dtype)
+                   for a in s.scalars(select(Activation))}
+    assert len(turns) == 4 and all(len(t.candidates) == 2 for t in turns)
+    assert set(vectors) == {t.id for t in turns} and len(made) == 8
+    assert all(g.activations is not None for g in made)
+    by_text = {(g.prompt, g.text): g.activations[(2, "generated_mean")] for g in made}
+    for t in turns:
+        chosen = next(c for c in t.candidates if c["chosen"])
+        other = next(c for c in t.candidates if not c["chosen"])
+        np.testing.assert_array_equal(vectors[t.id], by_text[(t.shown, chosen["raw_text"])])
+        if other["raw_text"] != chosen["raw_text"]:
+            assert not np.array_equal(vectors[t.id], by_text[(t.shown, other["raw_text"])])
