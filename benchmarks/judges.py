@@ -51,13 +51,13 @@ def main() -> None:
                     help="rounds of both arms (default 5; --quick 1)")
     args = ap.parse_args()
 
+    from transformers.utils import logging as hf_logging
+
     from debate.config import parse_config
     from debate.run import run_experiment
     from debate.store import open_store
     from judges.config import parse_judge_config
     from judges.run import build_judge, judge_experiment
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one load per arm and round; keep the table readable
     work = Path(tempfile.mkdtemp(prefix="bench-judges-"))

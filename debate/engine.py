@@ -492,4 +492,5 @@ class Engine:
             candidates=result.candidates,
             meta=meta,
             quotes=[],
+            activations=result.activations if status != "failed" else None,
         )

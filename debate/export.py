@@ -12,6 +12,14 @@
                      source span, fuzzy score
     judgments.EXT    id, debate_id, experiment, protocol, judge provenance, probabilities
                      (question's own answer order), p_correct, explanation, ...
+    activations.EXT  index of the captured hidden states: id, turn_id, debate_id, layer,
+                     position, dtype, shape, key (the array's name in activations.npz)
+    activations.npz  the vectors, one array per (turn, layer, position), named
+                     turn_<turn id>__layer_<layer>__<position> (numpy.load reads it; only
+                     written when there are vectors)
+    probes.EXT       the trained probes: name, method, labels, layer, model, parameters,
+                     training data and cross-validated metrics
+    probe_scores.EXT id, probe, turn_id, debate_id, experiment, round, role, score
     manifest.json    what was exported, from where, when, and how many rows
 
 EXT is jsonl (nested values stay nested), csv or parquet (nested values as JSON text).
@@ -29,12 +37,14 @@ import json
 import os
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,16 +52,20 @@ from debate import __version__
 from debate.errors import UserError
 from debate.store.db import Store
 from debate.store.models import (
+    Activation,
     Agent,
     Debate,
     Document,
     Experiment,
     Judgment,
+    Probe,
+    ProbeScore,
     Quote,
     Seat,
     Turn,
 )
 from debate.store.models import Question as QuestionRow
+from debate.store.vectors import decode_vector
 
 FORMATS = ("jsonl", "csv", "parquet")
 
@@ -83,6 +97,18 @@ COLUMNS: dict[str, list[str]] = {
         "judge_agent_id", "judge_name", "judge_kind", "judge_model_id", "judge_backend",
         "judge_settings", "user_id", "assignment_id", "probabilities", "correct_index",
         "p_correct", "shown_order", "explanation", "time_taken_ms", "metadata", "created_at",
+    ],
+    "activations": [
+        "id", "turn_id", "debate_id", "experiment", "round", "role", "layer", "position",
+        "dtype", "shape", "key",
+    ],
+    "probes": [
+        "id", "probe", "method", "labels", "layer", "position", "model_id", "dim", "params",
+        "training", "metrics", "created_at",
+    ],
+    "probe_scores": [
+        "id", "probe_id", "probe", "turn_id", "debate_id", "experiment", "protocol", "round",
+        "role", "score",
     ],
 }
 TABLES = tuple(COLUMNS)
@@ -289,6 +315,73 @@ def _judgment_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
             }
 
 
+def activation_key(turn_id: int, layer: int, position: str) -> str:
+    return f"turn_{turn_id}__layer_{layer}__{position}"
+
+
+def _activation_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
+    for chunk in _chunks(ctx.debate_ids):
+        for aid, tid, layer, position, dtype, shape, did, rnd, role in session.execute(
+            select(Activation.id, Activation.turn_id, Activation.layer, Activation.position,
+                   Activation.dtype, Activation.shape, Turn.debate_id, Turn.round, Turn.role)
+            .join(Turn, Activation.turn_id == Turn.id)
+            .where(Turn.debate_id.in_(chunk))
+            .order_by(Activation.id)
+        ):
+            yield {"id": aid, "turn_id": tid, "debate_id": did,
+                   "experiment": ctx.debate_info[did][0], "round": rnd, "role": role,
+                   "layer": layer, "position": position, "dtype": dtype, "shape": shape,
+                   "key": activation_key(tid, layer, position)}
+
+
+def _write_npz(path: Path, session: Session, ctx: _Context) -> int:
+    """The vectors as a .npz archive, streamed (one array in memory at a time)."""
+    n = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for chunk in _chunks(ctx.debate_ids):
+            for tid, layer, position, dtype, shape, data in session.execute(
+                select(Activation.turn_id, Activation.layer, Activation.position,
+                       Activation.dtype, Activation.shape, Activation.data)
+                .join(Turn, Activation.turn_id == Turn.id)
+                .where(Turn.debate_id.in_(chunk))
+                .order_by(Activation.id)
+            ):
+                with zf.open(activation_key(tid, layer, position) + ".npy", "w",
+                             force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, decode_vector(data, shape, dtype))
+                n += 1
+    return n
+
+
+def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
+    ids: set[int] = set()
+    for chunk in _chunks(ctx.debate_ids):
+        ids.update(session.scalars(
+            select(ProbeScore.probe_id).distinct().join(Turn, ProbeScore.turn_id == Turn.id)
+            .where(Turn.debate_id.in_(chunk))))
+    for p in session.scalars(select(Probe).where(Probe.id.in_(sorted(ids))).order_by(Probe.id)):
+        yield {"id": p.id, "probe": p.name, "method": p.method, "labels": p.labels,
+               "layer": p.layer, "position": p.position, "model_id": p.model_id, "dim": p.dim,
+               "params": p.params, "training": p.training, "metrics": p.metrics,
+               "created_at": _utc(p.created_at)}
+
+
+def _probe_score_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
+    for chunk in _chunks(ctx.debate_ids):
+        for sid, pid, name, tid, did, rnd, role, value in session.execute(
+            select(ProbeScore.id, ProbeScore.probe_id, Probe.name, ProbeScore.turn_id,
+                   Turn.debate_id, Turn.round, Turn.role, ProbeScore.score)
+            .join(Probe, Probe.id == ProbeScore.probe_id)
+            .join(Turn, ProbeScore.turn_id == Turn.id)
+            .where(Turn.debate_id.in_(chunk))
+            .order_by(ProbeScore.id)
+        ):
+            experiment, protocol, *_ = ctx.debate_info[did]
+            yield {"id": sid, "probe_id": pid, "probe": name, "turn_id": tid, "debate_id": did,
+                   "experiment": experiment, "protocol": protocol, "round": rnd, "role": role,
+                   "score": value}
+
+
 # ---------------------------------------------------------------- writers
 
 
@@ -391,6 +484,9 @@ def export_store(
                 "turns": _turn_rows(session, ctx),
                 "quotes": _quote_rows(session, ctx),
                 "judgments": _judgment_rows(session, ctx),
+                "activations": _activation_rows(session, ctx),
+                "probes": _probe_rows(session, ctx),
+                "probe_scores": _probe_score_rows(session, ctx),
             }
             for table, table_rows in sources.items():
                 path = tmp / f"{table}.{fmt}"
@@ -400,6 +496,7 @@ def export_store(
                     rows[table] = _write_csv(path, table, table_rows)
                 else:
                     rows[table] = _write_parquet(path, table, table_rows)
+            vectors = _write_npz(tmp / "activations.npz", session, ctx) if rows["activations"] else 0
         manifest = {
             "format": fmt,
             "exported_at": datetime.now(UTC).isoformat(),
@@ -407,6 +504,8 @@ def export_store(
             "experiment": experiment,
             "debate_version": __version__,
             "tables": {t: {"file": f"{t}.{fmt}", "rows": n} for t, n in rows.items()},
+            "arrays": {"activations": {"file": "activations.npz", "arrays": vectors}}
+            if vectors else {},
             "notes": "ids are the database's primary keys; answer indices are in each "
                      "question's own answer order (answer_order: as shown to the judge)",
         }
@@ -417,4 +516,6 @@ def export_store(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = tuple(out_dir / f"{t}.{fmt}" for t in rows) + (out_dir / "manifest.json",)
+    if vectors:
+        files += (out_dir / "activations.npz",)
     return ExportResult(out_dir, fmt, rows, files)

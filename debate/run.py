@@ -22,7 +22,13 @@ from debate.protocols import Protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import store_experiment
-from debate.store.runs import count_by_status, first_errors, reset_failed
+from debate.store.runs import (
+    ActivationTotals,
+    activation_totals,
+    count_by_status,
+    first_errors,
+    reset_failed,
+)
 
 
 @dataclass
@@ -33,6 +39,7 @@ class RunResult:
     counts: dict[str, int]
     reset: int = 0  # failed debates made runnable again at the start
     errors: list[tuple[int, str]] = field(default_factory=list)  # first failed debates
+    activations: ActivationTotals | None = None  # captured hidden states, when any
 
 
 @dataclass(frozen=True)
@@ -150,8 +157,9 @@ def run_experiment(
             stats = _run_with_progress(store, cfg.name, exp_id, agents_by_id, options)
         else:
             stats = Engine(store, agents_by_id, options).run(exp_id)
+        totals = activation_totals(store, exp_id)
         return RunResult(exp_id, stored.created, stats, count_by_status(store, exp_id), reset,
-                         first_errors(store, exp_id))
+                         first_errors(store, exp_id), totals if totals.vectors else None)
     finally:
         for a in instances:
             a.close()

@@ -11,6 +11,7 @@ from debate.quotes import render_html
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Seat, Turn, User
 from debate.store.models import Question as QuestionRow
+from debate.store.probes import turn_probe_scores
 from web.auth import require_admin, user_errors
 from web.render import esc, esc_block
 
@@ -83,6 +84,8 @@ def debate_detail_html(store: Store, debate_id: int) -> str:
         ).all()
         answers = list(q.answers)
         correct = q.correct_index
+    # admins only (this tab): probe scores are ground truth in disguise
+    probe_scores = turn_probe_scores(store, [t[0] for t in turns])
     out = [(f'<div class="debate-view"><p><b>Debate {d.id}</b> · experiment '
             f'{esc(exp.name if exp else "?")} · {esc(d.protocol)} · {esc(d.variant)} · '
             f'status <b>{esc(d.status)}</b></p>'),
@@ -99,8 +102,10 @@ def debate_detail_html(store: Store, debate_id: int) -> str:
     out.append("</ul><p><b>Transcript</b></p>")
     for tid, rnd, role, kind, text, status, uname in turns:
         who = f" by {esc(uname)}" if uname else ""
+        probes = "".join(f" · probe {esc(name)}: {score:+.2f}"
+                         for name, score in probe_scores.get(tid, []))
         out.append(f'<div class="turn"><div class="speaker">{esc(role)} · round {rnd} · '
-                   f'{esc(kind)} · {esc(status)}{who} (turn {tid})</div>'
+                   f'{esc(kind)} · {esc(status)}{who} (turn {tid}){probes}</div>'
                    f'<div class="text">{render_html(text, source)}</div></div>')
     out.append("<p><b>Quotes</b></p><table><tr><th>turn</th><th>#</th><th>verified</th>"
                "<th>fuzzy</th><th>text</th></tr>")

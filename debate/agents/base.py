@@ -81,6 +81,8 @@ class TurnResult:
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     user_id: int | None = None
+    # captured hidden states, {(layer, position): vector} (model debaters with `activations:`)
+    activations: dict[tuple[int, str], Any] | None = None
 
     @property
     def shown_sha256(self) -> str | None:

@@ -9,6 +9,10 @@ Config (an agent entry; backend settings as in debate.backends.settings):
       best_of: 4               # sample 4, keep the one a preference judge likes best
       max_resamples: 2         # word limits: resample this often, then truncate (marked)
       templates: my_templates/ # optional: replaces built-in template files of the same name
+      activations:             # transformers backend only: hidden states stored per turn
+        layers: [0.5, -1]      # (see debate.backends.capture)
+        positions: [generated_mean, prompt_last]
+        dtype: float16
 
 Every request of an engine step goes to the backend in one batched call. Word limits are
 enforced by resampling a turn that is empty, too long or too short, up to
@@ -49,6 +53,7 @@ from pydantic_core import PydanticCustomError
 from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
 from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.capture import ActivationSettings, CaptureSpec, depth, resolve_layers
 from debate.backends.context import Fitted, fit_prompt
 from debate.backends.prompts import (
     LABELS,
@@ -65,7 +70,7 @@ from debate.quotes import count_words, parse_segments, truncate_words
 OPERATIONAL = {
     "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
     "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
-    "cpu_threads",
+    "cpu_threads", "activations",
 }
 FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
 
@@ -85,6 +90,19 @@ class ModelDebaterSettings(BackendSettings):
     max_resamples: int = Field(default=2, ge=0)
     best_of: int = Field(default=1, ge=1, le=64)
     preference_judge: BackendSettings | None = None
+    activations: ActivationSettings | None = None
+
+    @field_validator("activations")
+    @classmethod
+    def _capture_needs_transformers(cls, v: ActivationSettings | None,
+                                    info: ValidationInfo) -> ActivationSettings | None:
+        if v is not None and info.data.get("backend") != "transformers":
+            raise PydanticCustomError(
+                "activations",
+                "the {backend} backend cannot give activations (a server returns text, not "
+                "hidden states); capture needs backend: transformers",
+                {"backend": info.data.get("backend")})
+        return v
 
     @field_validator("best_of")
     @classmethod
@@ -116,8 +134,10 @@ def output_flags(text: str) -> dict[str, Any]:
 
 class ModelDebater(Debater):
     def __init__(self, settings: ModelDebaterSettings, backend: Backend, templates: TemplateSet,
-                 judge_backend: Backend | None = None, judge_templates: TemplateSet | None = None):
+                 judge_backend: Backend | None = None, judge_templates: TemplateSet | None = None,
+                 capture: CaptureSpec | None = None):
         self.settings = settings
+        self.capture = capture
         self.backend = backend
         self.templates = templates
         self.judge_backend = judge_backend or backend
@@ -155,6 +175,7 @@ class ModelDebater(Debater):
             top_k=s.top_k,
             repetition_penalty=s.repetition_penalty,
             min_new_tokens=min(s.min_new_tokens, budget),
+            capture=self.capture,
         )
 
     # ------------------------------------------------------------------ respond
@@ -349,6 +370,7 @@ class ModelDebater(Debater):
             template_version=self.templates.version,
             candidates=candidates,
             meta=meta,
+            activations=gen.activations,
         )
 
     def close(self) -> None:
@@ -375,7 +397,10 @@ def _build(settings: ModelDebaterSettings, context: BuildContext) -> ModelDebate
             pj.model_copy(update={"model": _resolve_local(pj.model, context.config_dir)}),
             "debater.preference_judge",
         )
-    return ModelDebater(settings, backend, templates, judge_backend, judge_templates)
+    capture = None
+    if settings.activations is not None:
+        capture = resolve_layers(settings.activations, depth(backend.model), "debater")
+    return ModelDebater(settings, backend, templates, judge_backend, judge_templates, capture)
 
 
 def _resolve_local(model: str, config_dir: Path) -> str:

@@ -9,7 +9,9 @@
 Tables: accuracy (with Wilson and bootstrap intervals, deceptive-side win rate, honest and
 deceptive consultant accuracy, the naive-to-expert gap closed), significance (debate vs
 consultancy), calibration, reliability, stepped, exposure, biases, ratings, win_rates,
-quotes, agreement. Grouping fields (`by`): protocol, judge (each judge, plus "all humans" /
+quotes, agreement; probes, probes_judges, probes_rounds (debate.probes.report: probe AUROC
+with controls, probe vs judges, per round; fixed groupings, `by` and `where` do not apply).
+Grouping fields (`by`): protocol, judge (each judge, plus "all humans" /
 "all models"), experiment, family, judge_type, judging (final | offline), dataset, status,
 debater ("A vs B", or the consultant), honest_debater, deceptive_debater, or any debate or
 question metadata key (e.g. an NYU import's setting, included_in_paper).
@@ -36,11 +38,15 @@ from debate.analysis.quoting import quote_table
 from debate.analysis.ratings import rating_tables
 from debate.analysis.rounds import stepped_tables
 from debate.errors import UserError
+from debate.probes.report import layer_plot, probe_tables
 from debate.store.db import Store
 
 DEFAULT_BY = ("protocol", "judge")
 TABLE_ORDER = ("accuracy", "significance", "calibration", "reliability", "stepped", "exposure",
-               "biases", "ratings", "win_rates", "quotes", "agreement")
+               "biases", "ratings", "win_rates", "quotes", "agreement",
+               "probes", "probes_judges", "probes_rounds")
+# `--table NAME` also selects the tables listed here
+TABLE_GROUPS = {"probes": ("probes", "probes_judges", "probes_rounds")}
 
 
 @dataclass
@@ -76,6 +82,7 @@ class AnalysisResult:
             plots.rounds_plot(t["stepped"], self.keys, out_dir / "rounds.png"),
             plots.ratings_plot(t["ratings"], out_dir / "ratings.png"),
             plots.win_rate_plot(t["win_rates"], out_dir / "win_rates.png"),
+            layer_plot(t["probes"], out_dir / "probes_layers.png"),
         ]
         return [p for p in made if p is not None]
 
@@ -118,6 +125,8 @@ def analyze(
         "win_rates": win_rates,
         "quotes": quote_table(prep, loaded),
         "agreement": agreement_table(prep),
+        # probe intervals always come with a bootstrap (1,000 replicates unless given)
+        **probe_tables(store, experiments, bootstrap or 1000, seed),
     }
     meta = {
         "experiments": sorted(prep.debates["experiment"].unique().tolist()),
@@ -135,4 +144,4 @@ def analyze(
                           prep.keys, meta)
 
 
-__all__ = ["TABLE_ORDER", "AnalysisResult", "analyze"]
+__all__ = ["TABLE_GROUPS", "TABLE_ORDER", "AnalysisResult", "analyze"]

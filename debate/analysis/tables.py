@@ -43,5 +43,6 @@ def rich_width(frame: pd.DataFrame) -> int:
     width = 1
     for column in frame.columns:
         cells = frame[column].map(format_cell)
-        width += max(len(str(column)), int(cells.str.len().max() or 0)) + 3
+        longest = int(cells.map(len).max()) if len(cells) else 0  # an empty table: 0
+        width += max(len(str(column)), longest) + 3
     return width

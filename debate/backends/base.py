@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from debate.backends.capture import CaptureSpec
+
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
 
@@ -52,6 +54,8 @@ class SamplingSettings:
     top_k: int = 0
     repetition_penalty: float = 1.0
     min_new_tokens: int = 0  # benchmarks: force a fixed output length
+    # hidden states to record while generating (backends that can: transformers)
+    capture: CaptureSpec | None = None
 
     @property
     def greedy(self) -> bool:
@@ -67,6 +71,8 @@ class Generation:
     finish_reason: str  # stop | length
     meta: dict[str, Any] = field(default_factory=dict)
     completion_ids: list[int] = field(default_factory=list)  # token ids, where known
+    # {(hidden-state index, position): vector} when SamplingSettings.capture asked for it
+    activations: dict[tuple[int, str], Any] | None = None
 
 
 class Backend(ABC):

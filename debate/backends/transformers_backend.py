@@ -72,6 +72,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from debate.backends import capture
 from debate.backends.base import (
     Backend,
     BackendError,
@@ -756,6 +757,7 @@ class TransformersBackend(Backend):
         self.stats["batches"] += 1
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
+        hooks = capture.arm(self, settings.capture, b)
         logits = self._prefill(ids, mask, positions, cache, p_width)
         if entries and p_width:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
@@ -796,6 +798,7 @@ class TransformersBackend(Backend):
             if seen is not None:
                 seen[torch.arange(len(rows), device=dev), tokens] = True
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            hooks.decode(rows)
             out = self.model(
                 input_ids=tokens[:, None],
                 attention_mask=mask,
@@ -807,6 +810,7 @@ class TransformersBackend(Backend):
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
             self.stats["decode_steps"] += 1
+        captured = hooks.finish()
         elapsed = time.perf_counter() - started
         results = []
         for row, it in enumerate(batch):
@@ -820,6 +824,7 @@ class TransformersBackend(Backend):
                 meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
                       "prefix_reused_tokens": plen[row]},
                 completion_ids=generated[row] + stopped_by[row],
+                activations=captured[row] if captured else None,
             ))
         return results
 

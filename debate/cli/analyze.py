@@ -47,7 +47,7 @@ def analyze(experiments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: 
             only: tuple[str, ...], out: Path | None, bootstrap: int, seed: int,
             db_url: str | None) -> None:
     """Judge accuracy, deceptive win rate, calibration, ratings, biases, agreement."""
-    from debate.analysis import TABLE_ORDER
+    from debate.analysis import TABLE_GROUPS, TABLE_ORDER
     from debate.analysis import analyze as run_analysis
     from debate.analysis.tables import rich_width, to_markdown, to_rich
     from debate.store.db import open_store
@@ -61,7 +61,8 @@ def analyze(experiments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: 
                               _parse_where(where))
     finally:
         store.dispose()
-    names = [n for n in TABLE_ORDER if not only or n in only]
+    selected = {t for n in only for t in TABLE_GROUPS.get(n, (n,))}
+    names = [n for n in TABLE_ORDER if not only or n in selected]
     written: list[Path] = []
     if out is not None:
         written = result.write_csv(out) + result.plot_pngs(out)

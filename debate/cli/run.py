@@ -58,6 +58,10 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
         f"experiment {cfg.name!r} (id {result.experiment_id}) {verb}{retried}: {s.turns} turns "
         f"in {s.seconds:.1f}s ({s.turns_per_second:.0f}/s); debates: {counts}"
     )
+    if result.activations:
+        a = result.activations
+        click.echo(f"activations: {a.vectors} vectors for {a.turns} turns, "
+                   f"{a.bytes / 2**20:.2f} MiB ({a.bytes_per_turn:,.0f} bytes per turn)")
     if s.waited_seconds:
         click.echo(f"waited {s.waited_seconds:.1f}s for debates leased by other workers")
     if s.lost_leases:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -239,3 +240,48 @@ class Feedback(Base):
     respondent: Mapped[str | None] = mapped_column(String(200))
     answers: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Activation(Base):
+    """One captured hidden-state vector of a turn: little-endian bytes of `dtype`, `shape`.
+
+    layer: index into the model's hidden states (0 = embeddings); position: how the vector
+    was taken from the turn (generated_mean | prompt_last; see debate.backends.capture)."""
+
+    __tablename__ = "activations"
+    __table_args__ = (UniqueConstraint("turn_id", "layer", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    layer: Mapped[int] = mapped_column(Integer)
+    position: Mapped[str] = mapped_column(String(30))
+    dtype: Mapped[str] = mapped_column(String(20))
+    shape: Mapped[list[Any]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Probe(Base):
+    """A trained linear probe: ground truth in disguise, shown to analysis and admins only."""
+
+    __tablename__ = "probes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    method: Mapped[str] = mapped_column(String(20))  # logistic | mean-diff
+    labels: Mapped[str] = mapped_column(String(20))  # side | instructed
+    layer: Mapped[int] = mapped_column(Integer)
+    position: Mapped[str] = mapped_column(String(30))
+    model_id: Mapped[str | None] = mapped_column(String(300))
+    dim: Mapped[int] = mapped_column(Integer)
+    # direction, intercept, scaler mean/scale, threshold (JSON lists of floats)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    training: Mapped[dict[str, Any]] = mapped_column(JSON)  # experiment, counts, data set
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)  # grouped cross-validation
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProbeScore(Base):
+    __tablename__ = "probe_scores"
+    __table_args__ = (UniqueConstraint("probe_id", "turn_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    probe_id: Mapped[int] = mapped_column(ForeignKey("probes.id", ondelete="CASCADE"))
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)  # higher: more deceptive

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 
 from debate.protocols import Protocol, Slot
 from debate.store.db import Store
-from debate.store.models import Debate, Document, Quote, Seat, Turn
+from debate.store.models import Activation, Debate, Document, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
+from debate.store.vectors import encode_vector
 
 ACTIVE = ("pending", "running")
 CHUNK = 1000  # ids per IN (...) list
@@ -334,6 +335,7 @@ class TurnWrite:
     candidates: list[dict[str, Any]] | None
     meta: dict[str, Any]
     quotes: list[dict[str, Any]]  # position, text, verified, source_start, source_end, fuzzy_score
+    activations: dict[tuple[int, str], Any] | None = None  # (layer, position) -> numpy vector
 
 
 @dataclass
@@ -356,6 +358,22 @@ _TURN_FIELDS = [
         "latency_ms", "candidates",
     )
 ] + [("metadata", "meta")]
+_ACTIVATIONS = Activation.__table__
+
+
+def activation_columns(vectors: list[tuple[int, tuple[int, str], Any]]) -> dict[str, list[Any]]:
+    """Rows of the activations table, column-wise, from (turn id, (layer, position), vector)."""
+    encoded = [encode_vector(vec) for _, _, vec in vectors]
+    return {
+        "turn_id": [tid for tid, _, _ in vectors],
+        "layer": [int(key[0]) for _, key, _ in vectors],
+        "position": [key[1] for _, key, _ in vectors],
+        "dtype": [e[2] for e in encoded],
+        "shape": [e[1] for e in encoded],
+        "data": [e[0] for e in encoded],
+    }
+
+
 _QUOTE_FIELDS = ("position", "text", "verified", "source_start", "source_end", "fuzzy_score")
 
 
@@ -413,6 +431,10 @@ def write_step(
                     "turn_id": [tid for tid, _ in quotes],
                     **{name: [q[name] for _, q in quotes] for name in _QUOTE_FIELDS},
                 })
+            vectors = [(tid, key, vec) for tid, t in zip(turn_ids, turns)
+                       for key, vec in (t.activations or {}).items()]
+            if vectors:
+                _bulk_insert(conn, _ACTIVATIONS, activation_columns(vectors))
         _apply_updates(session, updates, now, worker, lease_seconds)
     return lost
 
@@ -475,6 +497,30 @@ def count_by_status(store: Store, experiment_id: int) -> dict[str, int]:
             .group_by(Debate.status)
         ).all()
     return {status: n for status, n in rows}
+
+
+@dataclass(frozen=True)
+class ActivationTotals:
+    vectors: int
+    turns: int
+    bytes: int
+
+    @property
+    def bytes_per_turn(self) -> float:
+        return self.bytes / self.turns if self.turns else 0.0
+
+
+def activation_totals(store: Store, experiment_id: int) -> ActivationTotals:
+    """How many captured vectors the experiment's turns have, over how many turns, in bytes."""
+    with store.session() as session:
+        vectors, turns, size = session.execute(
+            select(func.count(), func.count(func.distinct(Activation.turn_id)),
+                   func.coalesce(func.sum(func.length(Activation.data)), 0))
+            .join(Turn, Turn.id == Activation.turn_id)
+            .join(Debate, Debate.id == Turn.debate_id)
+            .where(Debate.experiment_id == experiment_id)
+        ).one()
+    return ActivationTotals(int(vectors), int(turns), int(size))
 
 
 def first_errors(store: Store, experiment_id: int, limit: int = 3) -> list[tuple[int, str]]:
