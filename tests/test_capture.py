@@ -36,7 +36,7 @@ def make_backend(path, **kw) -> TransformersBackend:
 def reference(backend: TransformersBackend, chat: Chat, max_new: int):
     """Greedy reply token ids and hidden states, from plain unbatched full forward passes."""
     it = backend._item(0, chat)
-    prompt = it.prefix_ids + it.rest_ids
+    prompt = list(it.ids)
     seq = list(prompt)
     sampled = 0
     with torch.no_grad():
