@@ -7,6 +7,7 @@ finds it, to resume) and runs the engine on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from debate.protocols import Protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import store_experiment
+from debate.store.faults import Reconnect
 from debate.store.runs import count_by_status, first_errors, reset_failed
 
 
@@ -115,6 +117,8 @@ def run_experiment(
     lease_seconds: float | None = None,
     show_progress: bool = True,
     stop_after_steps: int | None = None,
+    db_retry_seconds: float | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Store the experiment (or find it, to resume: failed debates are retried) and run
     it to the end. Nothing is written if the config, data set or agents are refused."""
@@ -139,7 +143,9 @@ def run_experiment(
         exp_id = stored.id
         reset = 0 if stored.created else reset_failed(store, exp_id)
         agents_by_id = {stored.agent_ids[k]: a for k, a in seat_agents.items()}
-        options = EngineOptions(stop_after_steps=stop_after_steps)
+        options = EngineOptions(stop_after_steps=stop_after_steps, notify=notify)
+        if db_retry_seconds is not None:
+            options.db_retry_seconds = db_retry_seconds
         if worker:
             options.worker = worker
         if claim_size:
@@ -150,8 +156,11 @@ def run_experiment(
             stats = _run_with_progress(store, cfg.name, exp_id, agents_by_id, options)
         else:
             stats = Engine(store, agents_by_id, options).run(exp_id)
-        return RunResult(exp_id, stored.created, stats, count_by_status(store, exp_id), reset,
-                         first_errors(store, exp_id))
+        # The run may end during an outage: its summary waits for the database too.
+        reconnect = Reconnect(store, options.db_retry_seconds, notify)
+        return RunResult(exp_id, stored.created, stats,
+                         reconnect.call(count_by_status, store, exp_id), reset,
+                         reconnect.call(first_errors, store, exp_id))
     finally:
         for a in instances:
             a.close()
