@@ -36,7 +36,7 @@ from debate.agents.base import Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.protocols import JUDGE, Slot, opposite_seat_answer
 from debate.quotes import SourceIndex, truncate_words, verify_quotes
 from debate.store.db import Store
-from debate.store.faults import Reconnect, classify
+from debate.store.faults import DEFAULT_RETRY_SECONDS, Reconnect, classify
 from debate.store.runs import (
     DebateState,
     DebateUpdate,
@@ -86,7 +86,7 @@ class EngineOptions:
     poll_seconds: float | None = None  # default: a quarter of the lease, at most 2 s
     # How long to keep reconnecting when the database goes away before giving up
     # (DatabaseUnavailable); 0 gives up at the first lost connection.
-    db_retry_seconds: float = 60.0
+    db_retry_seconds: float = DEFAULT_RETRY_SECONDS
     # Gets one line when an outage starts and one when it ends (default: logged).
     notify: Callable[[str], None] | None = None
 
@@ -264,8 +264,7 @@ class Engine:
         # A transaction may hold its rows half a lease at most: a worker frozen inside
         # one loses its locks before its lease expires, so others can take over.
         self.store.limit_transactions(opts.lease_seconds / 2)
-        reconnect = Reconnect(self.store, opts.db_retry_seconds,
-                              opts.notify or (lambda line: log.warning("%s", line)))
+        reconnect = Reconnect(self.store, opts.db_retry_seconds, opts.notify)
         self.reconnect = reconnect
         try:
             while True:

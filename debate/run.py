@@ -23,7 +23,7 @@ from debate.protocols import Protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import store_experiment
-from debate.store.faults import Reconnect
+from debate.store.faults import DEFAULT_RETRY_SECONDS, Reconnect
 from debate.store.runs import count_by_status, first_errors, reset_failed
 
 
@@ -128,8 +128,12 @@ def run_experiment(
         seat_agents, instances = build_seat_agents(cfg, context)
     except ConfigError as exc:
         raise _naming(exc, plan.source) from None
+    # The start and the end of a run wait out database outages as the engine does.
+    retry = DEFAULT_RETRY_SECONDS if db_retry_seconds is None else db_retry_seconds
+    reconnect = Reconnect(store, retry, notify)
     try:
-        stored = store_experiment(
+        stored = reconnect.call(
+            store_experiment,
             store,
             name=cfg.name,
             config=cfg.model_dump(mode="json"),
@@ -141,11 +145,10 @@ def run_experiment(
             identities={seat: agent.identity for seat, agent in seat_agents.items()},
         )
         exp_id = stored.id
-        reset = 0 if stored.created else reset_failed(store, exp_id)
+        reset = 0 if stored.created else reconnect.call(reset_failed, store, exp_id)
         agents_by_id = {stored.agent_ids[k]: a for k, a in seat_agents.items()}
-        options = EngineOptions(stop_after_steps=stop_after_steps, notify=notify)
-        if db_retry_seconds is not None:
-            options.db_retry_seconds = db_retry_seconds
+        options = EngineOptions(stop_after_steps=stop_after_steps, db_retry_seconds=retry,
+                                notify=notify)
         if worker:
             options.worker = worker
         if claim_size:
@@ -156,8 +159,6 @@ def run_experiment(
             stats = _run_with_progress(store, cfg.name, exp_id, agents_by_id, options)
         else:
             stats = Engine(store, agents_by_id, options).run(exp_id)
-        # The run may end during an outage: its summary waits for the database too.
-        reconnect = Reconnect(store, options.db_retry_seconds, notify)
         return RunResult(exp_id, stored.created, stats,
                          reconnect.call(count_by_status, store, exp_id), reset,
                          reconnect.call(first_errors, store, exp_id))

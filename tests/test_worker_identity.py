@@ -162,7 +162,7 @@ def test_two_workers_with_one_hostname_in_separate_pid_namespaces_share_the_work
     args = ["run", str(config), "--db", pg_url, "--worker", "--chunk", "4", "--quiet"]
     procs = [subprocess.Popen(worker_command(mode, i, args), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outs = [finish(p, timeout=180)[0] for p in procs]
+    outs = [finish(p, timeout=120)[0] for p in procs]
 
     store = open_store(pg_url)
     check_complete(store, 32, 4)

@@ -15,6 +15,7 @@ worker's leases are left to expire (or to be taken at once by a rerun on this ke
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from debate.errors import DatabaseFault, DatabaseUnavailable
 from debate.store.db import Store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+DEFAULT_RETRY_SECONDS = 60.0  # how long a worker waits for a database that went away
 
 # PostgreSQL SQLSTATEs after which reconnecting (or simply retrying) can succeed.
 _TRANSIENT_SQLSTATES = {
@@ -103,18 +106,22 @@ def classify(exc: BaseException) -> Trouble | None:
     return Trouble(detail, False)
 
 
-def fault(url: str, exc: BaseException) -> DatabaseFault:
+def fault(url: str, exc: BaseException) -> DatabaseFault | DatabaseUnavailable:
+    """The one-line error for `exc`: DatabaseUnavailable when the database went away
+    (outside a Reconnect, or past its window), else DatabaseFault."""
     trouble = classify(exc)
     cause = trouble.cause if trouble else first_line(exc)
-    return DatabaseFault(
-        f"database {url}: {cause}; the step in flight was rolled back and nothing of it "
-        "was written; rerun the same command to resume"
+    kind = DatabaseUnavailable if trouble and trouble.transient else DatabaseFault
+    return kind(
+        f"database {url}: {cause}; the transaction in flight was rolled back and nothing "
+        "of it was written; rerun the same command to resume"
     )
 
 
 @contextmanager
 def database_errors(url: str) -> Iterator[None]:
-    """Turn any raw database error inside the block into one line (DatabaseFault)."""
+    """Turn any raw database error inside the block into one line (DatabaseUnavailable
+    or DatabaseFault)."""
     try:
         yield
     except DBAPIError as exc:
@@ -140,7 +147,7 @@ class Reconnect:
                  first_delay: float = 0.25, max_delay: float = 5.0):
         self.store = store
         self.window = window
-        self.notify = notify or (lambda _line: None)
+        self.notify = notify or (lambda line: log.warning("%s", line))
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.since: float | None = None  # first error of the current outage
@@ -187,11 +194,11 @@ class Reconnect:
             time.sleep(min(delay, max(self.window - elapsed, 0.0)))
             delay = min(delay * 2, self.max_delay)
 
-    def call(self, fn: Callable[..., T], *args: object) -> T:
-        """fn(*args), retried across outages (for reads and idempotent writes)."""
+    def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """fn(*args, **kwargs), retried across outages (for reads and idempotent writes)."""
         while True:
             try:
-                result = fn(*args)
+                result = fn(*args, **kwargs)
             except DBAPIError as exc:
                 self.wait(exc)
                 continue
