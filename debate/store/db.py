@@ -62,6 +62,24 @@ def _sqlite_pragmas(busy_seconds: float):
     return apply
 
 
+# libpq settings so that a server that vanishes (a failover, a cut network: no TCP reset)
+# is noticed within about a minute rather than the OS's TCP timeouts; the URL's own
+# query parameters win.
+PG_NETWORK_LIMITS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 45_000,
+}
+
+
+def _network_limits(_dialect, _record, _cargs, cparams) -> None:
+    for key, value in PG_NETWORK_LIMITS.items():
+        cparams.setdefault(key, value)
+
+
 def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
@@ -82,6 +100,7 @@ def make_engine(url: str) -> Engine:
 
         else:
             engine = create_engine(url, pool_pre_ping=True)
+            event.listen(engine, "do_connect", _network_limits)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise UserError(f"--db: cannot use database URL {url!r}: {exc}") from None
     return engine
