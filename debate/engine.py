@@ -309,7 +309,9 @@ class Engine:
             try:
                 release_debates(self.store, opts.worker, ids)
             except DBAPIError as exc:
-                log.warning("could not release leases (they expire): %s", classify(exc))
+                trouble = classify(exc)
+                log.warning("could not release leases (they expire): %s",
+                            trouble.cause if trouble else exc)
             raise
         release_debates(self.store, opts.worker, ids)
         return stopped

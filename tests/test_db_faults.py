@@ -123,6 +123,19 @@ def test_reconnect_returns_once_the_database_answers(tmp_path):
     store.dispose()
 
 
+def test_errors_that_persist_while_the_database_answers_are_bounded_too(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    reconnect = Reconnect(store, window=0.3, notify=lambda _line: None, first_delay=0.05)
+
+    def always() -> None:
+        raise wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement "
+                                                   "timeout"))
+
+    with pytest.raises(DatabaseUnavailable, match="kept failing for .* although it answers"):
+        reconnect.call(always)
+    store.dispose()
+
+
 def test_database_errors_become_one_line_errors():
     with (pytest.raises(DatabaseFault, match=r"^database sqlite:///x.db: database is locked"),
           database_errors("sqlite:///x.db")):

@@ -130,6 +130,7 @@ def test_two_workers_ride_out_a_postgresql_restart(own_pg, tmp_path):
         assert "reconnecting for up to 60s" in lines[0] and url.split("@")[1] in lines[0]
         assert "reachable again" in lines[1]
         assert "resumed" in out or "created and ran" in out
+        assert "rode out 1 database outage(s)" in out
 
     store = open_store(url)
     check_complete(store, 40, 4)

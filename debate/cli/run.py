@@ -76,6 +76,9 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
     )
     if s.waited_seconds:
         click.echo(f"waited {s.waited_seconds:.1f}s for debates leased by other workers")
+    if s.outages:
+        click.echo(f"rode out {s.outages} database outage(s); the steps in flight were redone "
+                   "from the store")
     if s.lost_leases:
         click.echo(f"lost {s.lost_leases} leases to other workers (their steps were dropped)")
     if result.counts.get("waiting_human"):

@@ -113,8 +113,8 @@ def fault(url: str, exc: BaseException) -> DatabaseFault | DatabaseUnavailable:
     cause = trouble.cause if trouble else first_line(exc)
     kind = DatabaseUnavailable if trouble and trouble.transient else DatabaseFault
     return kind(
-        f"database {url}: {cause}; the transaction in flight was rolled back and nothing "
-        "of it was written; rerun the same command to resume"
+        f"database {url}: {cause}; nothing is half-written (the transaction in flight was "
+        "rolled back, or committed whole); rerun the same command to resume"
     )
 
 
@@ -178,10 +178,11 @@ class Reconnect:
         while True:
             elapsed = time.monotonic() - self.since
             if elapsed >= self.window:
+                what = (f"kept failing for {elapsed:.0f}s although it answers" if self.back
+                        else f"unreachable for {elapsed:.0f}s")
                 raise DatabaseUnavailable(
-                    f"database {url}: unreachable for {elapsed:.0f}s ({trouble.cause}); gave "
-                    "up; this worker's leases are left to expire, rerun the same command to "
-                    "resume"
+                    f"database {url}: {what} ({trouble.cause}); gave up; this worker's "
+                    "leases are left to expire, rerun the same command to resume"
                 )
             # A dropped pool connection cannot be reused; fresh ones are made on demand.
             self.store.engine.dispose()
