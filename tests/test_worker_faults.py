@@ -4,8 +4,8 @@
   twice; a server that stays down past --db-retry-seconds: one line, exit 2;
 - a worker frozen (SIGSTOP) inside its step transaction: its row locks go after half a
   lease, its debates are taken over once its lease expires, its late commit is refused;
-- database faults (SQLite locked, PostgreSQL read-only, a full disk): one line naming the
-  database and the cause, exit 3, nothing half-written, a rerun completes.
+- database faults (SQLite locked, PostgreSQL read-only, a full or read-only disk): one
+  line naming the database and the cause, exit 3, nothing half-written, a rerun completes.
 """
 
 from __future__ import annotations
@@ -352,7 +352,11 @@ def can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
-def test_a_full_disk_under_a_running_worker_ends_in_one_line_and_exit_3(tmp_path):
+@pytest.mark.parametrize(("mode", "cause"), [
+    ("full", "disk full"),  # fills up under a running worker
+    ("readonly", "the database files are read-only"),  # a worker started on a read-only disk
+])
+def test_a_full_or_read_only_disk_ends_in_one_line_and_exit_3(mode, cause, tmp_path):
     if not can_mount_tmpfs():
         pytest.skip("needs a private mount namespace with a small tmpfs (unshare --mount)")
     questions = write_questions(tmp_path / "q.jsonl", 8)
@@ -360,21 +364,21 @@ def test_a_full_disk_under_a_running_worker_ends_in_one_line_and_exit_3(tmp_path
                           debater={"type": "scripted", "delay": 0.3})
     result = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", sys.executable,
-         str(HERE / "full_disk.py"), str(config), str(tmp_path / "disk")],
+         str(HERE / "disk_faults.py"), mode, str(config), str(tmp_path / "disk")],
         capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["returncode"] == 3, report
     lines = stderr_lines(report["stderr"])
     assert len(lines) == 1 and "Traceback" not in report["stderr"], lines
-    assert lines[0].startswith(f"error: database sqlite:///{tmp_path / 'disk'}/run.db: disk full")
+    assert lines[0].startswith(f"error: database sqlite:///{tmp_path / 'disk'}/run.db: {cause}")
     assert report["integrity"] == "ok"
-    # What the full disk left, copied out: no half-written step; a rerun completes it.
-    store = open_store(f"sqlite:///{tmp_path / 'after.db'}")
+    # What the fault left, copied out: no half-written step; a rerun completes it.
+    url = f"sqlite:///{tmp_path / 'after.db'}"
+    store = open_store(url)
     assert_nothing_half_written(store)
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Turn)) >= 16
-    finish(debate_popen("run", str(config), "--db", f"sqlite:///{tmp_path / 'after.db'}",
-                        "--quiet"))
+    finish(debate_popen("run", str(config), "--db", url, "--quiet"))
     check_complete(store, 16, 4)
     store.dispose()
