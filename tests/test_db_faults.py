@@ -151,6 +151,9 @@ def test_a_bad_sqlite_busy_timeout_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("DEBATE_SQLITE_BUSY_SECONDS", "soon")
     with pytest.raises(UserError, match=r"DEBATE_SQLITE_BUSY_SECONDS.*'soon'"):
         open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("DEBATE_SQLITE_BUSY_SECONDS", "inf")
+    with pytest.raises(UserError, match="DEBATE_SQLITE_BUSY_SECONDS"):
+        open_store(f"sqlite:///{tmp_path / 'x.db'}")
     monkeypatch.setenv("DEBATE_SQLITE_BUSY_SECONDS", "2.5")
     store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
     with store.engine.connect() as conn:

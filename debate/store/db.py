@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ def sqlite_busy_seconds() -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value >= 0:
+    if not (math.isfinite(value) and value >= 0):
         raise UserError(f"${SQLITE_BUSY_ENV}: expected a number of seconds >= 0, got {raw!r}")
     return value
 
