@@ -9,27 +9,34 @@ While agents work, a heartbeat thread keeps this worker's leases alive, so a ste
 than the lease does not let another worker take over debates that are still being run.
 An agent that raises fails the debates of its batch (the error is stored with them and
 nothing of the step is half-written for them); a rerun retries failed debates.
+
+When the database goes away (a restart, a failover, a dropped connection, a session the
+server ended), `run` waits for it with backoff for `db_retry_seconds` and carries on from
+what is stored: the step in flight is redone (its transaction was rolled back, or was
+committed, and the stored turns say which). Past the window, or on a fault waiting cannot
+fix (disk full, read-only, locked), it raises a one-line DatabaseError and leaves its
+leases to expire.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import socket
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
 
+from sqlalchemy.exc import DBAPIError
+
 from debate.agents.base import Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.protocols import JUDGE, Slot, opposite_seat_answer
 from debate.quotes import SourceIndex, truncate_words, verify_quotes
 from debate.store.db import Store
+from debate.store.faults import DEFAULT_RETRY_SECONDS, Reconnect, classify
 from debate.store.runs import (
     DebateState,
     DebateUpdate,
@@ -43,15 +50,10 @@ from debate.store.runs import (
     renew_leases,
     write_step,
 )
+from debate.store.workers import default_worker_id
 
 log = logging.getLogger(__name__)
 _QUOTE_TAG = re.compile(r"<\s*/?\s*quote\s*>", re.IGNORECASE)
-
-
-def default_worker_id() -> str:
-    """host:pid:tag. The host and pid let a rerun on this host see that a killed run's
-    leases are dead at once (see store.runs.dead_local_owners)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class RunStats:
     seconds: float = 0.0
     lost_leases: int = 0
     waited_seconds: float = 0.0
+    outages: int = 0  # database outages ridden out (each redid the step in flight)
     errors: list[str] = field(default_factory=list)  # the first few agent errors
 
     @property
@@ -81,6 +84,11 @@ class EngineOptions:
     # or for their leases to expire (True), or stop (False).
     wait_for_others: bool = True
     poll_seconds: float | None = None  # default: a quarter of the lease, at most 2 s
+    # How long to keep reconnecting when the database goes away before giving up
+    # (DatabaseUnavailable); 0 gives up at the first lost connection.
+    db_retry_seconds: float = DEFAULT_RETRY_SECONDS
+    # Gets one line when an outage starts and one when it ends (default: logged).
+    notify: Callable[[str], None] | None = None
 
 
 ProgressHook = Callable[[RunStats, int], None]
@@ -214,7 +222,13 @@ class LeaseHeartbeat:
                 with self.engine.db_lock:
                     renew_leases(self.engine.store, opts.worker, self.ids, opts.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - retried; every write checks the leases
-                log.warning("lease renewal failed (will retry): %s", exc)
+                trouble = classify(exc)
+                if trouble is not None and trouble.transient:
+                    # An outage: the main loop reports it when it next touches the database.
+                    log.debug("lease renewal failed (will retry): %s", trouble.cause)
+                else:
+                    log.warning("lease renewal failed (will retry): %s",
+                                trouble.cause if trouble else exc)
 
 
 class Engine:
@@ -233,37 +247,74 @@ class Engine:
         # Step writes and lease renewals of this worker never run at once (on PostgreSQL
         # they would lock the same rows in different orders).
         self.db_lock = threading.Lock()
+        self.reconnect: Reconnect | None = None  # set by run()
 
     def run(self, experiment_id: int) -> RunStats:
         """Run until no unfinished debate is left in the experiment (or, without
-        wait_for_others, none that this worker can claim)."""
+        wait_for_others, none that this worker can claim).
+
+        When the database goes away, waits for it (see store.faults.Reconnect) and
+        carries on from what is stored: the step in flight is redone, never half-written.
+        Raises DatabaseUnavailable when it stays away past `db_retry_seconds`, and
+        DatabaseFault when it refuses the work (disk full, read-only, locked); the
+        worker's leases are then left to expire."""
         start = time.perf_counter()
         opts = self.options
         poll = opts.poll_seconds or min(opts.lease_seconds / 4, 2.0)
+        # A transaction may hold its rows half a lease at most: a worker frozen inside
+        # one loses its locks before its lease expires, so others can take over.
+        self.store.limit_transactions(opts.lease_seconds / 2)
+        reconnect = Reconnect(self.store, opts.db_retry_seconds, opts.notify)
+        self.reconnect = reconnect
         try:
             while True:
-                ids = claim_debates(
-                    self.store, experiment_id, opts.worker, opts.claim_size, opts.lease_seconds
-                )
-                if not ids:
-                    counts = active_counts(self.store, experiment_id, opts.worker)
-                    if counts.active == 0 or not opts.wait_for_others:
-                        break
-                    # Other workers hold the rest: they finish it, or their leases expire.
-                    time.sleep(poll)
-                    self.stats.waited_seconds += poll
-                    continue
-                states = load_states(self.store, ids)
                 try:
-                    with LeaseHeartbeat(self, ids):
-                        stopped = self._advance(states, start)
-                finally:
-                    release_debates(self.store, opts.worker, ids)
+                    stopped = self._claim_and_advance(experiment_id, poll, start)
+                except DBAPIError as exc:
+                    reconnect.wait(exc)  # raises when waiting cannot help
+                    self.stats.outages = reconnect.outages
+                    continue
                 if stopped:
                     break
         finally:
             self.stats.seconds = time.perf_counter() - start
         return self.stats
+
+    def _claim_and_advance(self, experiment_id: int, poll: float, start: float) -> bool:
+        """One round of the run loop; True when the run should end (no work left, or
+        stopped early). Database errors propagate (the caller reconnects); the leases
+        then stay with this worker, which claims them again once reconnected."""
+        opts = self.options
+        ids = claim_debates(
+            self.store, experiment_id, opts.worker, opts.claim_size, opts.lease_seconds
+        )
+        if not ids:
+            counts = active_counts(self.store, experiment_id, opts.worker)
+            # Only a finished unit of work ends an outage: claims that succeed while
+            # every step write fails do not keep a worker retrying forever.
+            self.reconnect.succeeded()
+            if counts.active == 0 or not opts.wait_for_others:
+                return True
+            # Other workers hold the rest: they finish it, or their leases expire.
+            time.sleep(poll)
+            self.stats.waited_seconds += poll
+            return False
+        states = load_states(self.store, ids)
+        try:
+            with LeaseHeartbeat(self, ids):
+                stopped = self._advance(states, start)
+        except DBAPIError:
+            raise
+        except BaseException:  # an agent bug, Ctrl-C: hand the debates back at once
+            try:
+                release_debates(self.store, opts.worker, ids)
+            except DBAPIError as exc:
+                trouble = classify(exc)
+                log.warning("could not release leases (they expire): %s",
+                            trouble.cause if trouble else exc)
+            raise
+        release_debates(self.store, opts.worker, ids)
+        return stopped
 
     def advance_leased(self, debate_ids: list[int]) -> RunStats:
         """Advance debates whose leases this worker already holds (the web app does this
@@ -298,9 +349,12 @@ class Engine:
 
     def _write(self, writes: list[TurnWrite], updates: list[DebateUpdate]) -> set[int]:
         with self.db_lock:
-            return write_step(
+            lost = write_step(
                 self.store, self.options.worker, writes, updates, self.options.lease_seconds
             )
+        if self.reconnect is not None:
+            self.reconnect.succeeded()
+        return lost
 
     def _one_step(self, active: list[DebateState]) -> list[DebateState]:
         by_agent: dict[int | None, list[_Pending]] = defaultdict(list)

@@ -18,3 +18,22 @@ class DatasetError(UserError):
 
 class SchemaError(UserError):
     """The database is at a revision this code does not know."""
+
+
+class DatabaseError(Exception):
+    """The database failed under a command (not the user's input): printed as one line
+    naming the database and the cause, exit code `exit_code`."""
+
+    exit_code = 3
+
+
+class DatabaseFault(DatabaseError):
+    """The database refused the work: disk full, read-only, locked, ... (exit 3)."""
+
+    exit_code = 3
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database stayed unreachable for the whole reconnect window (exit 2)."""
+
+    exit_code = 2

@@ -7,6 +7,7 @@ finds it, to resume) and runs the engine on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from debate.protocols import Protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import store_experiment
+from debate.store.faults import DEFAULT_RETRY_SECONDS, Reconnect
 from debate.store.runs import (
     ActivationTotals,
     activation_totals,
@@ -122,6 +124,8 @@ def run_experiment(
     lease_seconds: float | None = None,
     show_progress: bool = True,
     stop_after_steps: int | None = None,
+    db_retry_seconds: float | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Store the experiment (or find it, to resume: failed debates are retried) and run
     it to the end. Nothing is written if the config, data set or agents are refused."""
@@ -131,8 +135,12 @@ def run_experiment(
         seat_agents, instances = build_seat_agents(cfg, context)
     except ConfigError as exc:
         raise _naming(exc, plan.source) from None
+    # The start and the end of a run wait out database outages as the engine does.
+    retry = DEFAULT_RETRY_SECONDS if db_retry_seconds is None else db_retry_seconds
+    reconnect = Reconnect(store, retry, notify)
     try:
-        stored = store_experiment(
+        stored = reconnect.call(
+            store_experiment,
             store,
             name=cfg.name,
             config=cfg.model_dump(mode="json"),
@@ -144,9 +152,10 @@ def run_experiment(
             identities={seat: agent.identity for seat, agent in seat_agents.items()},
         )
         exp_id = stored.id
-        reset = 0 if stored.created else reset_failed(store, exp_id)
+        reset = 0 if stored.created else reconnect.call(reset_failed, store, exp_id)
         agents_by_id = {stored.agent_ids[k]: a for k, a in seat_agents.items()}
-        options = EngineOptions(stop_after_steps=stop_after_steps)
+        options = EngineOptions(stop_after_steps=stop_after_steps, db_retry_seconds=retry,
+                                notify=notify)
         if worker:
             options.worker = worker
         if claim_size:
@@ -157,9 +166,11 @@ def run_experiment(
             stats = _run_with_progress(store, cfg.name, exp_id, agents_by_id, options)
         else:
             stats = Engine(store, agents_by_id, options).run(exp_id)
-        totals = activation_totals(store, exp_id)
-        return RunResult(exp_id, stored.created, stats, count_by_status(store, exp_id), reset,
-                         first_errors(store, exp_id), totals if totals.vectors else None)
+        totals = reconnect.call(activation_totals, store, exp_id)
+        return RunResult(exp_id, stored.created, stats,
+                         reconnect.call(count_by_status, store, exp_id), reset,
+                         reconnect.call(first_errors, store, exp_id),
+                         totals if totals.vectors else None)
     finally:
         for a in instances:
             a.close()

@@ -8,6 +8,8 @@ with a reason, except under CI (CI=true), where a missing server is an error.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -134,3 +136,40 @@ def demo_store(store):
 
     run(store, Console(file=io.StringIO(), width=120))
     return store
+
+
+START_PG = Path(__file__).resolve().parents[1] / ".ci" / "start-postgres"
+
+
+class OwnPostgres:
+    """A PostgreSQL server of the test's own (.ci/start-postgres), which it may stop and
+    start again on the same port."""
+
+    def __init__(self) -> None:
+        out = subprocess.run([str(START_PG)], capture_output=True, text=True, check=True,
+                             timeout=120).stdout
+        fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        self.dir, self.url = fields["DIR"], fields["URL"]
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([str(START_PG), "stop", self.dir, mode], check=True, timeout=120)
+
+    def start(self) -> None:
+        subprocess.run([str(START_PG), "start", self.dir], check=True, timeout=120)
+
+    def close(self) -> None:
+        subprocess.run([str(START_PG), "stop", self.dir, "immediate"], check=False,
+                       capture_output=True, timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_pg():
+    """A fresh PostgreSQL server for this test alone (tests that restart the server)."""
+    if shutil.which("pg_ctl") is None or shutil.which("initdb") is None:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError("pg_ctl/initdb are not on PATH under CI")
+        pytest.skip("restarting PostgreSQL needs pg_ctl and initdb on PATH")
+    server = OwnPostgres()
+    yield server
+    server.close()

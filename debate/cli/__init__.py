@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from debate.errors import UserError
+from debate.errors import DatabaseError, UserError
 
 COMMANDS: dict[str, str] = {
     "db": "debate.cli.db:db",
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except DatabaseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -9,8 +9,10 @@ import click
 
 from debate.cli.options import db_option
 from debate.config import load_config
+from debate.errors import UserError
 from debate.run import plan_run, run_experiment
-from debate.store.db import open_store
+from debate.store.db import open_store, redact, resolve_url
+from debate.store.faults import database_errors
 
 
 @click.command()
@@ -19,37 +21,51 @@ from debate.store.db import open_store
 @click.option("--worker", is_flag=True, help="Share the experiment with other workers: "
               "lease debates in small chunks (use with PostgreSQL across machines).")
 @click.option("--worker-id", default=None,
-              help="Name of this worker (default: host:pid:tag, which lets a rerun on the "
-              "same host take over a killed run's debates at once).")
+              help="Name of this worker, unique among live workers (default: "
+              "host:pid:kernel:tag, unique across machines, which lets a rerun on the same "
+              "kernel take over a killed run's debates at once; a custom name waits for "
+              "lease expiry).")
 @click.option("--chunk", default=64, show_default=True, type=click.IntRange(min=1),
               help="Debates leased at once by a worker.")
 @click.option("--lease-seconds", default=300.0, show_default=True, envvar="DEBATE_LEASE_SECONDS",
               type=click.FloatRange(min=0.1),
               help="How long a worker's claim on a debate lasts without renewal; the debates "
               "of a worker that died go to others after this. [env: DEBATE_LEASE_SECONDS]")
+@click.option("--db-retry-seconds", default=60.0, show_default=True,
+              envvar="DEBATE_DB_RETRY_SECONDS", type=click.FloatRange(min=0),
+              help="When the database goes away mid-run, keep reconnecting (with backoff) "
+              "this long before giving up with exit code 2. [env: DEBATE_DB_RETRY_SECONDS]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, chunk: int,
-        lease_seconds: float, quiet: bool) -> None:
+        lease_seconds: float, db_retry_seconds: float, quiet: bool) -> None:
     """Run (or resume) the experiment described by CONFIG.
 
     Rerunning the same command resumes a stopped or killed run and retries failed
-    debates. Exits 1 if debates failed, 2 on bad input (nothing is written then)."""
+    debates. Exits 0 when done, 1 if debates failed, 2 on bad input (nothing is written
+    then) or a database unreachable past --db-retry-seconds, 3 when the database refused
+    the work (disk full, read-only, locked); nothing is half-written in either case."""
+    if worker_id is not None and not 0 < len(worker_id) <= 100:
+        raise UserError("--worker-id: give 1 to 100 characters")
     cfg = load_config(config)
     plan = plan_run(cfg, config.resolve().parent, str(config))
-    store = open_store(db_url)
-    try:
-        result = run_experiment(
-            store,
-            cfg,
-            config.resolve().parent,
-            plan=plan,
-            worker=worker_id,
-            claim_size=chunk if worker else None,
-            lease_seconds=lease_seconds,
-            show_progress=not quiet,
-        )
-    finally:
-        store.dispose()
+    url = resolve_url(db_url)
+    with database_errors(redact(url)):
+        store = open_store(url)
+        try:
+            result = run_experiment(
+                store,
+                cfg,
+                config.resolve().parent,
+                plan=plan,
+                worker=worker_id,
+                claim_size=chunk if worker else None,
+                lease_seconds=lease_seconds,
+                show_progress=not quiet,
+                db_retry_seconds=db_retry_seconds,
+                notify=lambda line: click.echo(line, err=True),
+            )
+        finally:
+            store.dispose()
     s = result.stats
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items()))
     verb = "created and ran" if result.created else "resumed"
@@ -64,6 +80,9 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
                    f"{a.bytes / 2**20:.2f} MiB ({a.bytes_per_turn:,.0f} bytes per turn)")
     if s.waited_seconds:
         click.echo(f"waited {s.waited_seconds:.1f}s for debates leased by other workers")
+    if s.outages:
+        click.echo(f"rode out {s.outages} database outage(s); the steps in flight were redone "
+                   "from the store")
     if s.lost_leases:
         click.echo(f"lost {s.lost_leases} leases to other workers (their steps were dropped)")
     if result.counts.get("waiting_human"):

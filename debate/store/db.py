@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,20 +25,68 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("DEBATE_DB") or DEFAULT_URL
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+SQLITE_BUSY_ENV = "DEBATE_SQLITE_BUSY_SECONDS"
+
+
+def sqlite_busy_seconds() -> float:
+    """How long a SQLite connection waits for another process's write lock before failing
+    with "database is locked": $DEBATE_SQLITE_BUSY_SECONDS, else 30 s."""
+    raw = os.environ.get(SQLITE_BUSY_ENV)
+    if raw is None:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"${SQLITE_BUSY_ENV}: expected a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def redact(url: str) -> str:
+    """The URL as shown in messages: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_pragmas(busy_seconds: float):
+    def apply(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cur.close()
+
+    return apply
+
+
+# libpq settings so that a server that vanishes (a failover, a cut network: no TCP reset)
+# is noticed within about a minute rather than the OS's TCP timeouts; the URL's own
+# query parameters win.
+PG_NETWORK_LIMITS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 45_000,
+}
+
+
+def _network_limits(_dialect, _record, _cargs, cparams) -> None:
+    for key, value in PG_NETWORK_LIMITS.items():
+        cparams.setdefault(key, value)
 
 
 def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            busy = sqlite_busy_seconds()
+            engine = create_engine(url, connect_args={"timeout": busy})
+            event.listen(engine, "connect", _sqlite_pragmas(busy))
             # Take over BEGIN from pysqlite so that a writing transaction can take the
             # write lock up front (BEGIN IMMEDIATE): concurrent writers then queue on
             # busy_timeout instead of failing on a read-to-write upgrade.
@@ -51,6 +101,7 @@ def make_engine(url: str) -> Engine:
 
         else:
             engine = create_engine(url, pool_pre_ping=True)
+            event.listen(engine, "do_connect", _network_limits)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise UserError(f"--db: cannot use database URL {url!r}: {exc}") from None
     return engine
@@ -140,6 +191,10 @@ class Store:
     engine: Engine
     sessions: sessionmaker[Session]
     write_sessions: sessionmaker[Session]
+    # PostgreSQL: the longest a session may sit idle in a transaction or run a statement
+    # (see limit_transactions); None: the server's defaults.
+    transaction_limit_ms: int | None = None
+    _limit_listener: bool = False
 
     @property
     def url(self) -> str:
@@ -167,6 +222,32 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def limit_transactions(self, seconds: float | None) -> None:
+        """On PostgreSQL, make the server end any session of this store that sits idle
+        inside a transaction, or runs one statement, for longer than `seconds`
+        (idle_in_transaction_session_timeout, statement_timeout): its transaction is
+        rolled back and its row locks are freed. A worker frozen (SIGSTOP, a paused VM)
+        in the middle of a step thus cannot hold its debates' rows past its lease, and
+        its late commit is refused. No-op on SQLite, where one writer holds the whole
+        database and a frozen one blocks the others until it is killed."""
+        if self.dialect != "postgresql":
+            return
+        ms = None if seconds is None else max(int(seconds * 1000), 1)
+        if ms == self.transaction_limit_ms:
+            return
+        self.transaction_limit_ms = ms
+        if not self._limit_listener:
+            event.listen(self.engine, "do_connect", self._session_options)
+            self._limit_listener = True
+        self.engine.dispose()  # pooled connections were made with the old settings
+
+    def _session_options(self, _dialect, _record, _cargs, cparams) -> None:
+        ms = self.transaction_limit_ms
+        if ms is None:
+            return
+        ours = f"-c idle_in_transaction_session_timeout={ms} -c statement_timeout={ms}"
+        cparams["options"] = f"{cparams['options']} {ours}" if cparams.get("options") else ours
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:

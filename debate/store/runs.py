@@ -4,8 +4,9 @@ Leases let several `debate run --worker` processes share one experiment. A worke
 free debates (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED; SQLite: under BEGIN
 IMMEDIATE), renews its leases while it works on them (with every step it writes, and from
 a heartbeat during long agent calls), and gives them back when done. A lease is free when
-it has expired (its worker died or hung) or when its owner is a process on this host that
-no longer exists (a `kill -9`ed run resumes at once, without waiting for expiry).
+it has expired (its worker died or hung) or when its owner is provably a process on this
+kernel that no longer exists (a `kill -9`ed run resumes at once, without waiting for
+expiry; see store.workers for how workers are named and what counts as proof).
 
 Every write of a step happens in one transaction that first locks the debates it writes
 and checks this worker still holds their leases; a debate whose lease was taken over is
@@ -14,9 +15,7 @@ skipped, so no turn is ever stored twice.
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -30,6 +29,7 @@ from debate.store.db import Store
 from debate.store.models import Activation, Debate, Document, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.store.vectors import encode_vector
+from debate.store.workers import dead_local_owners
 
 ACTIVE = ("pending", "running")
 CHUNK = 1000  # ids per IN (...) list
@@ -88,41 +88,6 @@ class DebateState:
 
 
 # ---------------------------------------------------------------- leases
-
-
-def parse_worker(worker: str) -> tuple[str, int] | None:
-    """(host, pid) of a default worker id `host:pid:tag`; None for a custom name."""
-    parts = worker.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return None
-    return parts[0], int(parts[1])
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not reaped yet is a zombie: dead
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def dead_local_owners(owners: Iterable[str]) -> list[str]:
-    """Lease owners that were processes on this host and exist no more."""
-    host = socket.gethostname()
-    dead = []
-    for owner in owners:
-        parsed = parse_worker(owner)
-        if parsed and parsed[0] == host and parsed[1] != os.getpid() and not process_alive(
-            parsed[1]
-        ):
-            dead.append(owner)
-    return dead
 
 
 def _free_condition(session: Session, experiment_id: int, worker: str, now: datetime):
