@@ -263,7 +263,7 @@ def tournament_ratings(store: Store, experiments: list[str], judge: str | None) 
     if result.empty:
         return {}
     judges = set(result["judge"])
-    wanted = judge if judge in judges else ALL_JUDGES if ALL_JUDGES in judges else sorted(judges)[0]
+    wanted = judge if judge in judges else ALL_JUDGES if ALL_JUDGES in judges else min(judges)
     rows = result[result["judge"] == wanted]
     agents = agent_labels(store)
     names = dict(zip(agents["label"], agents["name"]))
