@@ -58,7 +58,7 @@ def curve_table(points) -> Table:
         rating = part["rating"].iloc[0]
         low, high = part["rating_low"].iloc[0], part["rating_high"].iloc[0]
 
-        def cell(protocol: str, metric: str, short: str) -> str:
+        def cell(protocol: str, metric: str, short: str, by=by) -> str:
             if protocol not in by.index:
                 return "-"
             r = by.loc[protocol]

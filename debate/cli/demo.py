@@ -17,7 +17,6 @@ from debate.demo import available_sections, run_demo
 from debate.errors import UserError
 from debate.store.db import Store, open_store
 
-
 # Sections of parts above `debate` (which may not import them): run after debate's own.
 CLI_SECTIONS = ["judges.demo_tournament:run"]
 
