@@ -4,6 +4,7 @@ sqlite:///debate.db) that says what it did and what to open next. Safe to rerun.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 
 import click

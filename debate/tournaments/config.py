@@ -180,7 +180,9 @@ def is_tournament(data: Any) -> bool:
 
 
 def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if not err["loc"]:  # the model's own checks name their field first
+        return err["msg"].removeprefix("Value error, ")
+    loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown field"
     if err["type"] == "missing":

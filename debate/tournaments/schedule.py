@@ -51,16 +51,40 @@ def round_robin(debaters: list[str], debate_protocols: list[ProtocolSettings],
 
 
 def swiss_pairs(ratings: dict[str, float], played: set[frozenset[str]], seed: int,
-                round_: int) -> list[tuple[str, str]]:
+                round_: int, max_steps: int = 100_000) -> list[tuple[str, str]]:
     """Pairs for one swiss round: debaters ordered by rating (ties in a seeded random
-    order), each paired with the next one down it has not met yet (or, when it has met
-    all of them, the next one down). With an odd count the last debater sits out."""
+    order); the best-rated free debater meets the nearest-rated one it has not met yet,
+    backtracking when that leaves others with no new opponent. When no pairing without
+    repeats exists (or the search runs out of steps) pairs are made greedily, repeats
+    allowed. With an odd count the lowest-rated debater sits out."""
     rng = random.Random(f"{seed}:{round_}")
     names = sorted(ratings)
     rng.shuffle(names)
     order = sorted(names, key=lambda n: -ratings[n])  # stable: ties keep the shuffled order
-    free = list(order)
-    pairs = []
+    if len(order) % 2:
+        order = order[:-1]
+    steps = 0
+
+    def search(free: list[str]) -> list[tuple[str, str]] | None:
+        nonlocal steps
+        if not free:
+            return []
+        top, rest = free[0], free[1:]
+        for partner in rest:
+            steps += 1
+            if steps > max_steps:
+                return None
+            if frozenset((top, partner)) in played:
+                continue
+            tail = search([n for n in rest if n != partner])
+            if tail is not None:
+                return [(top, partner), *tail]
+        return None
+
+    found = search(order)
+    if found is not None:
+        return found
+    free, pairs = list(order), []
     while len(free) >= 2:
         top = free.pop(0)
         partner = next((n for n in free if frozenset((top, n)) not in played), free[0])
