@@ -191,7 +191,7 @@ def test_cli_refuses_a_bad_tournament_with_one_line(tmp_path, capsys):
     path.write_text(yaml.safe_dump(config(debaters=[{"type": "planted", "name": "x",
                                                      "strength": "strong"}])))
     db_file = tmp_path / "bad.db"
-    code, out, err = run_cli(["run", str(path), "--db", f"sqlite:///{db_file}"], capsys)
-    assert code == 2
+    code, _, err = run_cli(["run", str(path), "--db", f"sqlite:///{db_file}"], capsys)
+    assert code == 2 and not db_file.exists()  # refused before the database is opened
     assert err.strip().count("\n") == 0 and "bad.yaml: debaters.0.strength" in err
     assert "Traceback" not in err
