@@ -87,19 +87,19 @@ def test_side_ratings_recover_known_strengths():
     true = {"a": -1.0, "b": -0.3, "c": 0.3, "d": 1.0}
     false = {"a": -0.8, "b": -0.2, "c": 0.2, "d": 0.8}
     rows = []
-    for h in true:
-        for d in false:
-            p = 1 / (1 + np.exp(-(true[h] - false[d])))
+    for h, t_h in true.items():
+        for d, f_d in false.items():
+            p = 1 / (1 + np.exp(-(t_h - f_d)))
             for k, score in enumerate(rng.random(600) < p):
                 rows.append({"a": f"{h} (honest)", "b": f"{d} (deceptive)", "honest": h,
                              "deceptive": d, "score_a": float(score), "cluster": k})
     table, check, _, _ = fit_side_ratings(pd.DataFrame(rows), None)
     table = table.set_index("debater")
     assert check["status"].eq("rated").all()
-    for h in true:
-        for d in false:
+    for h, t_h in true.items():
+        for d, f_d in false.items():
             fitted = (table.loc[h, "true_rating"] - table.loc[d, "false_rating"]) / ELO_SCALE
-            assert fitted == pytest.approx(true[h] - false[d], abs=0.15)
+            assert fitted == pytest.approx(t_h - f_d, abs=0.15)
     assert table["rating"].is_monotonic_increasing
 
 
