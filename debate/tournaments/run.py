@@ -31,7 +31,13 @@ from debate.errors import ConfigError
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import store_experiment
-from debate.store.runs import count_by_status, first_errors, reset_failed
+from debate.store.runs import (
+    claim_debates,
+    count_by_status,
+    first_errors,
+    release_debates,
+    reset_failed,
+)
 from debate.store.tournaments import (
     StoredGame,
     experiment_hashes,
@@ -51,6 +57,7 @@ from debate.tournaments.schedule import (
 )
 
 JudgeGames = Callable[[Store, list[StoredGame]], None]
+GAMES_PER_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -172,30 +179,53 @@ class _Runner:
         return stored
 
     def run_games(self, games: list[tuple[StoredGame, dict[int, Debater]]], label: str) -> None:
+        """Run the games' unfinished debates, GAMES_PER_BATCH games at a time in one engine
+        pass (one batched call per agent per step across those games), then any debate
+        left (held by another worker, say) game by game as `debate run` would."""
         counts = [count_by_status(self.store, g.experiment_id) for g, _ in games]
         total = sum(sum(c.values()) for c in counts)
         already = sum(c.get("done", 0) + c.get("waiting_human", 0) for c in counts)
+        todo = [(g, a) for (g, a), c in zip(games, counts)
+                if c.get("pending", 0) + c.get("running", 0)]
         stats = self.result.stats
+        options = EngineOptions(source_indexes={})
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("debates · {task.fields[rate]:.0f} turns/s"), TimeElapsedColumn(),
                       disable=not self.show_progress) as bar:
             task = bar.add_task(label, total=total, completed=already, rate=0.0)
-            finished = already
-            for (game, agents), count in zip(games, counts):
-                if count.get("pending", 0) + count.get("running", 0) == 0:
-                    continue
+            finished = [already]
 
-                def hook(s: RunStats, _active: int, base: int = finished) -> None:
+            def run_one(engine_call: Callable[[Engine], RunStats], agents: dict[int, Debater]) -> None:
+                base = finished[0]
+
+                def hook(s: RunStats, _active: int) -> None:
                     bar.update(task, completed=base + s.debates_done + s.debates_failed
                                + s.debates_waiting,
                                rate=(stats.turns + s.turns) / max(stats.seconds + s.seconds, 1e-9))
 
-                run = Engine(self.store, agents, EngineOptions(), hook).run(game.experiment_id)
-                finished += run.debates_done + run.debates_failed + run.debates_waiting
+                run = engine_call(Engine(self.store, agents, options, hook))
+                finished[0] += run.debates_done + run.debates_failed + run.debates_waiting
                 for name in ("turns", "debates_done", "debates_failed", "debates_waiting",
                              "steps", "seconds"):
                     setattr(stats, name, getattr(stats, name) + getattr(run, name))
                 stats.errors += run.errors[: max(0, 3 - len(stats.errors))]
+
+            for i in range(0, len(todo), GAMES_PER_BATCH):
+                batch = todo[i: i + GAMES_PER_BATCH]
+                agents = {k: v for _, a in batch for k, v in a.items()}
+                ids = [d for g, _ in batch for d in claim_debates(
+                    self.store, g.experiment_id, options.worker, options.claim_size,
+                    options.lease_seconds)]
+                if not ids:
+                    continue
+                try:
+                    run_one(lambda engine, ids=ids: engine.advance_leased(ids), agents)
+                finally:
+                    release_debates(self.store, options.worker, ids)
+            for game, agents in todo:
+                left = count_by_status(self.store, game.experiment_id)
+                if left.get("pending", 0) + left.get("running", 0):
+                    run_one(lambda engine, g=game: engine.run(g.experiment_id), agents)
 
     def close(self) -> None:
         for agent in self.built.values():
