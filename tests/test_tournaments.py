@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from debate.errors import ConfigError
 from debate.store.models import Debate, Experiment, Judgment, Tournament
 from debate.store.tournaments import tournament_games
-from debate.tournaments.config import expand_debaters, parse_tournament
+from debate.tournaments.config import expand_debaters, load_tournament, parse_tournament
 from debate.tournaments.run import plan_tournament, run_tournament
 from debate.tournaments.schedule import swiss_pairs
 from judges.tournament import judge_games_with
@@ -195,3 +195,9 @@ def test_cli_refuses_a_bad_tournament_with_one_line(tmp_path, capsys):
     assert code == 2 and not db_file.exists()  # refused before the database is opened
     assert err.strip().count("\n") == 0 and "bad.yaml: debaters.0.strength" in err
     assert "Traceback" not in err
+
+
+def test_the_example_tournament_is_valid():
+    path = Path(__file__).resolve().parent.parent / "examples" / "tournament-planted.yaml"
+    plan = plan_tournament(load_tournament(path), path.parent, str(path))
+    assert [d.name for d in plan.debaters][0] == "planted-0.2" and len(plan.questions) == 100
