@@ -200,4 +200,4 @@ def test_cli_refuses_a_bad_tournament_with_one_line(tmp_path, capsys):
 def test_the_example_tournament_is_valid():
     path = Path(__file__).resolve().parent.parent / "examples" / "tournament-planted.yaml"
     plan = plan_tournament(load_tournament(path), path.parent, str(path))
-    assert [d.name for d in plan.debaters][0] == "planted-0.2" and len(plan.questions) == 100
+    assert plan.debaters[0].name == "planted-0.2" and len(plan.questions) == 100
