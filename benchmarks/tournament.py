@@ -33,11 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from debate.analysis.frames import prepare  # noqa: E402
-from debate.analysis.load import load  # noqa: E402
-from debate.analysis.ratings import (  # noqa: E402
+from debate.analysis.frames import prepare
+from debate.analysis.load import load
+from debate.analysis.ratings import (
     ELO_BASE,
     ELO_SCALE,
     PRIOR,
@@ -46,11 +47,11 @@ from debate.analysis.ratings import (  # noqa: E402
     fit_bradley_terry,
     side_player_frame,
 )
-from debate.analysis.strength import strength_tables  # noqa: E402
-from debate.store import open_store  # noqa: E402
-from debate.tournaments.config import parse_tournament  # noqa: E402
-from debate.tournaments.run import run_tournament  # noqa: E402
-from judges.tournament import judge_games_with  # noqa: E402
+from debate.analysis.strength import strength_tables
+from debate.store import open_store
+from debate.tournaments.config import parse_tournament
+from debate.tournaments.run import run_tournament
+from judges.tournament import judge_games_with
 
 LIMIT_S = 300.0
 TARGET = 10.0
@@ -94,8 +95,6 @@ def naive_fit(frame) -> dict[str, float]:
 
 def ours_fit(frame) -> dict[str, float]:
     players = sorted(set(frame["a"]) | set(frame["b"]))
-    import pandas as pd
-
     index = pd.Index(players)
     wins, _, _ = _win_matrix(frame, index)
     theta = fit_bradley_terry(wins)
