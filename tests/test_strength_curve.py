@@ -18,7 +18,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from rich.console import Console
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from test_web_support import PASSWORD, add_accounts, launch
 
 from debate.analysis import analyze
@@ -26,7 +26,7 @@ from debate.analysis.ratings import ELO_SCALE, fit_side_ratings
 from debate.analysis.strength import strength_analysis
 from debate.config import parse_config
 from debate.run import run_experiment
-from debate.store.models import Debate, Judgment
+from debate.store.models import Debate, Judgment, User
 from debate.store.models import Question as QuestionRow
 from debate.tournaments.config import parse_tournament
 from debate.tournaments.run import run_tournament
@@ -194,3 +194,25 @@ def test_results_tab_shows_the_strength_curve(sqlite_store, tmp_path):
             alice.predict([], api_name="/strength")
     finally:
         launched.close()
+
+
+def test_human_judges_get_their_curves_and_a_pooled_one(sqlite_store, tmp_path):
+    """Verdicts of people (a campaign's judges) count like a model judge's: each person
+    and "all humans" get ratings and a curve."""
+    planted_tournament(sqlite_store, tmp_path, count=8)
+    add_accounts(sqlite_store, ("ann", "judge"), ("ben", "judge"))
+    with sqlite_store.session() as s:
+        users = dict(s.execute(select(User.name, User.id)).all())
+        rule = s.execute(select(Judgment.debate_id, Judgment.probabilities, Judgment.shown_order)
+                         .order_by(Judgment.debate_id)).all()
+        s.execute(insert(Judgment), [
+            {"debate_id": d, "user_id": users["ann" if i % 2 else "ben"], "kind": "final",
+             "probabilities": p, "shown_order": o, "meta": {}}
+            for i, (d, p, o) in enumerate(rule)])
+    t = strength_analysis(sqlite_store, bootstrap=20).tables
+    assert {"ann", "ben", "all humans", "rule-judge"} <= set(t["strength"]["judge"])
+    assert {"ann", "ben", "all humans", "rule-judge", "all judges"} <= set(t["side_ratings"]["judge"])
+    pooled = t["strength"][t["strength"]["judge"] == "all humans"]
+    model = t["strength"][t["strength"]["judge"] == "rule-judge"]
+    assert pooled["accuracy"].tolist() == model["accuracy"].tolist()  # same verdicts, pooled
+    assert (pooled["rating_judge"] == "all humans").all()

@@ -37,7 +37,7 @@ from debate.analysis.metrics import accuracy_table, significance_table
 from debate.analysis.quoting import quote_table
 from debate.analysis.ratings import rating_tables
 from debate.analysis.rounds import stepped_tables
-from debate.analysis.strength import DEFAULT_REPLICATES, STRENGTH_TABLES, strength_tables
+from debate.analysis.strength import STRENGTH_TABLES, strength_tables
 from debate.errors import UserError
 from debate.store.db import Store
 
@@ -98,8 +98,9 @@ def analyze(
     bootstrap: number of cluster-bootstrap replicates (resampling source documents) for the
     accuracy and rating intervals; 0 leaves them out. where: {field: value} filters debates
     or verdicts (e.g. {"included_in_paper": "true"}) before anything is computed.
-    strength_bootstrap: replicates (resampling questions) for the strength curve's tables;
-    None: `bootstrap` when given, else DEFAULT_REPLICATES (its slopes always get intervals).
+    strength_bootstrap: replicates (resampling questions) for the strength curve's tables
+    (None: `bootstrap`; 0: Wilson intervals for the points, none for ratings and slopes).
+    `debate analyze --table strength` asks for DEFAULT_REPLICATES when --bootstrap is 0.
     """
     if bootstrap < 0:
         raise UserError(f"--bootstrap: must be >= 0, got {bootstrap}")
@@ -114,7 +115,7 @@ def analyze(
     stepped, exposure = stepped_tables(prep)
     ratings, win_rates = rating_tables(prep, loaded, boot)
     if strength_bootstrap is None:
-        strength_bootstrap = bootstrap or DEFAULT_REPLICATES
+        strength_bootstrap = bootstrap
     strength = strength_tables(store, prep, loaded, strength_bootstrap, seed)
     tables = {
         "accuracy": accuracy,

@@ -78,7 +78,8 @@ def _matches(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
         return pd.DataFrame()
     wide.columns = [f"{a}_{b}" for a, b in wide.columns]
     wide = wide.dropna().reset_index()
-    m = v[["debate_id", "correct", "correct_index", "cluster", "judge", "protocol"]].merge(
+    m = v[["debate_id", "correct", "correct_index", "cluster", "judge", "judge_type",
+           "protocol"]].merge(
         wide, on="debate_id", how="inner")
     a_correct = m["answer_index_A"] == m["correct_index"]
     m["score_a"] = np.where(a_correct, m["correct"], 1 - m["correct"])

@@ -1,7 +1,8 @@
 """The strength-accuracy curve (Khan et al. 2024): does the judge get more right as the
 debaters get stronger?
 
-For every judge (model judges and people; each person, and "all humans") and protocol:
+For every judge (model judges and people: each person, and "all humans" when there are
+two or more) and protocol:
 - x: each debater's aggregate rating, the mean of its true-side and false-side
   Bradley-Terry ratings (Elo scale) fitted on that judge's debate verdicts, self-play
   included (a judge with no debate verdicts, e.g. a consultancy-only campaign, uses the
@@ -47,6 +48,7 @@ from debate.store.db import Store
 from debate.store.models import Question as QuestionRow
 
 ALL_JUDGES = "all judges"
+ALL_HUMANS = "all humans"
 PER_ELO = 100.0  # slopes are per 100 Elo points
 DEFAULT_REPLICATES = 200
 FAMILIES = ("debate", "consultancy")
@@ -103,7 +105,15 @@ def _self_play(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
     out["family"] = out["family"].astype(str)
     out["protocol"] = out["protocol"].astype(str)
     out["judge"] = out["judge"].astype(str)
-    return out
+    return _with_all_humans(out)
+
+
+def _with_all_humans(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the verdicts of people pooled under "all humans" when there are two or more."""
+    humans = frame[frame["judge_type"].astype(str) == "human"]
+    if humans["judge"].nunique() < 2:
+        return frame
+    return pd.concat([frame, humans.assign(judge=ALL_HUMANS)], ignore_index=True)
 
 
 def _points(frame: pd.DataFrame, boot: ClusterBootstrap | None
@@ -168,7 +178,7 @@ def strength_tables(store: Store, prep: Prepared, loaded: Loaded, bootstrap: int
     rating_reps: dict[str, tuple[pd.Index, np.ndarray | None, pd.DataFrame]] = {}
     if not m.empty:
         m = m.assign(cluster=m["debate_id"].map(cluster_of).to_numpy(), judge=m["judge"].astype(str))
-        for judge, frame in [(ALL_JUDGES, m), *m.groupby("judge", observed=True)]:
+        for judge, frame in [(ALL_JUDGES, m), *_with_all_humans(m).groupby("judge", observed=True)]:
             sided = side_player_frame(frame)
             table, check, reps, debaters = fit_side_ratings(sided, boot)
             rating_reps[judge] = (debaters, reps, table)

@@ -42,7 +42,9 @@ def _parse_where(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write every table as CSV and the plots as PNG into this folder.")
 @click.option("--bootstrap", default=0, show_default=True, type=int,
-              help="Cluster-bootstrap replicates (resampling source documents) for intervals.")
+              help="Cluster-bootstrap replicates (resampling source documents; for the "
+                   "strength tables, questions) for intervals. With --table strength and "
+                   "no --bootstrap: 200.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @db_option
 def analyze(experiments: tuple[str, ...], tournaments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: str,
@@ -53,6 +55,7 @@ def analyze(experiments: tuple[str, ...], tournaments: tuple[str, ...], by: str,
     the debaters' ratings, with slopes; add `--out DIR` for strength.png)."""
     from debate.analysis import TABLE_ORDER
     from debate.analysis import analyze as run_analysis
+    from debate.analysis.strength import DEFAULT_REPLICATES
     from debate.analysis.tables import rich_width, to_markdown, to_rich
     from debate.store.db import open_store
     from debate.store.tournaments import tournament_games, tournament_names
@@ -71,8 +74,9 @@ def analyze(experiments: tuple[str, ...], tournaments: tuple[str, ...], by: str,
                 raise UserError(f"--tournament: no tournament named {t!r}; known: "
                                 f"{', '.join(tournament_names(store)) or '(none)'}")
             names += [g.experiment for g in games]
+        strength_boot = bootstrap or (DEFAULT_REPLICATES if "strength" in only else 0)
         result = run_analysis(store, names or None, by.split(","), bootstrap, seed,
-                              _parse_where(where))
+                              _parse_where(where), strength_bootstrap=strength_boot)
     finally:
         store.dispose()
     names = [n for n in TABLE_ORDER if not only or n in only]
