@@ -9,6 +9,7 @@ import click
 
 from debate.cli.options import db_option
 from debate.config import parse_config, read_yaml
+from debate.errors import UserError
 from debate.run import plan_run, run_experiment
 from debate.store.db import open_store
 from debate.tournaments.config import is_tournament, parse_tournament
@@ -40,6 +41,9 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
     input (nothing is written then)."""
     data = read_yaml(config, f"{config}: no such file")
     if is_tournament(data):
+        if worker:
+            raise UserError("--worker: tournaments run in one process for now; run the "
+                            "tournament without --worker")
         run_tournament_file(config, data, db_url, quiet)
         return
     cfg = parse_config(data, str(config))
