@@ -296,17 +296,22 @@ def _refuse_changed(store: Store, plan: TournamentPlan, games: list[Game]) -> No
 
 def _swiss_games(store: Store, plan: TournamentPlan, round_: int,
                  so_far: list[StoredGame]) -> list[Game]:
-    """The round's games: as stored when it was paired before, else paired now by rating."""
+    """The round's games. Pairs stored for this round by an earlier run are kept (both
+    side assignments, whichever was stored; a run killed while storing them loses none);
+    debaters in no stored pair (all of them the first time, or debaters added since) are
+    paired among themselves by current rating."""
     cfg = plan.cfg
-    stored = [g for g in tournament_games(store, cfg.tournament) or [] if g.round == round_]
-    protocols = {p.name: p for p in cfg.protocols}
-    if stored:
-        return [Game(protocols[g.protocol], g.kind, g.honest, g.deceptive, round_)
-                for g in stored if g.protocol in protocols]
     names = [d.name for d in plan.debaters]
-    debate_games = [g for g in so_far if g.kind != CONSULTANCY]
-    ratings = tournament_ratings(store, [g.experiment for g in debate_games], cfg.rating_judge())
-    current = {n: ratings.get(n, 0.0) for n in names}
-    played = {frozenset((g.honest, g.deceptive)) for g in debate_games if g.kind == CROSS}
-    return swiss_round(swiss_pairs(current, played, cfg.seed, round_), cfg.debate_protocols(),
-                       round_)
+    stored = [g for g in tournament_games(store, cfg.tournament) or []
+              if g.round == round_ and g.kind == CROSS]
+    pairs = list(dict.fromkeys(tuple(sorted((g.honest, g.deceptive))) for g in stored
+                               if g.honest in names and g.deceptive in names))
+    paired = {n for p in pairs for n in p}
+    free = [n for n in names if n not in paired]
+    if len(free) >= 2:
+        debate_games = [g for g in so_far if g.kind != CONSULTANCY]
+        ratings = tournament_ratings(store, [g.experiment for g in debate_games],
+                                     cfg.rating_judge())
+        played = {frozenset((g.honest, g.deceptive)) for g in debate_games if g.kind == CROSS}
+        pairs += swiss_pairs({n: ratings.get(n, 0.0) for n in free}, played, cfg.seed, round_)
+    return swiss_round(pairs, cfg.debate_protocols(), round_)
