@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_runner import run_cli
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from debate.errors import ConfigError
-from debate.store.models import Debate, Experiment, Judgment, Tournament
+from debate.store.models import Debate, Experiment, Judgment, Tournament, TournamentGame
 from debate.store.tournaments import tournament_games
 from debate.tournaments.config import expand_debaters, load_tournament, parse_tournament
 from debate.tournaments.run import plan_tournament, run_tournament
@@ -164,6 +164,18 @@ def test_swiss_tournament_runs_rounds_and_resumes(sqlite_store, tmp_path):
     again = run(sqlite_store, data, tmp_path)
     assert (again.created, again.stats.turns) == (0, 0)
     assert tournament_games(sqlite_store, "t") == games
+    # a run killed while storing round 2: one pair's links lost; the rerun pairs the two
+    # free debaters again, finds their experiments and plays nothing twice
+    lost = by_round[2][0]
+    with sqlite_store.session() as s:
+        s.execute(delete(TournamentGame).where(TournamentGame.experiment_id.in_(
+            [g.experiment_id for g in by_round[2]
+             if {g.honest, g.deceptive} == {lost.honest, lost.deceptive}])))
+    assert len(tournament_games(sqlite_store, "t")) == 16
+    healed = run(sqlite_store, data, tmp_path)
+    assert (healed.created, healed.stats.turns) == (0, 0)
+    assert sorted(g.experiment for g in tournament_games(sqlite_store, "t")) == \
+        sorted(g.experiment for g in games)
 
 
 def test_cli_runs_tournaments_and_the_strength_table(tmp_path, capsys):
