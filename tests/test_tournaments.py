@@ -11,6 +11,7 @@ import yaml
 from cli_runner import run_cli
 from sqlalchemy import delete, func, select
 
+from debate.analysis.strength import strength_analysis
 from debate.errors import ConfigError
 from debate.store.models import Debate, Experiment, Judgment, Tournament, TournamentGame
 from debate.store.tournaments import tournament_games
@@ -213,3 +214,19 @@ def test_the_example_tournament_is_valid():
     path = Path(__file__).resolve().parent.parent / "examples" / "tournament-planted.yaml"
     plan = plan_tournament(load_tournament(path), path.parent, str(path))
     assert plan.debaters[0].name == "planted-0.2" and len(plan.questions) == 100
+
+
+def test_model_judges_judge_tournament_rounds(sqlite_store, tmp_path, tiny_model_dir):
+    """A model judge in the tournament's `judges:` judges every round's games, and its
+    verdicts give it its own ratings and curve."""
+    judge = {"type": "logprob", "name": "tiny-judge", "model": str(tiny_model_dir),
+             "both_orders": False}
+    data = config(dataset={"name": "planted", "count": 2}, protocols=[{"name": "debate", "rounds": 1}],
+                  judges=[judge, {"type": "rule"}])
+    result = run(sqlite_store, data, tmp_path)
+    assert result.debates == {"done": 16}
+    with sqlite_store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Judgment)) == 32  # both judges
+    t = strength_analysis(sqlite_store, bootstrap=0).tables
+    assert {"tiny-judge", "rule-judge"} <= set(t["side_ratings"]["judge"])
+    assert set(t["strength"]["judge"]) == {"tiny-judge", "rule-judge"}

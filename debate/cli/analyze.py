@@ -107,7 +107,9 @@ def analyze(experiments: tuple[str, ...], tournaments: tuple[str, ...], by: str,
         console.print(header)
         for name in names:
             frame = result.tables[name]
-            if frame.empty:
+            if frame.empty and name == "connectivity" and not result.tables["side_ratings"].empty:
+                console.print("[dim]connectivity: every (debater, side) player can be rated[/dim]")
+            elif frame.empty:
                 console.print(f"[dim]{name}: no data[/dim]")
             else:
                 console.print(to_rich(frame, name))
