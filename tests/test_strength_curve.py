@@ -216,3 +216,37 @@ def test_human_judges_get_their_curves_and_a_pooled_one(sqlite_store, tmp_path):
     model = t["strength"][t["strength"]["judge"] == "rule-judge"]
     assert pooled["accuracy"].tolist() == model["accuracy"].tolist()  # same verdicts, pooled
     assert (pooled["rating_judge"] == "all humans").all()
+
+
+def test_a_debater_without_debate_verdicts_is_named_unratable(sqlite_store, tmp_path):
+    planted_tournament(sqlite_store, tmp_path, count=6)
+    cfg = parse_config({"name": "lone-consultant", "seed": 1,
+                        "dataset": {"name": "planted", "count": 6},
+                        "protocol": {"name": "consultancy", "rounds": 1},
+                        "debater": {"type": "planted", "name": "loner", "strength": 0.5}})
+    run_experiment(sqlite_store, cfg, tmp_path, show_progress=False)
+    judge_experiment_by_rule(sqlite_store, "lone-consultant",
+                             {"type": "rule", "name": "rule-judge"})
+    t = strength_analysis(sqlite_store, bootstrap=10).tables
+    row = t["connectivity"].set_index("player").loc["loner"]
+    assert row["status"] == "unratable" and "no debate verdicts" in row["reason"]
+    loner = t["strength"][t["strength"]["debater"] == "loner"]
+    assert len(loner) == 1 and np.isnan(loner["rating"].iloc[0])
+    assert t["strength_fit"]["points"].max() == 4  # the curve is fitted without it
+
+
+def test_the_plot_draws_names_as_text(tmp_path):
+    from debate.analysis.plots import strength_plot
+
+    points = pd.DataFrame({
+        "judge": ["$x^$"] * 3, "protocol": ["debate"] * 3, "family": ["debate"] * 3,
+        "debater": ["a", "b", "c"], "rating": [1400.0, 1500.0, 1600.0],
+        "rating_low": [np.nan] * 3, "rating_high": [np.nan] * 3, "n": [10] * 3,
+        "accuracy": [0.5, 0.6, 0.7], "accuracy_low": [0.4, 0.5, 0.6], "accuracy_high": [0.6, 0.7, 0.8],
+        "deceptive_win_rate": [0.5, 0.4, 0.3], "deceptive_win_low": [0.4, 0.3, 0.2],
+        "deceptive_win_high": [0.6, 0.5, 0.4]})
+    fits = pd.DataFrame({"judge": ["$x^$"], "protocol": ["debate"], "metric": ["accuracy"],
+                         "slope_per_100_elo": [0.1], "low": [np.nan], "high": [np.nan],
+                         "intercept": [-0.9]})
+    path = strength_plot(points, fits, tmp_path / "s.png")
+    assert path is not None and path.stat().st_size > 5_000

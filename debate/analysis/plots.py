@@ -211,7 +211,7 @@ def strength_plot(points: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path 
                 yerr = _error_bars(y, part[f"{short}_low"], part[f"{short}_high"])
                 fit = fits[(fits["judge"] == judge) & (fits["protocol"] == protocol)
                            & (fits["metric"] == metric)]
-                label = str(protocol)
+                label = _plain(protocol)
                 if not fit.empty and np.isfinite(fit["slope_per_100_elo"].iloc[0]):
                     f = fit.iloc[0]
                     label += f": {f['slope_per_100_elo']:+.3f}/100 Elo"
@@ -226,7 +226,7 @@ def strength_plot(points: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path 
             ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
             ax.set_xlabel("debater's aggregate rating (Elo, mean of true and false side)")
             ax.set_ylabel(title)
-            ax.set_title(f"{title}: judge {judge}", fontsize=9)
+            ax.set_title(f"{title}: judge {_plain(judge)}", fontsize=9)
             ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
@@ -237,3 +237,8 @@ def _error_bars(values: np.ndarray, low: pd.Series, high: pd.Series) -> np.ndarr
         return None
     return np.vstack([np.clip(values - np.nan_to_num(low, nan=values), 0, None),
                       np.clip(np.nan_to_num(high, nan=values) - values, 0, None)])
+
+
+def _plain(text: object) -> str:
+    """A name drawn as itself: '$' would start matplotlib's mathtext."""
+    return str(text).replace("$", r"\$")

@@ -220,6 +220,7 @@ def strength_tables(store: Store, prep: Prepared, loaded: Loaded, bootstrap: int
             for metric, short in (("accuracy", "accuracy"), ("deceptive_win_rate", "deceptive_win")):
                 groups[f"{short}_low"], groups[f"{short}_high"] = wilson(groups[metric], groups["n"])
         points = groups[POINT_COLS].sort_values(["judge", "protocol", "rating"])
+        checks.append(_unrated_points(groups, rating_reps))
         fits = _fits(groups, x_reps, reps)
     out = {
         "side_ratings": (pd.concat(ratings, ignore_index=True)[RATING_COLS]
@@ -231,6 +232,19 @@ def strength_tables(store: Store, prep: Prepared, loaded: Loaded, bootstrap: int
         "strength_fit": fits.reset_index(drop=True),
     }
     return out
+
+
+def _unrated_points(groups: pd.DataFrame, rating_reps: dict) -> pd.DataFrame:
+    """Debaters on the curve with no rating: no debate verdicts to rate them from."""
+    rows = []
+    for judge, debater in groups.loc[groups["rating"].isna(), ["rating_judge", "debater"]].drop_duplicates(
+            ).itertuples(index=False):
+        rated = judge in rating_reps and debater in set(rating_reps[judge][0])
+        reason = ("its true and false sides are not linked by games"
+                  if rated else "no debate verdicts to rate it from (consultancy or self-play only?)")
+        rows.append({"judge": judge, "player": debater, "status": "unratable", "reason": reason,
+                     "matches": 0 if not rated else np.nan, "opponents": 0 if not rated else np.nan})
+    return pd.DataFrame(rows, columns=CHECK_COLS)
 
 
 def _fits(groups: pd.DataFrame, x_reps: np.ndarray | None, reps: dict[str, np.ndarray]) -> pd.DataFrame:
