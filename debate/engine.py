@@ -89,6 +89,9 @@ class EngineOptions:
     db_retry_seconds: float = DEFAULT_RETRY_SECONDS
     # Gets one line when an outage starts and one when it ends (default: logged).
     notify: Callable[[str], None] | None = None
+    # Quote-check indexes kept across steps and engines, by source text (a tournament's
+    # games share one question set); None: each step indexes its sources and drops them.
+    source_indexes: dict[str, SourceIndex] | None = None
 
 
 ProgressHook = Callable[[RunStats, int], None]
@@ -492,8 +495,15 @@ class Engine:
                 and _QUOTE_TAG.search(w.text)
             ):
                 by_source[item.state.source].append(item)
+        cache = self.options.source_indexes
         for source, items in by_source.items():
-            index = SourceIndex.build(source) if source else None
+            index = None
+            if source and cache is not None:
+                index = cache.get(source)
+                if index is None:
+                    index = cache[source] = SourceIndex.build(source)
+            elif source:
+                index = SourceIndex.build(source)
             for item in items:
                 w = item.write
                 assert w is not None
