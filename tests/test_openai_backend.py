@@ -39,6 +39,9 @@ class ModelServer:
         self.faults: list[int] = []  # HTTP statuses to answer with, one per request
         self.always_fail: int | None = None
         self.no_logprobs = False
+        self.no_chat_logprobs = False  # only the chat endpoint leaves logprobs out
+        self.fault_body: dict[str, Any] | None = None  # error body sent with a fault
+        self.bodies: list[dict[str, Any]] = []
         self.delay = 0.0
         self.requests = 0
         self.in_flight = 0
@@ -62,7 +65,7 @@ class ModelServer:
                 max_new_tokens=max_tokens, temperature=float(body.get("temperature") or 0),
                 top_p=float(body.get("top_p") or 1.0)))[0]
             logprobs = None
-            if body.get("logprobs") and not self.no_logprobs:
+            if body.get("logprobs") and not (self.no_logprobs or self.no_chat_logprobs):
                 top = self.top_logprobs(prompt, int(body.get("top_logprobs") or 1), False)
                 logprobs = {"content": [{
                     "token": top[0][0], "logprob": top[0][1], "bytes": list(top[0][0].encode()),
@@ -127,6 +130,7 @@ def make_handler(state: ModelServer):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with state.lock:
+                state.bodies.append(body)
                 state.requests += 1
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -136,9 +140,9 @@ def make_handler(state: ModelServer):
                     self._send(401, {"error": {"message": "bad key", "type": "auth"}})
                     return
                 if fault:
-                    self._send(fault, {"error": {"message": f"injected {fault}",
-                                                 "type": "server_error"}},
-                               {"retry-after-ms": "10"})
+                    self._send(fault, state.fault_body or {
+                        "error": {"message": f"injected {fault}", "type": "server_error"}},
+                        {"retry-after-ms": "10"})
                     return
                 time.sleep(state.delay)
                 if self.path == "/v1/chat/completions":
@@ -209,25 +213,108 @@ def test_labels_missing_from_the_top_tokens_score_none(server, monkeypatch):
     assert backend.score(CHATS[:1], ["nonexistent-label", "other-label"]) == [None]
 
 
-def test_no_logprobs_is_a_clear_error(server, monkeypatch):
+def test_no_logprobs_is_found_at_the_first_call_and_says_what_works(server, monkeypatch):
     server.no_logprobs = True
-    with pytest.raises(BackendError, match="returned no logprobs .*use a judge of type text"):
-        client(server, monkeypatch).score(CHATS[:1], ["A", "B"])
+    backend = client(server, monkeypatch)
+    backend.where = "judge"
+    with pytest.raises(BackendError, match="returns no logprobs from its chat endpoint.*nor "
+                       "does its completions endpoint.*use a judge of type text") as caught:
+        backend.score(CHATS, ["A", "B"])
+    assert caught.value.retryable is False
+    # The first chat went alone, then one probe of the other endpoint: not one per chat.
+    assert server.requests == 2
+    assert [("messages" in b) for b in server.bodies] == [True, False]
+    with pytest.raises(BackendError, match="no logprobs"):
+        backend.score(CHATS, ["A", "B"])
+    assert server.requests == 2  # known by now: no more requests
+    # A debater's best_of gets the advice that fits it.
+    debater = client(server, monkeypatch)
+    debater.where = "debater"
+    with pytest.raises(BackendError, match="best_of needs them.*set best_of: 1"):
+        debater.score(CHATS[:1], ["A", "B"])
 
 
-def test_429_and_5xx_are_retried_with_backoff(server, monkeypatch):
+def test_no_logprobs_on_chat_only_points_at_the_completions_endpoint(server, monkeypatch,
+                                                                     local_backend):
+    server.no_chat_logprobs = True
+    backend = client(server, monkeypatch)
+    backend.where = "judge"
+    with pytest.raises(BackendError, match="its completions endpoint does: set "
+                       "judge.score_endpoint: completions"):
+        backend.score(CHATS[:1], ["A", "B"])
+    # ... and that advice is true: the completions endpoint scores.
+    scored = client(server, monkeypatch, score_endpoint="completions",
+                    top_logprobs=len(local_backend.tokenizer)).score(CHATS, ["A", "B"])
+    assert all(s is not None and abs(sum(s) - 1) < 1e-6 for s in scored)
+
+
+def test_requests_carry_only_the_fields_a_config_sets(server, monkeypatch):
+    backend = client(server, monkeypatch)
+    backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3, temperature=0.5))
+    sent = set(server.bodies[-1])
+    assert sent == {"model", "messages", "max_tokens", "temperature", "seed"}
+    backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3, top_p=0.9, top_k=5,
+                                                 repetition_penalty=1.1, min_new_tokens=2))
+    assert {"top_p", "top_k", "repetition_penalty", "min_tokens"} <= set(server.bodies[-1])
+
+
+def test_a_refused_field_is_not_retried_and_the_servers_words_are_shown(server, monkeypatch):
+    # transformers serve's answer to a field it does not know (FastAPI's error body)
+    server.faults = [422]
+    server.fault_body = {"detail": "Unexpected fields in the request: {'top_k'}"}
+    backend = client(server, monkeypatch, max_retries=4)
+    backend.where = "debater"
+    with pytest.raises(BackendError) as caught:
+        backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3, top_k=5))
+    msg = str(caught.value)
+    assert "HTTP 422: Unexpected fields in the request: {'top_k'}" in msg
+    assert "remove debater.top_k" in msg and "a rerun will not fix this" in msg
+    assert "retries" not in msg and caught.value.retryable is False
+    assert server.requests == 1  # never retried
+    # OpenAI's error object, e.g. a model the server does not serve
+    server.faults = [400]
+    server.fault_body = {"error": {"message": "Server is pinned to 'x'; requested 'tiny'."}}
+    with pytest.raises(BackendError, match="HTTP 400: Server is pinned to 'x'; requested "
+                       "'tiny'. \\(check debater.model"):
+        backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3))
+
+
+def test_429_and_5xx_are_retried_with_backoff(server, monkeypatch, caplog):
     server.faults = [429, 503]
-    out = client(server, monkeypatch, max_retries=3).generate(
-        CHATS[:1], SamplingSettings(max_new_tokens=4))
+    with caplog.at_level("WARNING", logger="debate.backends.openai"):
+        out = client(server, monkeypatch, max_retries=3).generate(
+            CHATS[:1], SamplingSettings(max_new_tokens=4))
     assert out[0].completion_tokens > 0
     assert server.requests == 3
+    # each retry is reported while it waits, with the server's words
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "HTTP 429 (injected 429); retry 1 of 3" in lines[0]
+    assert "HTTP 503 (injected 503); retry 2 of 3" in lines[1]
 
 
 def test_persistent_server_errors_raise_after_the_retries(server, monkeypatch):
     server.always_fail = 500
-    with pytest.raises(BackendError, match="HTTP 500 after 2 retries"):
+    with pytest.raises(BackendError, match="HTTP 500 after 2 retries: injected 500") as caught:
         client(server, monkeypatch, max_retries=2).generate(CHATS[:1], SamplingSettings())
-    assert server.requests == 3
+    assert server.requests == 3 and caught.value.retryable is True
+    with pytest.raises(BackendError, match="HTTP 500 \\(not retried: max_retries is 0\\)"):
+        client(server, monkeypatch, max_retries=0).generate(CHATS[:1], SamplingSettings())
+    assert server.requests == 4
+
+
+def test_a_server_that_is_down_is_one_line_with_the_retries_made(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBackend(BackendSettings(backend="openai", model="tiny", max_retries=1,
+                                            base_url=f"http://127.0.0.1:{port}/v1"))
+    with pytest.raises(BackendError, match=f"cannot connect to http://127.0.0.1:{port}/v1 "
+                       "after 1 retry: .*is the server running") as caught:
+        backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=2))
+    assert "\n" not in str(caught.value) and caught.value.retryable
 
 
 def test_timeouts_and_bounded_concurrency(server, monkeypatch):

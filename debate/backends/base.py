@@ -15,7 +15,17 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 
 class BackendError(RuntimeError):
-    """A backend could not produce a result (server down after retries, no logprobs...)."""
+    """A backend could not produce a result (server down after retries, no logprobs...).
+
+    `retryable`: whether running the same request again later may succeed (a server that
+    was down, overloaded or timed out) or not (a request the server refuses, a server
+    without logprobs, a prompt longer than the model's context): the CLI advises a rerun
+    only for the first kind.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
