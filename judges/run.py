@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
+from debate.backends.base import BackendError
 from debate.backends.prompts import TemplateSet
 from debate.backends.settings import build_backend, release_backend
-from debate.errors import UserError
+from debate.errors import ModelFailure, UserError
 from debate.protocols import Protocol
 from debate.store.db import Store
 from debate.store.experiments import agent_id
@@ -109,7 +112,10 @@ def judge_experiment(
         if progress:
             progress(0, owed)
         for tasks in batches:
-            verdicts = judge.judge(tasks)
+            try:
+                verdicts = judge.judge(tasks)
+            except (BackendError, TemplateError) as exc:
+                raise judging_failed(judge, exc, written, owed) from None
             rows = [
                 JudgmentWrite(
                     debate_id=t.debate.id,
@@ -132,6 +138,23 @@ def judge_experiment(
     finally:
         if own:
             release_backend(judge.backend)
+
+
+def judging_failed(judge: ModelJudge, exc: Exception, written: int, owed: int) -> ModelFailure:
+    """One line for a backend or template failure: what failed, what is kept, and whether
+    a rerun can help."""
+    if isinstance(exc, TemplateError):
+        why = (f"the chat template of {judge.config.model!r} refused the prompt ({exc}); set "
+               "chat_template: plain or a template file in the judge config")
+        retryable = False
+    else:
+        why = str(exc)
+        retryable = getattr(exc, "retryable", True)
+    kept = (f"{written} of {owed} judgments were written and are kept" if written
+            else "no judgments were written")
+    advice = "rerun to judge the rest" if retryable else "a rerun will not fix this"
+    return ModelFailure(f"judge {judge.config.display_name!r}: {why}; {kept}; {advice}",
+                        retryable=retryable)
 
 
 def summarise(store: Store, judge: ModelJudge, judge_id: int, debate_ids: list[int],

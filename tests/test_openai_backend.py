@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
+from cli_runner import run_cli
 from sqlalchemy import select
 
 from debate.backends.base import BackendError, Chat, SamplingSettings
@@ -158,6 +160,11 @@ def make_handler(state: ModelServer):
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that hung up (its pool closed after a failure) is not news
+
+
 @pytest.fixture(scope="module")
 def local_backend(tiny_model_dir) -> TransformersBackend:
     return TransformersBackend(BackendSettings(model=str(tiny_model_dir), cpu_threads=1))
@@ -166,7 +173,7 @@ def local_backend(tiny_model_dir) -> TransformersBackend:
 @pytest.fixture
 def server(local_backend):
     state = ModelServer(local_backend)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    httpd = QuietServer(("127.0.0.1", 0), make_handler(state))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
@@ -268,7 +275,7 @@ def test_a_refused_field_is_not_retried_and_the_servers_words_are_shown(server, 
         backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3, top_k=5))
     msg = str(caught.value)
     assert "HTTP 422: Unexpected fields in the request: {'top_k'}" in msg
-    assert "remove debater.top_k" in msg and "a rerun will not fix this" in msg
+    assert "remove debater.top_k" in msg and "not retried" in msg
     assert "retries" not in msg and caught.value.retryable is False
     assert server.requests == 1  # never retried
     # OpenAI's error object, e.g. a model the server does not serve
@@ -364,3 +371,87 @@ def test_model_debates_over_a_server_fail_then_resume(server, monkeypatch, sqlit
         turns = list(s.scalars(select(Turn).where(Turn.status != "failed")))
     assert len(turns) == 4
     assert all(t.shown and json.loads(t.shown)[0]["role"] == "system" for t in turns)
+
+
+def _scripted_debates(store, name: str = "done-debates") -> None:
+    cfg = parse_config({"name": name, "dataset": {"name": "sample", "limit": 2},
+                        "protocol": {"name": "debate", "rounds": 1},
+                        "debater": {"type": "scripted"}})
+    run_experiment(store, cfg, Path("."), show_progress=False)
+
+
+def _judge_cli(capsys, sqlite_url: str, judge_file: Path) -> tuple[int, str, str]:
+    return run_cli(["judge", "--experiment", "done-debates", "--judge", str(judge_file),
+                    "--db", sqlite_url, "--quiet"], capsys)
+
+
+def test_debate_judge_backend_failures_are_one_line_and_exit_2(
+        server, monkeypatch, sqlite_url, sqlite_store, tmp_path, capsys):
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    _scripted_debates(sqlite_store)
+    judge_file = tmp_path / "judge.yaml"
+    base = (f"name: served\nbackend: openai\nmodel: tiny\nbase_url: {server.url}\n"
+            "api_key_env: TEST_SERVER_KEY\nmax_retries: 1\n")
+    # a server without logprobs, under a logprob judge: stop at once, say what works
+    server.no_logprobs = True
+    judge_file.write_text(base + "type: logprob\n")
+    code, _, err = _judge_cli(capsys, sqlite_url, judge_file)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "judge 'served': server" in err and "returns no logprobs" in err
+    assert "use a judge of type text" in err and "a rerun will not fix this" in err
+    assert server.requests == 2  # one scoring request and one probe, not one per prompt
+    # the server down: retried (each retry shown), then one line that advises a rerun
+    server.no_logprobs = False
+    server.always_fail = 503
+    judge_file.write_text(base + "type: text\nmax_new_tokens: 4\n")
+    code, _, err = _judge_cli(capsys, sqlite_url, judge_file)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err
+    assert lines[0].startswith("warning: server ") and "retry 1 of 1" in lines[0]
+    assert lines[-1].startswith("error: judge 'served': server ")
+    assert "HTTP 503 after 1 retry: injected 503" in lines[-1]
+    assert "no judgments were written; rerun to judge the rest" in lines[-1]
+    # a refused request (a field the server does not take): never retried, no rerun advice
+    server.always_fail = 422
+    server.fault_body = {"detail": [{"loc": ["body", "top_k"], "msg": "Extra inputs are not "
+                                     "permitted", "type": "extra_forbidden"}]}
+    requests = server.requests
+    server.max_in_flight = 0
+    code, out, err = _judge_cli(capsys, sqlite_url, judge_file)
+    assert code == 2 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "HTTP 422: top_k: Extra inputs are not permitted" in err
+    assert "a rerun will not fix this" in err and "retr" not in err.split("HTTP 422")[0]
+    assert "warning" not in err  # never retried (the other prompts' requests were in flight)
+    assert server.requests - requests <= 4
+
+
+def test_run_summary_counts_failed_turns_apart_and_advises_truthfully(
+        server, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    config = tmp_path / "served.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "served-cli",
+        "dataset": {"name": "sample", "limit": 2},
+        "protocol": {"name": "debate", "rounds": 1, "max_words": 30},
+        "debater": {"type": "model", "backend": "openai", "model": "tiny",
+                    "base_url": server.url, "api_key_env": "TEST_SERVER_KEY",
+                    "max_retries": 0, "temperature": 0.0, "max_resamples": 0, "top_k": 5},
+    }))
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    server.always_fail = 422
+    server.fault_body = {"detail": "Unexpected fields in the request: {'top_k'}"}
+    code, out, err = run_cli(["run", str(config), "--db", url, "--quiet"], capsys)
+    assert code == 1
+    assert "created and ran: 0 turns made (2 more failed)" in out
+    assert "Unexpected fields in the request: {'top_k'} (this server does not take top_k: " \
+           "remove debater.top_k)" in err
+    assert "a rerun will not fix this" in err and "rerun the same command" not in err
+    server.always_fail = 503
+    server.fault_body = None
+    code, out, err = run_cli(["run", str(config), "--db", url, "--quiet"], capsys)
+    assert code == 1 and "0 turns made (2 more failed)" in out
+    assert "HTTP 503 (not retried: max_retries is 0)" in err
+    assert "rerun the same command to retry them" in err
+    server.always_fail = None
+    code, out, _ = run_cli(["run", str(config), "--db", url, "--quiet"], capsys)
+    assert code == 0 and "resumed (retrying 2 failed): 4 turns made in" in out

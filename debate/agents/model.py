@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -150,11 +151,18 @@ class ModelDebater(Debater):
             try:
                 out = self._respond_batch(batch, self.sampling(max_words))
             except BackendError as exc:
-                out = [TurnResult(text="", status="failed", error=str(exc),
-                                  template_version=self.templates.version) for _ in batch]
+                out = self._failed(batch, str(exc), exc.retryable)
+            except TemplateError as exc:
+                out = self._failed(batch, f"the chat template of {self.settings.model!r} "
+                                   f"refused the prompt ({exc}); set chat_template: plain or "
+                                   "a template file in the debater config", False)
             for i, res in zip(idx, out):
                 results[i] = res
         return [r for r in results if r is not None]
+
+    def _failed(self, batch: list[TurnRequest], error: str, retryable: bool) -> list[TurnResult]:
+        return [TurnResult(text="", status="failed", error=error, retryable=retryable,
+                           template_version=self.templates.version) for _ in batch]
 
     def _respond_batch(self, requests: list[TurnRequest],
                        sampling: SamplingSettings) -> list[TurnResult]:

@@ -39,7 +39,6 @@ import math
 import os
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -117,6 +116,7 @@ class OpenAIBackend(Backend):
         self._logprobs_lock = threading.Lock()
         self._no_logprobs_error: str | None = None  # set once the server showed it has none
         self._logprobs_checked = False
+        self._closed = threading.Event()  # no more retries once closed
 
     @property
     def model_id(self) -> str:
@@ -168,7 +168,9 @@ class OpenAIBackend(Backend):
             attempt += 1
             log.warning("server %s %s; retry %d of %d in %.1fs", self.base_url, what,
                         attempt, retries, delay)
-            time.sleep(delay)
+            if self._closed.wait(delay):
+                raise BackendError(f"server {self.base_url} {what}; stopped retrying: the "
+                                   "backend was closed")
 
     def _refused(self, status: int, why: str, kwargs: dict[str, Any]) -> BackendError:
         """A 4xx answer no retry can fix, with what to change where it is known."""
@@ -184,8 +186,8 @@ class OpenAIBackend(Backend):
                 self.settings.model in why or "model" in why.lower())):
             hint = f" (check {self.where}.model and {self.where}.base_url)"
         return BackendError(
-            f"server {self.base_url} refused the request with HTTP {status}: {why}{hint}; "
-            "not retried, a rerun will not fix this",
+            f"server {self.base_url} refused the request with HTTP {status}: {why}{hint} "
+            "(not retried)",
             retryable=False,
         )
 
@@ -322,6 +324,7 @@ class OpenAIBackend(Backend):
         return [label_probabilities(t, labels) for t in tops]
 
     def close(self) -> None:
+        self._closed.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
