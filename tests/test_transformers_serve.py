@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import select
 
 from debate.backends.base import BackendError, Chat, SamplingSettings
@@ -186,3 +187,19 @@ def test_logprob_judge_and_best_of_stop_at_the_first_call_saying_what_works(
         assert f"nor does its {other} endpoint, so no score_endpoint helps" in msg
         assert "use a judge of type text" in msg and "a rerun will not fix this" in msg
         assert "\n" not in msg and not caught.value.retryable
+
+
+def test_the_served_debate_example_runs_on_transformers_serve(served, sqlite_store,
+                                                             monkeypatch):
+    """examples/openai-server-debate.yaml as shipped, pointed at this server (and cut to
+    one short debate): it must not need logprobs or fields the server refuses."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "openai-server-debate.yaml"
+    raw = yaml.safe_load(example.read_text())
+    url, name = served
+    raw["debater"].update(model=name, base_url=url, max_new_tokens=12, max_resamples=0)
+    raw["dataset"]["limit"] = 1
+    raw["protocol"]["rounds"] = 1
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    result = run_experiment(sqlite_store, parse_config(raw), example.parent,
+                            show_progress=False)
+    assert result.counts == {"done": 1}, result.errors
