@@ -17,7 +17,7 @@ from jinja2 import TemplateError
 
 from debate.backends.base import BackendError
 from debate.backends.prompts import TemplateSet
-from debate.backends.settings import build_backend, release_backend
+from debate.backends.settings import build_backend_at, release_backend
 from debate.errors import ModelFailure, UserError
 from debate.protocols import Protocol
 from debate.store.db import Store
@@ -47,24 +47,16 @@ def tasks_for(debate: DebateRecord, stepped: bool) -> list[JudgeTask]:
     return tasks
 
 
-def _resolve(path: str | None, base: Path) -> str | None:
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return str(p)
-    if path.startswith(".") or (base / p).exists():
-        return str(base / p)
-    return path
-
-
 def build_judge(config: JudgeConfig, config_dir: Path | None = None) -> ModelJudge:
+    """The judge, with relative paths (model folder, templates) read from `config_dir`,
+    the folder of the judge file or of the experiment's config."""
     base = config_dir or Path.cwd()
-    model = _resolve(config.model, base) or config.model
-    templates_dir = _resolve(config.templates, base)
+    templates_dir = None
+    if config.templates is not None:
+        p = Path(config.templates).expanduser()
+        templates_dir = str(p if p.is_absolute() else base / p)
     templates = TemplateSet.load("judge", templates_dir, "judge.templates")
-    backend = build_backend(config.backend_settings().model_copy(update={"model": model}),
-                            "judge")
+    backend = build_backend_at(config.backend_settings(), base, "judge")
     return ModelJudge(config, backend, templates)
 
 

@@ -45,7 +45,7 @@ from debate.backends.prompts import (
     debater_prompt,
     judge_prompt,
 )
-from debate.backends.settings import BackendSettings, build_backend, release_backend
+from debate.backends.settings import BackendSettings, build_backend_at, release_backend
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 
@@ -324,26 +324,12 @@ def _build(settings: ModelDebaterSettings, context: BuildContext) -> ModelDebate
     templates = TemplateSet.load("debater", templates_dir, "debater.templates")
     judge_templates = TemplateSet.load("judge", templates_dir if templates_dir and (
         templates_dir / "judge").is_dir() else None, "debater.templates")
-    model = _resolve_local(settings.model, context.config_dir)
-    backend = build_backend(settings.backend_settings().model_copy(update={"model": model}),
-                            "debater")
+    backend = build_backend_at(settings.backend_settings(), context.config_dir, "debater")
     judge_backend = None
     if settings.preference_judge is not None:
-        pj = settings.preference_judge
-        judge_backend = build_backend(
-            pj.model_copy(update={"model": _resolve_local(pj.model, context.config_dir)}),
-            "debater.preference_judge",
-        )
+        judge_backend = build_backend_at(settings.preference_judge, context.config_dir,
+                                         "debater.preference_judge")
     return ModelDebater(settings, backend, templates, judge_backend, judge_templates)
-
-
-def _resolve_local(model: str, config_dir: Path) -> str:
-    """A relative model path that exists next to the config is taken from there."""
-    if model.startswith((".", "~")) or Path(model).is_absolute():
-        p = Path(model).expanduser()
-        p = p if p.is_absolute() else config_dir / p
-        return str(p)
-    return model
 
 
 register_agent_type("model", ModelDebaterSettings, _build)
