@@ -46,6 +46,7 @@ from debate.backends.prompts import (
     judge_prompt,
 )
 from debate.backends.settings import BackendSettings, build_backend_at, release_backend
+from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 
@@ -156,6 +157,8 @@ class ModelDebater(Debater):
                 out = self._failed(batch, f"the chat template of {self.settings.model!r} "
                                    f"refused the prompt ({exc}); set chat_template: plain or "
                                    "a template file in the debater config", False)
+            except UserError as exc:  # found only now (e.g. a prompt over the context)
+                out = self._failed(batch, str(exc), False)
             for i, res in zip(idx, out):
                 results[i] = res
         return [r for r in results if r is not None]

@@ -90,22 +90,31 @@ def build_backend(settings: BackendSettings, where: str = "model") -> Backend:
 
 
 def resolve_model(settings: BackendSettings, config_dir: Path) -> tuple[BackendSettings, Path | None]:
-    """The settings with a local model's path read from the config's folder, and the folder
-    a bare name was looked for in (None where the model is a path or a served name).
+    """The settings with local paths read from the config's folder, and the folder a bare
+    model name was looked for in (None where the model is a path or a served name).
 
     transformers: `./x`, `../x`, `~/x` and absolute paths are folders (relative ones read
     from `config_dir`); a bare relative name (`models/x`, `Qwen/Qwen2.5-0.5B-Instruct`)
-    is the folder `config_dir/models/x` where that exists, else a hub id. openai: the model
-    is the name the server serves it under, never a path."""
-    model = settings.model
+    is the folder `config_dir/models/x` where that exists, else a hub id. A chat_template
+    file is read from `config_dir` too. openai: the model is the name the server serves it
+    under, never a path."""
     if settings.backend != "transformers":
         return settings, None
+    update: dict[str, str] = {}
+    template = settings.chat_template
+    if template not in ("auto", "tokenizer", "plain"):
+        t = Path(template).expanduser()
+        update["chat_template"] = str(t if t.is_absolute() else config_dir / t)
+    model = settings.model
     p = Path(model).expanduser()
     explicit = model.startswith((".", "~")) or p.is_absolute()
     folder = p if p.is_absolute() else config_dir / p
+    looked_in = None
     if explicit or folder.exists():
-        return settings.model_copy(update={"model": str(folder)}), None
-    return settings, folder
+        update["model"] = str(folder)
+    else:
+        looked_in = folder
+    return (settings.model_copy(update=update) if update else settings), looked_in
 
 
 def build_backend_at(settings: BackendSettings, config_dir: Path, where: str = "model") -> Backend:
