@@ -22,7 +22,7 @@ from cli_runner import run_cli
 from sqlalchemy import select
 
 from debate.backends.base import BackendError, Chat, SamplingSettings
-from debate.backends.openai_backend import OpenAIBackend
+from debate.backends.openai_backend import OpenAIBackend, server_explanation
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.config import parse_config
@@ -455,3 +455,28 @@ def test_run_summary_counts_failed_turns_apart_and_advises_truthfully(
     server.always_fail = None
     code, out, _ = run_cli(["run", str(config), "--db", url, "--quiet"], capsys)
     assert code == 0 and "resumed (retrying 2 failed): 4 turns made in" in out
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    # vLLM
+    ({"object": "error", "message": "This model's maximum context length is 4096 tokens. "
+      "However, you requested 5000 tokens", "type": "BadRequestError", "code": 400},
+     "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens"),
+    # llama.cpp's server, OpenAI
+    ({"error": {"code": 400, "message": "the request exceeds the available context size",
+                "type": "invalid_request_error"}},
+     "the request exceeds the available context size"),
+    # TGI
+    ({"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096",
+      "error_type": "validation"},
+     "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096"),
+    # transformers serve (FastAPI), both shapes
+    ({"detail": "Unexpected fields in the request: {'top_k'}"},
+     "Unexpected fields in the request: {'top_k'}"),
+    ({"detail": [{"loc": ["body", "min_tokens"], "msg": "Extra inputs are not permitted"}]},
+     "min_tokens: Extra inputs are not permitted"),
+    ("Bad Gateway\n<html>\n", "Bad Gateway <html>"),
+    (None, "fallback"),
+])
+def test_the_servers_explanation_is_found_in_each_servers_error_body(body, expected):
+    assert server_explanation(body, "fallback") == expected
