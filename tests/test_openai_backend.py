@@ -284,6 +284,16 @@ def test_a_refused_field_is_not_retried_and_the_servers_words_are_shown(server, 
     with pytest.raises(BackendError, match="HTTP 400: Server is pinned to 'x'; requested "
                        "'tiny'. \\(check debater.model"):
         backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3))
+    # vLLM's answer to a prompt over the context: no advice about the model name
+    server.faults = [400]
+    server.fault_body = {"object": "error", "type": "BadRequestError", "code": 400,
+                        "message": "This model's maximum context length is 2048 tokens. "
+                                   "However, you requested 3000 tokens."}
+    with pytest.raises(BackendError) as caught:
+        backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3))
+    msg = str(caught.value)
+    assert "maximum context length is 2048 tokens" in msg and "does not fit" in msg
+    assert "check debater.model" not in msg and not caught.value.retryable
 
 
 def test_429_and_5xx_are_retried_with_backoff(server, monkeypatch, caplog):

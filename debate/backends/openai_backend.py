@@ -182,8 +182,10 @@ class OpenAIBackend(Backend):
             hint = f" (this server does not take {', '.join(named)}: remove {settings})"
         elif status == 401 or status == 403:
             hint = f" (check the key in ${self.settings.api_key_env} or {self.where}.api_key)"
-        elif status == 404 or (status == 400 and (
-                self.settings.model in why or "model" in why.lower())):
+        elif "context" in why.lower() or "too long" in why.lower():
+            hint = (" (the prompt does not fit the served model's context: a shorter source "
+                    "or max_words, or a model with a longer context)")
+        elif status == 404 or (status == 400 and self.settings.model in why):
             hint = f" (check {self.where}.model and {self.where}.base_url)"
         return BackendError(
             f"server {self.base_url} refused the request with HTTP {status}: {why}{hint} "
