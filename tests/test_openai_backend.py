@@ -26,8 +26,10 @@ from debate.backends.openai_backend import OpenAIBackend, server_explanation
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.config import parse_config
+from debate.errors import ModelFailure
 from debate.run import run_experiment
 from debate.store.models import Debate, Turn
+from judges import run as judge_run
 
 API_KEY = "sekrit-test-key"
 
@@ -487,3 +489,27 @@ def test_run_summary_counts_failed_turns_apart_and_advises_truthfully(
 ])
 def test_the_servers_explanation_is_found_in_each_servers_error_body(body, expected):
     assert server_explanation(body, "fallback") == expected
+
+
+def test_a_judge_failing_midway_keeps_what_it_wrote_and_says_so(server, monkeypatch,
+                                                                 sqlite_store):
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    monkeypatch.setattr(judge_run, "DEBATES_PER_BATCH", 1)
+    _scripted_debates(sqlite_store)
+    config = {"name": "midway", "type": "text", "backend": "openai", "model": "tiny",
+              "base_url": server.url, "api_key_env": "TEST_SERVER_KEY", "max_retries": 0,
+              "max_new_tokens": 4, "both_orders": False}
+
+    def progress(done: int, total: int) -> None:
+        if done:  # the server goes down after the first batch is stored
+            server.always_fail = 502
+
+    with pytest.raises(ModelFailure) as caught:
+        judge_run.judge_experiment(sqlite_store, "done-debates", config, progress)
+    msg = str(caught.value)
+    assert "HTTP 502 (not retried: max_retries is 0)" in msg
+    assert "1 of 2 judgments were written and are kept; rerun to judge the rest" in msg
+    assert caught.value.retryable
+    server.always_fail = None
+    summary = judge_run.judge_experiment(sqlite_store, "done-debates", config)
+    assert summary["judgments_written"] == 1 and summary["judgments_before"] == 1
