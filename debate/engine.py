@@ -338,7 +338,7 @@ class Engine:
                     choices[state.id] = self._choice(state, slot, item, result)
                 if result.status == "failed":
                     failed[state.id] = result.error or "turn failed"
-                    if not result.retryable:
+                    if result.meta.get("retryable") is False:
                         for_good.add(state.id)
                 made.append(item)
         self._verify_quotes(made)

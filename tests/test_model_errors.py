@@ -10,7 +10,16 @@ import yaml
 from cli_runner import run_cli
 from engine_agents import write_questions
 
-BROKEN = '{{ raise_exception("this template refuses every prompt") }}'
+# A template that takes the backend's load-time probes but refuses the debate's prompts
+# (the questions written by write_questions ask "what does the passage say?").
+BROKEN = (
+    "{% for message in messages %}"
+    "{% if 'what does the passage say' in message['content'] %}"
+    "{{ raise_exception('this template refuses every prompt') }}{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def _project(tmp_path: Path, tiny_model_dir: Path) -> Path:

@@ -164,7 +164,8 @@ class ModelDebater(Debater):
         return [r for r in results if r is not None]
 
     def _failed(self, batch: list[TurnRequest], error: str, retryable: bool) -> list[TurnResult]:
-        return [TurnResult(text="", status="failed", error=error, retryable=retryable,
+        meta = {} if retryable else {"retryable": False}
+        return [TurnResult(text="", status="failed", error=error, meta=dict(meta),
                            template_version=self.templates.version) for _ in batch]
 
     def _respond_batch(self, requests: list[TurnRequest],

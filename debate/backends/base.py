@@ -20,12 +20,16 @@ class BackendError(RuntimeError):
     `retryable`: whether running the same request again later may succeed (a server that
     was down, overloaded or timed out) or not (a request the server refuses, a server
     without logprobs, a prompt longer than the model's context): the CLI advises a rerun
-    only for the first kind.
+    only for the first kind. A subclass may set it for all its errors; `retryable=` given
+    to one error overrides that.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True):
+    retryable = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None):
         super().__init__(message)
-        self.retryable = retryable
+        if retryable is not None:
+            self.retryable = retryable
 
 
 @dataclass(frozen=True)
