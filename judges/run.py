@@ -107,7 +107,7 @@ def judge_experiment(
             try:
                 verdicts = judge.judge(tasks)
             except (BackendError, TemplateError) as exc:
-                raise judging_failed(judge, exc, written, owed) from None
+                raise judging_failed(judge, exc, written, owed) from exc
             rows = [
                 JudgmentWrite(
                     debate_id=t.debate.id,
