@@ -420,6 +420,8 @@ def test_debate_judge_backend_failures_are_one_line_and_exit_2(
     lines = err.strip().splitlines()
     assert code == 2 and "Traceback" not in err
     assert lines[0].startswith("warning: server ") and "retry 1 of 1" in lines[0]
+    # the prompts' requests failed together: one warning, not one per request
+    assert err.count("warning:") == 1 and server.requests >= 2 + 2 * 2
     assert lines[-1].startswith("error: judge 'served': server ")
     assert "HTTP 503 after 1 retry: injected 503" in lines[-1]
     assert "no judgments were written; rerun to judge the rest" in lines[-1]

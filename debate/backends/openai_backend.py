@@ -39,6 +39,7 @@ import math
 import os
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -117,6 +118,8 @@ class OpenAIBackend(Backend):
         self._no_logprobs_error: str | None = None  # set once the server showed it has none
         self._logprobs_checked = False
         self._closed = threading.Event()  # no more retries once closed
+        self._reported: dict[tuple[str, int], float] = {}  # retry warnings shown, by when
+        self._report_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -166,11 +169,22 @@ class OpenAIBackend(Backend):
                 what = "cannot be reached"
                 delay = _backoff(attempt)
             attempt += 1
-            log.warning("server %s %s; retry %d of %d in %.1fs", self.base_url, what,
-                        attempt, retries, delay)
+            self._report_retry(what, attempt, retries, delay)
             if self._closed.wait(delay):
                 raise BackendError(f"server {self.base_url} {what}; stopped retrying: the "
                                    "backend was closed")
+
+    def _report_retry(self, what: str, attempt: int, retries: int, delay: float) -> None:
+        """A warning line per retry while it waits; requests in flight together that fail
+        alike are reported once (not one line per request)."""
+        now = time.monotonic()
+        with self._report_lock:
+            last = self._reported.get((what, attempt))
+            if last is not None and now - last < 5.0:
+                return
+            self._reported[(what, attempt)] = now
+        log.warning("server %s %s; retry %d of %d in %.1fs", self.base_url, what, attempt,
+                    retries, delay)
 
     def _refused(self, status: int, why: str, kwargs: dict[str, Any]) -> BackendError:
         """A 4xx answer no retry can fix, with what to change where it is known."""
