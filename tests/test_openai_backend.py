@@ -515,3 +515,29 @@ def test_a_judge_failing_midway_keeps_what_it_wrote_and_says_so(server, monkeypa
     server.always_fail = None
     summary = judge_run.judge_experiment(sqlite_store, "done-debates", config)
     assert summary["judgments_written"] == 1 and summary["judgments_before"] == 1
+
+
+def test_best_of_on_a_server_without_logprobs_stops_generating_once_it_knows(
+        server, monkeypatch, sqlite_store, tmp_path: Path):
+    monkeypatch.setenv("TEST_SERVER_KEY", API_KEY)
+    server.no_logprobs = True
+    cfg = parse_config({
+        "name": "best-of-no-logprobs",
+        "dataset": {"name": "sample", "limit": 3},
+        "protocol": {"name": "debate", "rounds": 1, "max_words": 30},
+        "both_orders": False,
+        "debater": {"type": "model", "backend": "openai", "model": "tiny",
+                    "base_url": server.url, "api_key_env": "TEST_SERVER_KEY",
+                    "temperature": 0.7, "best_of": 2, "max_resamples": 0,
+                    "max_new_tokens": 4},
+    })
+    result = run_experiment(sqlite_store, cfg, tmp_path, show_progress=False, claim_size=1)
+    assert result.counts == {"failed": 3}
+    assert result.stats.debates_failed_for_good == 3
+    with sqlite_store.session() as s:
+        errors = set(s.scalars(select(Debate.error)))
+    assert len(errors) == 1 and "best_of needs them" in errors.pop()
+    # the first debate: two candidates, one scoring request, one probe of the other
+    # endpoint; the other debates: nothing sent at all
+    generated = [b for b in server.bodies if "messages" in b and not b.get("logprobs")]
+    assert len(generated) == 2 and len(server.bodies) == 4

@@ -175,6 +175,11 @@ class ModelDebater(Debater):
             for r in requests
         ]
         n_of = [self.settings.best_of if r.kind == "speech" else 1 for r in requests]
+        if any(n > 1 for n in n_of):
+            # known from an earlier call: no candidates are generated only to be thrown away
+            why = self.judge_backend.scoring_unavailable()
+            if why:
+                raise BackendError(why, retryable=False)
         # candidate slots: (request index, candidate index)
         slots = [(i, k) for i, n in enumerate(n_of) for k in range(n)]
         chats = [self._chat(prompts[i].chat, requests[i].seed, k, 0) for i, k in slots]

@@ -326,6 +326,9 @@ class OpenAIBackend(Backend):
             raise BackendError(self._no_logprobs_error, retryable=False)
         return top
 
+    def scoring_unavailable(self) -> str | None:
+        return self._no_logprobs_error
+
     def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
         if not chats:
             return []
