@@ -89,10 +89,10 @@ class Backend(ABC):
         """For each chat, P(label) as the reply's next token, normalised over `labels`
         (None where the backend saw no label among the likely next tokens)."""
 
+    def close(self) -> None:
+        """Free the model or the connection pool."""
+
     def scoring_unavailable(self) -> str | None:
         """Why `score` is known to fail (a server found without logprobs), so callers can
         stop before work that needs it; None: not known to fail."""
         return None
-
-    def close(self) -> None:
-        """Free the model or the connection pool."""
