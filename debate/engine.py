@@ -58,9 +58,11 @@ _QUOTE_TAG = re.compile(r"<\s*/?\s*quote\s*>", re.IGNORECASE)
 
 @dataclass
 class RunStats:
-    turns: int = 0
+    turns: int = 0  # turns made (failed turns are stored too, but counted apart)
+    turns_failed: int = 0
     debates_done: int = 0
     debates_failed: int = 0
+    debates_failed_for_good: int = 0  # failed for a reason a rerun cannot fix
     debates_waiting: int = 0
     steps: int = 0
     seconds: float = 0.0
@@ -373,6 +375,7 @@ class Engine:
 
         made: list[_Pending] = []
         failed: dict[int, str] = {}
+        for_good: set[int] = set()  # debates failed for a reason no rerun fixes
         waiting: set[int] = set()
         choices: dict[int, dict[str, int]] = {}
         for agent_id, items in by_agent.items():
@@ -392,6 +395,8 @@ class Engine:
                     choices[state.id] = self._choice(state, slot, item, result)
                 if result.status == "failed":
                     failed[state.id] = result.error or "turn failed"
+                    if result.meta.get("retryable") is False:
+                        for_good.add(state.id)
                 made.append(item)
         self._verify_quotes(made)
 
@@ -426,7 +431,9 @@ class Engine:
             )
         writes = [item.write for item in made if item.write is not None]
         lost = self._write(writes, updates)
-        self.stats.turns += sum(1 for w in writes if w.debate_id not in lost)
+        kept = [w for w in writes if w.debate_id not in lost]
+        self.stats.turns_failed += sum(1 for w in kept if w.status == "failed")
+        self.stats.turns += sum(1 for w in kept if w.status != "failed")
         self.stats.lost_leases += len(lost)
         for u in updates:
             if u.debate_id not in lost:
@@ -434,6 +441,7 @@ class Engine:
                     self.stats.debates_done += 1
                 elif u.status == "failed":
                     self.stats.debates_failed += 1
+                    self.stats.debates_failed_for_good += u.debate_id in for_good
                 elif u.status == "waiting_human":
                     self.stats.debates_waiting += 1
         return [s for s in still_active if s.id not in lost]

@@ -37,3 +37,11 @@ class DatabaseUnavailable(DatabaseError):
     """The database stayed unreachable for the whole reconnect window (exit 2)."""
 
     exit_code = 2
+class ModelFailure(UserError):
+    """A model or its server failed (server down after retries, a refused request, no
+    logprobs, a chat template that refuses the prompt): one line and exit 2 from the CLI.
+    `retryable`: whether running the command again may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable

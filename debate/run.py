@@ -150,6 +150,7 @@ def run_experiment(
             questions=plan.questions,
             both_orders=cfg.both_orders,
             identities={seat: agent.identity for seat, agent in seat_agents.items()},
+            config_dir=config_dir,
         )
         exp_id = stored.id
         reset = 0 if stored.created else reconnect.call(reset_failed, store, exp_id)

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
+from debate.backends.base import BackendError
 from debate.backends.prompts import TemplateSet
-from debate.backends.settings import build_backend, release_backend
-from debate.errors import UserError
+from debate.backends.settings import build_backend_at, release_backend
+from debate.errors import ModelFailure, UserError
 from debate.protocols import Protocol
 from debate.store.db import Store
 from debate.store.experiments import agent_id
@@ -44,24 +47,16 @@ def tasks_for(debate: DebateRecord, stepped: bool) -> list[JudgeTask]:
     return tasks
 
 
-def _resolve(path: str | None, base: Path) -> str | None:
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return str(p)
-    if path.startswith(".") or (base / p).exists():
-        return str(base / p)
-    return path
-
-
 def build_judge(config: JudgeConfig, config_dir: Path | None = None) -> ModelJudge:
+    """The judge, with relative paths (model folder, templates) read from `config_dir`,
+    the folder of the judge file or of the experiment's config."""
     base = config_dir or Path.cwd()
-    model = _resolve(config.model, base) or config.model
-    templates_dir = _resolve(config.templates, base)
+    templates_dir = None
+    if config.templates is not None:
+        p = Path(config.templates).expanduser()
+        templates_dir = str(p if p.is_absolute() else base / p)
     templates = TemplateSet.load("judge", templates_dir, "judge.templates")
-    backend = build_backend(config.backend_settings().model_copy(update={"model": model}),
-                            "judge")
+    backend = build_backend_at(config.backend_settings(), base, "judge")
     return ModelJudge(config, backend, templates)
 
 
@@ -109,7 +104,10 @@ def judge_experiment(
         if progress:
             progress(0, owed)
         for tasks in batches:
-            verdicts = judge.judge(tasks)
+            try:
+                verdicts = judge.judge(tasks)
+            except (BackendError, TemplateError) as exc:
+                raise judging_failed(judge, exc, written, owed) from exc
             rows = [
                 JudgmentWrite(
                     debate_id=t.debate.id,
@@ -132,6 +130,23 @@ def judge_experiment(
     finally:
         if own:
             release_backend(judge.backend)
+
+
+def judging_failed(judge: ModelJudge, exc: Exception, written: int, owed: int) -> ModelFailure:
+    """One line for a backend or template failure: what failed, what is kept, and whether
+    a rerun can help."""
+    if isinstance(exc, TemplateError):
+        why = (f"the chat template of {judge.config.model!r} refused the prompt ({exc}); set "
+               "chat_template: plain or a template file in the judge config")
+        retryable = False
+    else:
+        why = str(exc)
+        retryable = getattr(exc, "retryable", True)
+    kept = (f"{written} of {owed} judgments were written and are kept" if written
+            else "no judgments were written")
+    advice = "rerun to judge the rest" if retryable else "a rerun will not fix this"
+    return ModelFailure(f"judge {judge.config.display_name!r}: {why}; {kept}; {advice}",
+                        retryable=retryable)
 
 
 def summarise(store: Store, judge: ModelJudge, judge_id: int, debate_ids: list[int],

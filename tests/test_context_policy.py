@@ -16,6 +16,7 @@ from debate.backends.context import TRUNCATION_MARK, fit_prompt
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.config import parse_config
+from debate.errors import ModelFailure
 from debate.run import run_experiment
 from debate.store.models import Agent, Judgment, Quote, Turn
 from judges.run import judge_experiment
@@ -145,12 +146,14 @@ def test_judges_cut_a_shown_source_and_refuse_a_transcript_too_long(sqlite_store
             kept = order["source_kept"]
             assert 0 < kept["end"] < kept["chars"] == len(source)
             assert kept["prompt_tokens"] <= LIMITS["llama3"]
-    with pytest.raises(PromptTooLong, match=r"^judge \(debate \d+\): .*context_policy: refuse"):
+    with pytest.raises(ModelFailure, match=r"judge \(debate \d+\): .*context_policy: refuse") as err:
         judge_experiment(sqlite_store, "expert", dict(judge, name="lp2", context_policy="refuse"))
+    assert isinstance(err.value.__cause__, PromptTooLong) and not err.value.retryable
     # a debate transcript the judge cannot cut: refused in one line (nothing written)
     long_turns = wordy_debates(sqlite_store, tmp_path, dataset)
-    with pytest.raises(PromptTooLong) as err:
+    with pytest.raises(ModelFailure) as err:
         judge_experiment(sqlite_store, long_turns, dict(judge, name="lp3"))
+    assert isinstance(err.value.__cause__, PromptTooLong)
     assert "\n" not in str(err.value) and "(1280 tokens)" in str(err.value)
 
 

@@ -94,10 +94,10 @@ def test_run_prints_a_summary_and_resumes(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'run.db'}"
     main(["run", str(config), "--db", url, "--quiet"])
     out = capsys.readouterr().out
-    assert "experiment 'test-exp' (id 1) created and ran: 6 turns" in out
+    assert "experiment 'test-exp' (id 1) created and ran: 6 turns made in" in out
     assert "debates: 3 done" in out
     main(["run", str(config), "--db", url, "--quiet"])
-    assert "resumed: 0 turns" in capsys.readouterr().out
+    assert "resumed: 0 turns made" in capsys.readouterr().out
 
 
 def test_failed_debates_exit_1_and_a_rerun_retries_them(tmp_path, capsys, monkeypatch):
@@ -123,7 +123,7 @@ def test_failed_debates_exit_1_and_a_rerun_retries_them(tmp_path, capsys, monkey
            "cannot format the template)" in err  # one batch: both debates of the step
     monkeypatch.setattr(scripted.ScriptedDebater, "_one", original)
     main(["run", str(config), "--db", url, "--quiet"])
-    assert "resumed (retrying 2 failed): 4 turns" in capsys.readouterr().out
+    assert "resumed (retrying 2 failed): 4 turns made in" in capsys.readouterr().out
     store = open_store(url)
     with store.session() as s:
         assert s.scalars(select(Debate.status)).all() == ["done", "done"]

@@ -199,7 +199,8 @@ def test_malformed_rooms_are_named_by_file_and_field_and_the_rest_import(sqlite_
     del no_question["setup"]["question"]
     (debates / "no-question.json").write_text(json.dumps(no_question))
     bad_span = consultancy_room()
-    bad_span["rounds"][1]["SimultaneousSpeeches"]["speeches"]["0"]["content"] = [_quote(3, 999)]
+    bad_span["rounds"][1]["SimultaneousSpeeches"]["speeches"]["0"]["content"] = [
+        {"Quote": {"span": [3, "end"]}}]  # not a span at all (one out of range: imported)
     (debates / "bad-span.json").write_text(json.dumps(bad_span))
     bad_dist = consultancy_room()
     bad_dist["rounds"][2]["JudgeFeedback"]["distribution"] = [0.9, 0.9]
@@ -219,6 +220,57 @@ def test_malformed_rooms_are_named_by_file_and_field_and_the_rest_import(sqlite_
     assert len(report.skipped) == 5
     with sqlite_store.session() as s:
         assert s.scalar(select(func.count(Debate.id))) == 2
+
+
+def test_a_quote_past_the_storys_end_is_kept_unverified_and_its_room_imported(
+        sqlite_store, tmp_path: Path, capsys) -> None:
+    """As in a-pail-of-air-7.json of the full set: a human consultancy included in the paper
+    quotes tokens [6926, 6929) of a 6,927-token story. Here: tokens [12, 15) of 14."""
+    root = tmp_path / "nyu"
+    (root / "debates").mkdir(parents=True)
+    room = consultancy_room()
+    room["rounds"][1]["SimultaneousSpeeches"]["speeches"]["0"]["content"] = [
+        _quote(0, 3), _text(" and "), _quote(12, 15), _text(" and "), _quote(20, 22)]
+    (root / "debates" / "past-the-end-1.json").write_text(json.dumps(room))
+    (root / "debates" / "cat-debate-1.json").write_text(json.dumps(debate_room()))
+    lines = [metadata_line("past-the-end-1", False), metadata_line("cat-debate-1", True)]
+    (root / "debates-metadata.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    report = import_nyu(sqlite_store, root)
+    assert (report.imported, report.skipped) == (2, [])
+    where = "rounds[1].SimultaneousSpeeches.speeches.0.content"
+    assert report.unverified_quotes == [
+        (f"{root / 'debates' / 'past-the-end-1.json'}: {where}[2].Quote.span: token span "
+        "[12, 15) is outside the story's 14 tokens; kept tokens [12, 14) as the quote, "
+        "marked unverified"),
+        (f"{root / 'debates' / 'past-the-end-1.json'}: {where}[4].Quote.span: token span "
+        "[20, 22) is outside the story's 14 tokens; no token of it is in the story: kept as "
+        "an empty quote, marked unverified"),
+    ]
+    assert report.summary().endswith("0 skipped, 2 quotes kept unverified")
+    with sqlite_store.session() as s:
+        debate = s.scalars(select(Debate).where(Debate.variant == "past-the-end-1")).one()
+        assert debate.meta["included_in_paper"] is True  # the room counts in paper figures
+        assert len(debate.meta["unverified_quotes"]) == 2
+        turn = s.scalars(select(Turn).where(Turn.debate_id == debate.id,
+                                            Turn.kind == "speech")).one()
+        quotes = list(s.scalars(select(Quote).where(Quote.turn_id == turn.id)
+                                .order_by(Quote.position)))
+        story = s.scalar(select(Document.text))
+    text, _ = detokenize(TOKENS)
+    assert story == text
+    assert [(q.text, q.verified) for q in quotes] == [
+        ("The cat sat", True), ("happy.", False), ("", False)]
+    assert turn.text == "<quote>The cat sat</quote> and <quote>happy.</quote> and <quote></quote>"
+    assert [q["token_span"] for q in turn.meta["unverified_quotes"]] == [[12, 15], [20, 22]]
+    assert all("outside the story's 14 tokens" in q["reason"]
+               for q in turn.meta["unverified_quotes"])
+    # the CLI names each such quote on its own line and counts them in the summary
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    main(["import", "nyu", str(root), "--db", url, "--quiet"])
+    out = capsys.readouterr()
+    assert "2 imported, 0 updated, 0 unchanged, 0 skipped, 2 quotes kept unverified" in out.out
+    assert out.err.count("quote kept unverified: ") == 2 and "[12, 15)" in out.err
 
 
 def test_cli_imports_and_reports_problems_on_one_line(tmp_path: Path, rooms_dir: Path, capsys) -> None:

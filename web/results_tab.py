@@ -153,7 +153,12 @@ def build(store: Store) -> dict[str, Any]:
         def report(done: int, total: int) -> None:
             progress((done, total), desc=f"judged {done} of {total} debates")
 
-        out = judge_experiment(store, str(experiment), config, progress=report)
+        # relative paths in the judge settings are read from the experiment config's folder
+        with store.session() as session:
+            folder = session.scalar(select(Experiment.config_dir)
+                                    .where(Experiment.name == str(experiment)))
+        out = judge_experiment(store, str(experiment), config, progress=report,
+                               config_dir=Path(folder) if folder else None)
         summary = json.dumps(out, default=str)[:500] if out is not None else "done"
         return f"Model judge finished on {md_text(experiment)}: {md_text(summary)}"
 

@@ -79,6 +79,8 @@ class TurnResult:
     template_version: str | None = None
     candidates: list[dict[str, Any]] | None = None
     error: str | None = None
+    # meta["retryable"] = False on a failed turn: running it again cannot help (a request
+    # the server refuses, no logprobs, a prompt over the model's context); no rerun advised
     meta: dict[str, Any] = field(default_factory=dict)
     user_id: int | None = None
     # captured hidden states, {(layer, position): vector} (model debaters with `activations:`)

@@ -324,8 +324,11 @@ def experiment_agents(store: Store, experiment_id: int) -> dict[int, Debater]:
         if exp is None:
             raise HumanTurnError(f"experiment {experiment_id}: not found")
         config = dict(exp.config)
+        # relative paths (a script, a local model, templates) are read from the folder of
+        # the config file, wherever the web app was started
+        folder = Path(exp.config_dir) if exp.config_dir else Path.cwd()
     cfg = ExperimentConfig.model_validate(config)
-    context = BuildContext(config_dir=Path.cwd(), db_url=store.url, seed=cfg.seed)
+    context = BuildContext(config_dir=folder, db_url=store.url, seed=cfg.seed)
     built, _instances = build_seat_agents(cfg, context)
     with store.session() as session:
         agents = {agent_id(session, a.identity): a for a in built.values()}

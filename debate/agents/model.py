@@ -47,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -62,7 +63,8 @@ from debate.backends.prompts import (
     debater_prompt,
     judge_prompt,
 )
-from debate.backends.settings import BackendSettings, build_backend, release_backend
+from debate.backends.settings import BackendSettings, build_backend_at, release_backend
+from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 
@@ -190,19 +192,32 @@ class ModelDebater(Debater):
             try:
                 out = self._respond_batch(batch, self.sampling(max_words))
             except BackendError as exc:
-                # retryable False (a prompt too long...): running again cannot help
-                meta = {} if exc.retryable else {"retryable": False}
-                out = [TurnResult(text="", status="failed", error=str(exc), meta=dict(meta),
-                                  template_version=self.templates.version) for _ in batch]
+                out = self._failed(batch, str(exc), exc.retryable)
+            except TemplateError as exc:
+                out = self._failed(batch, f"the chat template of {self.settings.model!r} "
+                                   f"refused the prompt ({exc}); set chat_template: plain or "
+                                   "a template file in the debater config", False)
+            except UserError as exc:  # found only now (e.g. a prompt over the context)
+                out = self._failed(batch, str(exc), False)
             for i, res in zip(idx, out):
                 results[i] = res
         return [r for r in results if r is not None]
+
+    def _failed(self, batch: list[TurnRequest], error: str, retryable: bool) -> list[TurnResult]:
+        meta = {} if retryable else {"retryable": False}
+        return [TurnResult(text="", status="failed", error=error, meta=dict(meta),
+                           template_version=self.templates.version) for _ in batch]
 
     def _respond_batch(self, requests: list[TurnRequest],
                        sampling: SamplingSettings) -> list[TurnResult]:
         fitted = [self._fit(r, sampling) for r in requests]
         prompts = [f.chat for f in fitted]
         n_of = [self.settings.best_of if r.kind == "speech" else 1 for r in requests]
+        if any(n > 1 for n in n_of):
+            # known from an earlier call: no candidates are generated only to be thrown away
+            why = self.judge_backend.scoring_unavailable()
+            if why:
+                raise BackendError(why, retryable=False)
         # candidate slots: (request index, candidate index)
         slots = [(i, k) for i, n in enumerate(n_of) for k in range(n)]
         chats = [self._chat(prompts[i], requests[i].seed, k, 0) for i, k in slots]
@@ -387,29 +402,15 @@ def _build(settings: ModelDebaterSettings, context: BuildContext) -> ModelDebate
     templates = TemplateSet.load("debater", templates_dir, "debater.templates")
     judge_templates = TemplateSet.load("judge", templates_dir if templates_dir and (
         templates_dir / "judge").is_dir() else None, "debater.templates")
-    model = _resolve_local(settings.model, context.config_dir)
-    backend = build_backend(settings.backend_settings().model_copy(update={"model": model}),
-                            "debater")
+    backend = build_backend_at(settings.backend_settings(), context.config_dir, "debater")
     judge_backend = None
     if settings.preference_judge is not None:
-        pj = settings.preference_judge
-        judge_backend = build_backend(
-            pj.model_copy(update={"model": _resolve_local(pj.model, context.config_dir)}),
-            "debater.preference_judge",
-        )
+        judge_backend = build_backend_at(settings.preference_judge, context.config_dir,
+                                         "debater.preference_judge")
     capture = None
     if settings.activations is not None:
         capture = resolve_layers(settings.activations, depth(backend.model), "debater")
     return ModelDebater(settings, backend, templates, judge_backend, judge_templates, capture)
-
-
-def _resolve_local(model: str, config_dir: Path) -> str:
-    """A relative model path that exists next to the config is taken from there."""
-    if model.startswith((".", "~")) or Path(model).is_absolute():
-        p = Path(model).expanduser()
-        p = p if p.is_absolute() else config_dir / p
-        return str(p)
-    return model
 
 
 register_agent_type("model", ModelDebaterSettings, _build)

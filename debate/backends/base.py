@@ -17,9 +17,21 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 
 class BackendError(RuntimeError):
-    """A backend could not produce a result (server down after retries, no logprobs...)."""
+    """A backend could not produce a result (server down after retries, no logprobs...).
 
-    retryable = True  # could running again help (a server back up)?
+    `retryable`: whether running the same request again later may succeed (a server that
+    was down, overloaded or timed out) or not (a request the server refuses, a server
+    without logprobs, a prompt longer than the model's context): the CLI advises a rerun
+    only for the first kind. A subclass may set it for all its errors; `retryable=` given
+    to one error overrides that.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None):
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class PromptTooLong(BackendError):
@@ -108,3 +120,8 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Free the model or the connection pool."""
+
+    def scoring_unavailable(self) -> str | None:
+        """Why `score` is known to fail (a server found without logprobs), so callers can
+        stop before work that needs it; None: not known to fail."""
+        return None

@@ -25,11 +25,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from debate.backends.base import Backend
+from debate.errors import ConfigError
 
 
 class BackendSettings(BaseModel):
@@ -99,6 +101,47 @@ def build_backend(settings: BackendSettings, where: str = "model") -> Backend:
         _BACKENDS[key] = backend
         _USERS[key] = 1
         return backend
+
+
+def resolve_model(settings: BackendSettings, config_dir: Path) -> tuple[BackendSettings, Path | None]:
+    """The settings with local paths read from the config's folder, and the folder a bare
+    model name was looked for in (None where the model is a path or a served name).
+
+    transformers: `./x`, `../x`, `~/x` and absolute paths are folders (relative ones read
+    from `config_dir`); a bare relative name (`models/x`, `Qwen/Qwen2.5-0.5B-Instruct`)
+    is the folder `config_dir/models/x` where that exists, else a hub id. A chat_template
+    file is read from `config_dir` too. openai: the model is the name the server serves it
+    under, never a path."""
+    if settings.backend != "transformers":
+        return settings, None
+    update: dict[str, str] = {}
+    template = settings.chat_template
+    if template not in ("auto", "tokenizer", "plain"):
+        t = Path(template).expanduser()
+        update["chat_template"] = str(t if t.is_absolute() else config_dir / t)
+    model = settings.model
+    p = Path(model).expanduser()
+    explicit = model.startswith((".", "~")) or p.is_absolute()
+    folder = p if p.is_absolute() else config_dir / p
+    looked_in = None
+    if explicit or folder.exists():
+        update["model"] = str(folder)
+    else:
+        looked_in = folder
+    return (settings.model_copy(update=update) if update else settings), looked_in
+
+
+def build_backend_at(settings: BackendSettings, config_dir: Path, where: str = "model") -> Backend:
+    """build_backend, with paths read from the config's folder; a model that is neither a
+    folder there nor found as a hub id says both, in one line."""
+    resolved, looked_in = resolve_model(settings, config_dir)
+    try:
+        return build_backend(resolved, where)
+    except ConfigError as exc:
+        if looked_in is None or "hub" not in str(exc).lower():
+            raise
+        raise ConfigError(f"{exc}; and it is not a folder: there is no {looked_in} (relative "
+                          "model paths are read from the config's folder)") from None
 
 
 def release_backend(backend: Backend) -> None:

@@ -8,6 +8,7 @@ COMMANDS: "name": "module.path:attribute" (a click command or group).
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -61,7 +62,27 @@ def cli() -> None:
     """Experiments in AI safety via debate: run debates, judge them, analyse them."""
 
 
+class _StderrLines(logging.Handler):
+    """Warnings of the `debate` loggers (a server being retried, a lease renewal that
+    failed) as lines on the current stderr, so a progress bar keeps them above it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{record.levelname.lower()}: {record.getMessage()}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - as logging.Handler.handleError does
+            self.handleError(record)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("debate")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        handler = _StderrLines(logging.WARNING)
+        log.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> None:
+    _show_warnings()
     try:
         cli.main(args=argv, prog_name="debate", standalone_mode=False)
     except UserError as exc:

@@ -41,4 +41,6 @@ def nyu(directory: Path, db_url: str | None, experiment: str, metadata: Path | N
         store.dispose()
     for problem in report.skipped:
         click.echo(f"skipped {problem}", err=True)
+    for problem in report.unverified_quotes:
+        click.echo(f"quote kept unverified: {problem}", err=True)
     click.echo(report.summary())

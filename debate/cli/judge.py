@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from debate.cli.options import db_option
 from debate.errors import UserError
 from debate.store.db import open_store
+from debate.store.experiments import experiment_folder
 
 
 @click.command()
@@ -40,7 +41,9 @@ def judge(experiment: str, judge_path: Path | None, db_url: str | None, quiet: b
         exp_id = find_experiment_id(store, experiment)
         if exp_id is None:
             raise UserError(f"--experiment: no experiment named {experiment!r}")
-        configs = [(c, Path.cwd()) for c in experiment_judges(store, exp_id)]
+        # relative paths in the experiment's config are read from its folder
+        folder = experiment_folder(store, exp_id) or Path.cwd()
+        configs = [(c, folder) for c in experiment_judges(store, exp_id)]
         if not configs:
             raise UserError("--judge: missing, and the experiment's config lists no judges")
     for cfg, config_dir in configs:

@@ -81,9 +81,11 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items()))
     verb = "created and ran" if result.created else "resumed"
     retried = f" (retrying {result.reset} failed)" if result.reset else ""
+    failed_turns = f" ({s.turns_failed} more failed)" if s.turns_failed else ""
     click.echo(
         f"experiment {cfg.name!r} (id {result.experiment_id}) {verb}{retried}: {s.turns} turns "
-        f"in {s.seconds:.1f}s ({s.turns_per_second:.0f}/s); debates: {counts}"
+        f"made{failed_turns} in {s.seconds:.1f}s ({s.turns_per_second:.0f}/s); "
+        f"debates: {counts}"
     )
     if result.activations:
         a = result.activations
@@ -100,11 +102,17 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
         click.echo("some debates wait for a person's turn: open `debate serve`, Debate tab")
     if result.counts.get("failed"):
         debate_id, error = result.errors[0]
-        click.echo(
-            f"{result.counts['failed']} debates failed (first: debate {debate_id}: {error}); "
-            "rerun the same command to retry them",
-            err=True,
-        )
+        n = result.counts["failed"]
+        for_good = s.debates_failed_for_good
+        if for_good and for_good >= n:
+            advice = "a rerun will not fix this: change what the error names first"
+        elif for_good:
+            advice = (f"{for_good} of them for a reason a rerun will not fix; rerun the same "
+                      "command to retry the others")
+        else:
+            advice = "rerun the same command to retry them"
+        click.echo(f"{n} debates failed (first: debate {debate_id}: {error}); {advice}",
+                   err=True)
         sys.exit(1)
 
 

@@ -7,7 +7,9 @@ the live judge's distributions stepped judgments (plus a final one for a finishe
 offline judges' distributions offline judgments, the survey answers feedback rows.
 
 Re-importing a room whose file (and metadata line) did not change does nothing; a changed
-room replaces its earlier import. A malformed room is reported by file and field and skipped.
+room replaces its earlier import. A malformed room is reported by file and field and skipped;
+a quote whose token span leaves the story is kept unverified (with the reason in the turn's
+meta.unverified_quotes) and reported, and its room is imported.
 """
 
 from __future__ import annotations
@@ -42,11 +44,15 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)  # "FILE: field: problem"
+    # quotes kept unverified in rooms that were imported: "FILE: field: problem"
+    unverified_quotes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        flagged = (f", {len(self.unverified_quotes)} quotes kept unverified"
+                   if self.unverified_quotes else "")
         return (
             f"{self.experiment}: {self.imported} imported, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {len(self.skipped)} skipped"
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped{flagged}"
         )
 
 
@@ -209,10 +215,15 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
         session.flush()
         if turn.quotes:
             session.execute(insert(Quote), [
-                {"turn_id": row.id, "position": q.position, "text": q.text, "verified": True,
-                 "source_start": q.start, "source_end": q.end, "fuzzy_score": 1.0}
+                {"turn_id": row.id, "position": q.position, "text": q.text,
+                 "verified": q.problem is None, "source_start": q.start, "source_end": q.end,
+                 "fuzzy_score": 1.0 if q.problem is None else 0.0}
                 for q in turn.quotes
             ])
+            bad = [{"position": q.position, "token_span": list(q.token_span),
+                    "reason": q.problem} for q in turn.quotes if q.problem]
+            if bad:
+                row.meta = {**row.meta, "unverified_quotes": bad}
     final_judgment_of: dict[str, int] = {}
     for j in room.judgments:
         row = Judgment(
@@ -274,6 +285,7 @@ def import_nyu(
         with store.write_session() as session:
             outcome = store_room(session, exp_id, room)
         setattr(report, outcome, getattr(report, outcome) + 1)
+        report.unverified_quotes.extend(f"{path}: {p}" for p in room.quote_problems)
         if on_room is not None:
             on_room(name, outcome)
     return report

@@ -3,6 +3,12 @@
 Pure code: no I/O beyond what it is given, no database. A field that is missing or of the
 wrong shape raises RoomError naming it (e.g. `rounds[3].SequentialSpeeches.speeches.1`).
 
+A quote whose token span does not lie inside the story (one room of the full set quotes
+tokens [6926, 6929) of a 6,927-token story) does not drop the room: the quote keeps the
+tokens that are in the story (as a list slice would, which is what a reader of the room
+was most likely shown), is marked unverified with the reason, and is listed in
+`Room.quote_problems` for the import report.
+
 Answers are kept in a canonical order (sorted by text), so two rooms that show the same
 question's answers in opposite orders share one question row; `answer_order[i]` is the
 canonical index of the answer the room shows in position i, as in the debates table.
@@ -36,6 +42,7 @@ class QuoteValue:
     start: int
     end: int
     token_span: tuple[int, int]
+    problem: str | None = None  # why the quote is not verified (its span is out of range)
 
 
 @dataclass
@@ -92,6 +99,7 @@ class Room:
     quote_limit: int | None
     speech_rounds: int
     meta: dict[str, Any]
+    quote_problems: list[str] = field(default_factory=list)  # "field: problem", kept unverified
 
     @property
     def setting(self) -> str:
@@ -135,6 +143,26 @@ class _Speech:
 
     def __init__(self, tokens: list[str]) -> None:
         self.text, self.spans = detokenize(tokens)
+        self.problems: list[str] = []  # quotes kept unverified: "field: problem"
+
+    def _clamped(self, begin: int, end: int, where: str) -> tuple[int, int, str | None]:
+        """Character span of tokens [begin, end); a span outside the story keeps the
+        tokens inside it (maybe none) and says why it is unverified."""
+        try:
+            start, stop = char_span(self.spans, begin, end)
+            return start, stop, None
+        except ValueError as exc:
+            problem = str(exc)
+        lo, hi = max(begin, 0), min(end, len(self.spans))
+        if lo < hi:
+            start, stop = char_span(self.spans, lo, hi)
+            kept = f"kept tokens [{lo}, {hi}) as the quote"
+        else:
+            start = stop = len(self.text) if begin >= len(self.spans) else 0
+            kept = "no token of it is in the story: kept as an empty quote"
+        problem = f"{problem}; {kept}, marked unverified"
+        self.problems.append(f"{where}: {problem}")
+        return start, stop, problem
 
     def render(self, content: Any, where: str) -> tuple[str, list[QuoteValue]]:
         if not isinstance(content, list):
@@ -153,12 +181,9 @@ class _Speech:
                 begin, end = span
                 if begin == end:
                     continue
-                try:
-                    start, stop = char_span(self.spans, begin, end)
-                except ValueError as exc:
-                    raise RoomError(seg_where + ".Quote.span", str(exc)) from None
+                start, stop, problem = self._clamped(begin, end, seg_where + ".Quote.span")
                 quoted = self.text[start:stop]
-                quotes.append(QuoteValue(len(quotes), quoted, start, stop, (begin, end)))
+                quotes.append(QuoteValue(len(quotes), quoted, start, stop, (begin, end), problem))
                 parts.append(f"<quote>{quoted}</quote>")
             else:
                 raise RoomError(seg_where, "expected a Text or Quote segment")
@@ -353,6 +378,8 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
         "creation_time": setup.get("creationTime"),
         "negotiate_end": negotiate,
     }
+    if speech.problems:
+        room_meta["unverified_quotes"] = list(speech.problems)
     if meta is not None and isinstance(meta.get("status"), dict):
         result = (meta["status"].get("Complete") or {}).get("result") or {}
         if isinstance(result.get("endedBy"), dict) and result["endedBy"]:
@@ -381,4 +408,5 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
         quote_limit=quote_limit if isinstance(quote_limit, int) else None,
         speech_rounds=speech_round,
         meta=room_meta,
+        quote_problems=list(speech.problems),
     )

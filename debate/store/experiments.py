@@ -6,6 +6,7 @@ import hashlib
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -116,6 +117,15 @@ class StoredExperiment:
     agent_ids: dict[str, int]  # seat kind (honest, deceptive, judge) -> agents.id
 
 
+def experiment_folder(store: Store, experiment_id: int) -> Path | None:
+    """The folder of the config file the experiment was run from (relative paths in its
+    stored config are read from there); None if unknown (imported, or older rows)."""
+    with store.session() as session:
+        folder = session.scalar(select(Experiment.config_dir)
+                                .where(Experiment.id == experiment_id))
+    return Path(folder) if folder else None
+
+
 def store_experiment(
     store: Store,
     *,
@@ -130,6 +140,7 @@ def store_experiment(
     identities: dict[str, AgentIdentity] | None = None,
     source: str = "run",
     attempts: int = 3,
+    config_dir: Path | None = None,
 ) -> StoredExperiment:
     """Store the experiment, its questions and one debate per plan, in one transaction.
 
@@ -145,7 +156,7 @@ def store_experiment(
         try:
             return _store_experiment_once(
                 store, name, config, config_hash, protocol, seed, questions, both_orders,
-                agents, identities or {}, source,
+                agents, identities or {}, source, config_dir,
             )
         except IntegrityError:
             if attempt == attempts - 1:
@@ -165,7 +176,9 @@ def _store_experiment_once(
     agents: SeatAgents | None,
     identities: dict[str, AgentIdentity],
     source: str,
+    config_dir: Path | None = None,
 ) -> StoredExperiment:
+    folder = str(config_dir.resolve()) if config_dir is not None else None
     with store.write_session() as session:
         existing = find_experiment(session, name)
         if existing is not None and existing.config_hash != config_hash:
@@ -175,6 +188,8 @@ def _store_experiment_once(
             )
         ids = {seat: agent_id(session, identity) for seat, identity in identities.items()}
         if existing is not None:
+            if folder is not None and existing.config_dir != folder:
+                existing.config_dir = folder  # the config was moved: read paths from there
             return StoredExperiment(existing.id, False, ids)
         if agents is None:
             agents = SeatAgents(ids.get("honest"), ids.get("deceptive"), ids.get("judge"))
@@ -185,6 +200,7 @@ def _store_experiment_once(
             config_hash=config_hash,
             seed=seed,
             source=source,
+            config_dir=folder,
         )
         session.add(exp)
         session.flush()

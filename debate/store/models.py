@@ -42,6 +42,9 @@ class Experiment(Base):
     config_hash: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(Integer, default=0)
     source: Mapped[str] = mapped_column(String(50), default="run")  # run | import | pixels
+    # the folder of the config file it was run from: relative paths in `config` are read
+    # from there (None: imported, or stored before revision 0005)
+    config_dir: Mapped[str | None] = mapped_column(String(4000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,7 +1,7 @@
 """activations and probes
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-11-29 22:30:10.349323
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0006'
-down_revision: Union[str, None] = '0001'
+down_revision: Union[str, None] = '0005'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
