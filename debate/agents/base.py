@@ -52,6 +52,7 @@ class TurnRequest:
 
     `answers` are in the order shown to the judge (display order); `my_answer` is a
     position in that list (None for a choice turn, or for the judge's question).
+    `limits` are the seat's: the protocol's, tightened by the agent's own `max_words`.
     """
 
     debate_id: int
