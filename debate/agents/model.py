@@ -14,7 +14,8 @@ Config (an agent entry; backend settings as in debate.backends.settings):
         positions: [generated_mean, prompt_last]
         dtype: float16
 
-Every request of an engine step goes to the backend in one batched call. Word limits are
+Every request of an engine step goes to the backend in one batched call. Word limits (the
+request's: the protocol's, or the agent's own tighter `max_words`) are
 enforced by resampling a turn that is empty, too long or too short, up to
 `max_resamples` times, then by truncation that keeps quote tags whole and is marked (the
 engine's: it stores the raw text in the turn's meta.raw_text).
