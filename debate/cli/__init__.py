@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import": "debate.cli.imports:import_group",
     "pixels": "debate.cli.pixels:pixels",
     "datasets": "debate.cli.datasets:datasets",
+    "train": "debate.cli.train:train",
 }
 
 

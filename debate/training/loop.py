@@ -1,0 +1,373 @@
+"""`debate train loop`: rounds of self-play -> preference data -> DPO -> a new debater.
+
+    # loop.yaml
+    name: selfplay                 # experiments: {name}-{protocol}-r{round}
+    rounds: 2                      # DPO rounds; round 0 is the base model
+    seed: 0
+    dataset: {name: sample, limit: 20}
+    both_orders: true
+    protocols:                     # one track per protocol, each its own line of debaters
+      - {name: debate, rounds: 2, max_words: 80}
+      - {name: consultancy, rounds: 2, max_words: 80}
+    debater:                       # round 0; later rounds load the previous round's model
+      type: model
+      model: Qwen/Qwen2.5-0.5B-Instruct
+      best_of: 2                   # two candidate speeches per turn: the preference pairs
+      temperature: 0.8
+    judge: {type: logprob, model: Qwen/Qwen2.5-0.5B-Instruct}   # accuracy per round
+    data: {min_margin: 0.0, pairs: best_worst, sources: [candidates]}   # SelectionRule
+    dpo: {beta: 0.1, max_steps: 100, learning_rate: 5.0e-6}            # or a YAML file name
+    lora: false                    # true: LoRA (settings in dpo.lora, defaults otherwise)
+    cross_play: true               # debate tracks: round r against round r-1, both sides
+    out: selfplay-runs/            # data, checkpoints and report (relative to the config)
+
+Every round's debater is its own agent (`{name}-{protocol}-r{round}`, its own model
+directory), so the analysis rates it; cross-play experiments between consecutive rounds
+give the Bradley-Terry ratings matches to rate. Per round the report shows judge
+accuracy beside the exploit counts (debate.training.exploits).
+
+Everything resumes: experiments by name, judgments per judge, data folders that are
+complete, DPO from its last checkpoint. The judge is passed in by the caller (`judges`
+sits above `debate`), as `judge_fn(store, experiment) -> {"judge": name, ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from debate.analysis import analyze
+from debate.config import ProtocolSettings, parse_config, read_yaml
+from debate.errors import ConfigError, UserError
+from debate.run import plan_run, run_experiment
+from debate.store.db import Store
+from debate.training.dpo import train_dpo
+from debate.training.exploits import exploit_counts
+from debate.training.pairs_io import read_manifest, write_preference_dir
+from debate.training.preferences import SelectionRule, build_preference_data
+from debate.training.settings import (
+    DPOSettings,
+    LoraSettings,
+    load_dpo_settings,
+    parse_dpo_settings,
+)
+
+JudgeFn = Callable[[Store, str], dict[str, Any]]
+Log = Callable[[str], None]
+
+
+class LoopConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=150)
+    rounds: int = Field(ge=1, le=50)
+    seed: int = 0
+    dataset: dict[str, Any]
+    both_orders: bool = True
+    protocols: list[ProtocolSettings] = Field(min_length=1)
+    debater: dict[str, Any]
+    judge: dict[str, Any]
+    data: SelectionRule = Field(default_factory=SelectionRule)
+    dpo: DPOSettings | str = Field(default_factory=DPOSettings)
+    lora: bool = False
+    cross_play: bool = True
+    out: str | None = None
+
+    @field_validator("protocols", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": p} if isinstance(p, str) else p for p in v]
+        return v
+
+    @field_validator("protocols")
+    @classmethod
+    def _trainable(cls, v: list[ProtocolSettings]) -> list[ProtocolSettings]:
+        seen = set()
+        for i, p in enumerate(v):
+            proto = p.build()
+            if proto.family not in ("debate", "consultancy"):
+                raise ValueError(f"{i}: {p.name} has no debater to train (debate or "
+                                 "consultancy protocols)")
+            if proto.interactive:
+                raise ValueError(f"{i}: interactive protocols are not trained by the loop")
+            if p.name in seen:
+                raise ValueError(f"{i}: {p.name} appears twice")
+            seen.add(p.name)
+        return v
+
+    @field_validator("debater")
+    @classmethod
+    def _model_debater(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v.get("type") != "model":
+            raise ValueError("type: the loop trains a `type: model` debater")
+        if v.get("backend", "transformers") != "transformers":
+            raise ValueError("backend: training needs the weights (backend: transformers)")
+        if "name" in v:
+            raise ValueError("name: the loop names each round's debater itself")
+        return v
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif err["type"] == "missing":
+        msg = "missing"
+    return f"{loc}: {msg}"
+
+
+def parse_loop_config(data: Any, source: str = "loop config",
+                      config_dir: Path | None = None) -> tuple[LoopConfig, DPOSettings]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        cfg = LoopConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+    if isinstance(cfg.dpo, str):
+        p = Path(cfg.dpo)
+        dpo = load_dpo_settings(p if p.is_absolute() else (config_dir or Path.cwd()) / p)
+    else:
+        dpo = parse_dpo_settings(cfg.dpo.model_dump(), f"{source}: dpo")
+    if cfg.lora and dpo.lora is None:
+        dpo = dpo.model_copy(update={"lora": LoraSettings()})
+    sources = cfg.data.sources
+    if sources == ["candidates"] and int(cfg.debater.get("best_of", 1)) < 2:
+        raise ConfigError(f"{source}: debater.best_of: needs >= 2 candidates per turn to make "
+                          "preference pairs from candidates")
+    return cfg, dpo
+
+
+def load_loop_config(path: str | Path) -> tuple[LoopConfig, DPOSettings]:
+    path = Path(path)
+    return parse_loop_config(read_yaml(path, f"{path}: no such file"), str(path),
+                             path.resolve().parent)
+
+
+@dataclass
+class RoundRow:
+    track: str
+    round: int
+    agent: str
+    experiment: str
+    model: str
+    judge: str | None = None
+    accuracy: float | None = None
+    accuracy_low: float | None = None   # Wilson 95% interval
+    accuracy_high: float | None = None
+    deceptive_win_rate: float | None = None
+    judged_debates: int = 0
+    pairs: int | None = None
+    ties: int | None = None
+    failed: int | None = None
+    dpo_steps: int | None = None
+    dpo_last_loss: float | None = None
+    elo: float | None = None
+    exploits: dict[str, int] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "exploits"}
+        d.update(self.exploits)
+        return d
+
+
+@dataclass
+class LoopReport:
+    rows: list[RoundRow]
+    out: Path
+    cross_play: list[str]
+    ratings: pd.DataFrame
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([r.flat() for r in self.rows])
+
+
+def _agent_name(cfg: LoopConfig, track: str, rnd: int) -> str:
+    return f"{cfg.name}-{track}-r{rnd}"
+
+
+def _debater(cfg: LoopConfig, track: str, rnd: int, model: str) -> dict[str, Any]:
+    return {**cfg.debater, "model": model, "name": _agent_name(cfg, track, rnd)}
+
+
+def _experiment(cfg: LoopConfig, name: str, protocol: ProtocolSettings, seed: int,
+                **seats: dict[str, Any]) -> Any:
+    return parse_config({
+        "name": name,
+        "seed": seed,
+        "dataset": cfg.dataset,
+        "protocol": protocol.model_dump(exclude_none=True),
+        "both_orders": cfg.both_orders,
+        **seats,
+    }, f"loop experiment {name}")
+
+
+def _accuracy(store: Store, experiment: str, judge: str | None) -> dict[str, Any]:
+    acc = analyze(store, experiments=[experiment], by=["experiment", "judge"]).tables["accuracy"]
+    if judge is not None and "judge" in acc:
+        acc = acc[acc["judge"] == judge]
+    if acc.empty:
+        return {}
+    row = acc.iloc[0]
+
+    def num(key: str) -> float | None:
+        value = row.get(key)
+        return None if value is None or pd.isna(value) else float(value)
+
+    n = row.get("n", row.get("debates"))
+    return {"accuracy": num("accuracy"), "accuracy_low": num("wilson_low"),
+            "accuracy_high": num("wilson_high"),
+            "deceptive_win_rate": num("deceptive_win_rate"),
+            "judged_debates": int(n) if n is not None and not pd.isna(n) else 0}
+
+
+def _left_out(counts: dict[str, Any], key: str) -> int:
+    return sum(int(v) for c in counts.values() for k, v in c.items() if k == key)
+
+
+def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
+             judge_fn: JudgeFn, *, log: Log = print, show_progress: bool = True) -> LoopReport:
+    out = Path(cfg.out or f"{cfg.name}-training")
+    out = (out if out.is_absolute() else config_dir / out).resolve()
+    base_model = cfg.debater["model"]
+    local = Path(base_model).expanduser()
+    if not local.is_absolute() and (config_dir / local).is_dir():
+        base_model = str((config_dir / local).resolve())
+    # Everything that can be refused is refused before anything is written.
+    for p in cfg.protocols:
+        exp = _experiment(cfg, _agent_name(cfg, p.name, 0), p, cfg.seed,
+                          debater=_debater(cfg, p.name, 0, base_model))
+        plan_run(exp, config_dir, f"loop experiment {exp.name}")
+    rows: list[RoundRow] = []
+    cross: list[str] = []
+    for p in cfg.protocols:
+        track = p.name
+        model = base_model
+        family_is_debate = p.build().family == "debate"
+        for rnd in range(cfg.rounds + 1):
+            name = _agent_name(cfg, track, rnd)
+            spec = _debater(cfg, track, rnd, model)
+            log(f"[{track} round {rnd}] self-play: {name}")
+            exp = _experiment(cfg, name, p, cfg.seed + rnd, debater=spec)
+            run_experiment(store, exp, config_dir, show_progress=show_progress)
+            summary = judge_fn(store, name)
+            row = RoundRow(track, rnd, name, name, model, judge=summary.get("judge"))
+            for k, v in _accuracy(store, name, row.judge).items():
+                setattr(row, k, v)
+            row.exploits = exploit_counts(store, name)
+            if rnd > 0 and cfg.cross_play and family_is_debate:
+                prev = rows[-1]
+                prev_spec = _debater(cfg, track, rnd - 1, prev.model)
+                for seat, honest, deceptive in (("honest", spec, prev_spec),
+                                                ("deceptive", prev_spec, spec)):
+                    xname = f"{name}-vs-r{rnd - 1}-{seat}"
+                    log(f"[{track} round {rnd}] cross-play: {xname}")
+                    xexp = _experiment(cfg, xname, p, cfg.seed + rnd, honest_debater=honest,
+                                       deceptive_debater=deceptive)
+                    run_experiment(store, xexp, config_dir, show_progress=show_progress)
+                    judge_fn(store, xname)
+                    cross.append(xname)
+            if rnd < cfg.rounds:
+                model = _train_round(store, cfg, dpo, out, track, rnd, name, model, row, log,
+                                     show_progress)
+            rows.append(row)
+    ratings = _ratings(store, [r.experiment for r in rows] + cross, rows)
+    report = LoopReport(rows, out, cross, ratings)
+    write_report(report)
+    return report
+
+
+def _train_round(store: Store, cfg: LoopConfig, dpo: DPOSettings, out: Path, track: str,
+                 rnd: int, experiment: str, model: str, row: RoundRow, log: Log,
+                 show_progress: bool) -> str:
+    data_dir = out / track / f"r{rnd}" / "data"
+    try:
+        manifest = read_manifest(data_dir)
+    except UserError:
+        data = build_preference_data(store, [experiment], cfg.data)
+        write_preference_dir(data, data_dir, force=True)
+        manifest = read_manifest(data_dir)
+    counts = manifest.get("by_source", {})
+    row.pairs = manifest.get("pairs", 0)
+    row.ties = _left_out(counts, "left_out_tie")
+    row.failed = _left_out(counts, "left_out_failed")
+    log(f"[{track} round {rnd}] preference pairs: {row.pairs} "
+        f"(ties left out {row.ties}, failed {row.failed})")
+    if not row.pairs:
+        raise UserError(
+            f"loop: round {rnd} of {track} gave no preference pairs (ties {row.ties}, failed "
+            f"{row.failed}); raise debater.best_of or temperature, or lower data.min_margin")
+    ckpt = out / track / f"r{rnd + 1}" / "model"
+    settings = dpo.model_copy(update={"seed": dpo.seed + rnd})
+    log(f"[{track} round {rnd}] DPO from {model} -> {ckpt}")
+    result = train_dpo(data_dir, model, ckpt, settings, show_progress=show_progress, log=log)
+    row.dpo_steps = result.steps
+    row.dpo_last_loss = result.losses[-1][1] if result.losses else None
+    return str(ckpt)
+
+
+def _ratings(store: Store, experiments: list[str], rows: list[RoundRow]) -> pd.DataFrame:
+    """Bradley-Terry ratings (Elo scale) of the rounds' debaters from every verdict in the
+    loop's experiments (self-play is left out by the analysis; cross-play rates them)."""
+    ratings = analyze(store, experiments=experiments, by=["experiment"]).tables["ratings"]
+    debater = ratings[ratings["group"] == "debater"].reset_index(drop=True)
+    elo = dict(zip(debater["player"], debater["rating"]))
+    for r in rows:
+        if r.agent in elo and not pd.isna(elo[r.agent]):
+            r.elo = float(elo[r.agent])
+    return debater
+
+
+def write_report(report: LoopReport) -> list[Path]:
+    """report.csv, report.json, ratings.csv and accuracy_by_round.png under the out folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report.out.mkdir(parents=True, exist_ok=True)
+    frame = report.frame()
+    paths = [report.out / "report.csv", report.out / "report.json"]
+    frame.to_csv(paths[0], index=False)
+    paths[1].write_text(json.dumps({
+        "rounds": json.loads(frame.to_json(orient="records")),
+        "cross_play": report.cross_play,
+        "ratings": json.loads(report.ratings.to_json(orient="records")),
+    }, indent=2) + "\n")
+    if not report.ratings.empty:
+        report.ratings.to_csv(report.out / "ratings.csv", index=False)
+        paths.append(report.out / "ratings.csv")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for track, rows in frame.groupby("track"):
+        ax1.plot(rows["round"], rows["accuracy"], marker="o", label=track)
+        speeches = rows["speeches"].where(rows["speeches"] > 0)
+        for key in ("quote_failures", "truncated", "markup_tricks"):
+            ax2.plot(rows["round"], rows[key] / speeches, marker=".", label=f"{track}: {key}")
+    ax1.set(xlabel="training round", ylabel="judge accuracy", ylim=(0, 1),
+            title="Judge accuracy by training round")
+    ax2.set(xlabel="training round", ylabel="share of speeches", title="Exploit counts")
+    ax1.legend()
+    ax2.legend(fontsize="small")
+    fig.tight_layout()
+    png = report.out / "accuracy_by_round.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    paths.append(png)
+    return paths
+
+
+# (column, heading) of the table `debate train loop` prints
+REPORT_COLUMNS = (
+    ("track", "track"), ("round", "round"), ("agent", "debater"), ("accuracy", "judge acc."),
+    ("deceptive_win_rate", "deceptive wins"), ("elo", "Elo"), ("pairs", "pairs"),
+    ("speeches", "speeches"), ("quote_failures", "quote fails"), ("truncated", "truncated"),
+    ("over_long_candidates", "over-long cands"), ("markup_tricks", "markup tricks"),
+)
