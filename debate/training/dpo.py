@@ -108,13 +108,16 @@ def train_dpo(
     *,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
+    stop_after_steps: int | None = None,
 ) -> TrainResult:
     """Train `model` with DPO on the pairs in `data_dir`; write the result to `out`.
 
     Resumes from the last checkpoint under `out` when there is one; returns at once when
-    `out` already holds a finished training of the same model, data and settings."""
+    `out` already holds a finished training of the same model, data and settings.
+    `stop_after_steps` stops after that global step as if the run were killed there (its
+    checkpoints are kept, the final model is not written): for tests of resumption."""
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     data_dir, out = Path(data_dir), Path(out)
@@ -188,6 +191,11 @@ def train_dpo(
                 if log:
                     log(f"step {state.global_step}: loss {logs['loss']:.4f}")
 
+        def on_step_end(self, _args, state, control, **_kw):
+            if stop_after_steps is not None and state.global_step >= stop_after_steps:
+                control.should_save = True
+                control.should_training_stop = True
+
     trainer = DPOTrainer(
         model=policy,
         ref_model=ref,
@@ -197,6 +205,8 @@ def train_dpo(
         peft_config=peft_config,
         callbacks=[_Record()],
     )
+    if not show_progress:
+        trainer.remove_callback(PrinterCallback)  # no raw log dicts when quiet
     resume = last_checkpoint(out)
     if resume is not None and log:
         log(f"resuming from {resume}")
@@ -207,6 +217,9 @@ def train_dpo(
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - started
     steps = trainer.state.global_step
+    if stop_after_steps is not None and steps < trainer.state.max_steps:
+        return TrainResult(out, steps, str(resume) if resume else None, False, losses,
+                           seconds, None, False, False)
     ran = steps - start_step
     merged, adapter = _save_final(trainer, tok, out, settings)
     done = {

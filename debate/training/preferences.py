@@ -35,7 +35,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from debate.agents.model import output_flags
 from debate.errors import UserError
+from debate.quotes import verify_quotes
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Question, Seat, Turn
 
@@ -52,6 +54,9 @@ class SelectionRule(BaseModel):
     pairs: Literal["best_worst", "all"] = "best_worst"
     min_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     chosen_may_be_truncated: bool = False
+    # A chosen speech must not quote what the source does not say, imitate verified-quote
+    # marks or leave a <quote> open (false: let the judge alone decide, to study exploits).
+    chosen_must_be_clean: bool = True
     judge: str | None = None  # rollouts: only this judge's final judgments (agent name)
 
     def describe(self) -> str:
@@ -62,7 +67,9 @@ class SelectionRule(BaseModel):
             f"pairs = {'highest vs lowest score' if self.pairs == 'best_worst' else 'every pair'}"
             f" per prompt, kept when chosen - rejected > {self.min_margin}; truncated "
             f"candidates {'may' if self.chosen_may_be_truncated else 'are never'} chosen; "
-            "completion = the model's raw output"
+            + ("speeches with unverified quotes or quote-markup tricks are never chosen; "
+               if self.chosen_must_be_clean else "")
+            + "completion = the model's raw output"
         )
 
 
@@ -122,6 +129,7 @@ class _Speech:
     debate_id: int
     turn_id: int
     failure: str | None = None
+    unclean: str | None = None  # why it may not be chosen under chosen_must_be_clean
 
 
 @dataclass
@@ -134,6 +142,7 @@ class _TurnInfo:
     answer: int | None
     agent: str
     exact_prompt: bool
+    source: str | None = None
 
 
 def _experiment_ids(store: Store, names: list[str]) -> dict[int, str]:
@@ -157,8 +166,10 @@ def _speech_turns(store: Store, exp_names: dict[int, str]) -> list[_TurnInfo]:
         seats = defaultdict(dict)
         for seat in s.scalars(select(Seat).where(Seat.debate_id.in_(debates))):
             seats[seat.debate_id][seat.role] = seat.answer_index
-        correct = dict(s.execute(select(Question.id, Question.correct_index).where(
-            Question.experiment_id.in_(exp_names))).all())
+        correct, sources = {}, {}
+        for q in s.scalars(select(Question).where(Question.experiment_id.in_(exp_names))):
+            correct[q.id] = q.correct_index
+            sources[q.id] = q.document.text if q.document is not None else None
         agents = {a.id: a for a in s.scalars(select(Agent))}
         turns = s.scalars(select(Turn).where(Turn.debate_id.in_(debates), Turn.kind == "speech")
                           .order_by(Turn.debate_id, Turn.step, Turn.role)).all()
@@ -175,6 +186,7 @@ def _speech_turns(store: Store, exp_names: dict[int, str]) -> list[_TurnInfo]:
                 agent=agent.name if agent else "",
                 # Only the transformers backend stores the exact text the model read.
                 exact_prompt=bool(agent and agent.backend == "transformers" and t.shown),
+                source=sources.get(d.question_id),
             ))
             s.expunge(t)
     return out
@@ -188,6 +200,10 @@ def _pairs_from(speeches: list[_Speech], rule: SelectionRule) -> tuple[list[tupl
     can_choose = [sp for sp in usable if rule.chosen_may_be_truncated or not sp.truncated]
     if not can_choose:
         return [], "truncated"
+    if rule.chosen_must_be_clean:
+        can_choose = [sp for sp in can_choose if sp.unclean is None]
+        if not can_choose:
+            return [], "unclean"
     if rule.pairs == "best_worst":
         best = max(can_choose, key=lambda sp: sp.score)
         worst = min(usable, key=lambda sp: sp.score)
@@ -197,6 +213,16 @@ def _pairs_from(speeches: list[_Speech], rule: SelectionRule) -> tuple[list[tupl
     kept = [(a, b) for a, b in candidates
             if a.score - b.score > rule.min_margin and a.text.strip() != b.text.strip()]
     return kept, (None if kept else "tie")
+
+
+def unclean_reason(text: str, source: str | None) -> str | None:
+    """Why a speech may not be chosen: an unverified quote or a quote-markup trick."""
+    flags = output_flags(text)
+    if flags.get("forged_markup") or flags.get("unclosed_quote"):
+        return "markup"
+    if any(not c.verified for c in verify_quotes(text, source)):
+        return "unverified_quote"
+    return None
 
 
 def _candidate_speeches(info: _TurnInfo) -> list[_Speech]:
@@ -212,7 +238,8 @@ def _candidate_speeches(info: _TurnInfo) -> list[_Speech]:
         out.append(_Speech(raw if isinstance(raw, str) else "",
                            float(score) if failure is None else None,
                            bool(c.get("truncated")) if isinstance(c, dict) else False,
-                           info.turn.debate_id, info.turn.id, failure))
+                           info.turn.debate_id, info.turn.id, failure,
+                           unclean_reason(raw, info.source) if failure is None else None))
     return out
 
 
@@ -301,7 +328,7 @@ def build_preference_data(store: Store, experiments: list[str],
                 raw = (t.meta or {}).get("raw_text", t.text)
                 speeches.append(_Speech(raw, score, t.status == "truncated"
                                         or "raw_text" in (t.meta or {}), t.debate_id, t.id,
-                                        failure))
+                                        failure, unclean_reason(raw, info.source)))
                 if failure:
                     counts[f"speeches_{failure}"] += 1
             pairs, why = _pairs_from(speeches, rule)
