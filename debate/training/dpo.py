@@ -30,7 +30,7 @@ import torch
 
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import load_pretrained, pick_device
-from debate.errors import UserError
+from debate.errors import ConfigError, UserError
 from debate.training.pairs_io import read_manifest, read_pairs
 from debate.training.settings import DPOSettings
 
@@ -133,26 +133,25 @@ def train_dpo(
                            [tuple(x) for x in done.get("losses", [])], 0.0,
                            done.get("seconds_per_step"), done.get("merged", False),
                            done.get("adapter", False))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-
-    device, _ = pick_device(settings.device, "float32", "dpo")
+    device, _ = pick_device(settings.device, "float32", "device")
     if device.type == "cpu" and settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
     backend = BackendSettings(model=model, device=str(device), dtype="float32")
-    tok, policy = load_pretrained(backend, "--model", device, torch.float32)
+    tok, policy = _load(backend, device)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     ref = None
     peft_config = None
     if settings.lora is None:
-        _, ref = load_pretrained(backend, "--model", device, torch.float32)
+        _, ref = _load(backend, device)
     else:
         from peft import LoraConfig
 
         lora = settings.lora
         peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                  target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
     policy.train()
 
     args = DPOConfig(
@@ -245,6 +244,14 @@ def train_dpo(
     del trainer, policy, ref
     return TrainResult(out, steps, str(resume) if resume else None, False, losses, seconds,
                        done["seconds_per_step"], merged, adapter)
+
+
+def _load(backend: BackendSettings, device: torch.device):
+    """Tokenizer and model through the transformers backend's loader; errors name --model."""
+    try:
+        return load_pretrained(backend, "model", device, torch.float32)
+    except ConfigError as exc:
+        raise ConfigError("--model" + str(exc).removeprefix("model.model")) from None
 
 
 def _jsonable(value: Any) -> Any:
