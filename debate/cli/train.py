@@ -104,13 +104,14 @@ def loop(config_path: Path, db_url: str | None, quiet: bool) -> None:
     from rich.table import Table
 
     from debate.backends.settings import release_backend
-    from debate.training.loop import REPORT_COLUMNS, load_loop_config, run_loop
+    from debate.training.loop import REPORT_COLUMNS, check_loop, load_loop_config, run_loop
     from judges.config import parse_judge_config
     from judges.run import build_judge, judge_experiment
 
     cfg, dpo_settings = load_loop_config(config_path)
     config_dir = config_path.resolve().parent
     judge_cfg = parse_judge_config(cfg.judge, f"{config_path}: judge")
+    check_loop(cfg, config_dir, str(config_path))
     store = open_store(db_url)
     judge_model = build_judge(judge_cfg, config_dir)
 
@@ -121,7 +122,7 @@ def loop(config_path: Path, db_url: str | None, quiet: bool) -> None:
     try:
         report = run_loop(store, cfg, dpo_settings, config_dir, judge_fn,
                           log=(lambda _m: None) if quiet else click.echo,
-                          show_progress=not quiet)
+                          show_progress=not quiet, source=str(config_path))
     finally:
         release_backend(judge_model.backend)
     table = Table(title=f"{cfg.name}: judge accuracy and exploit counts by training round")

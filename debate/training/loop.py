@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from debate.analysis import analyze
 from debate.config import ProtocolSettings, parse_config, read_yaml
@@ -51,15 +58,24 @@ from debate.training.dpo import train_dpo
 from debate.training.exploits import exploit_counts
 from debate.training.pairs_io import read_manifest, write_preference_dir
 from debate.training.preferences import SelectionRule, build_preference_data
-from debate.training.settings import (
-    DPOSettings,
-    LoraSettings,
-    load_dpo_settings,
-    parse_dpo_settings,
-)
+from debate.training.settings import DPOSettings, LoraSettings, parse_dpo_settings
 
 JudgeFn = Callable[[Store, str], dict[str, Any]]
 Log = Callable[[str], None]
+
+
+class TrainableProtocol(ProtocolSettings):
+    """A protocol with a debater or consultant to train, answering on its own."""
+
+    @model_validator(mode="after")
+    def _trainable(self) -> TrainableProtocol:
+        proto = self.build()
+        if proto.family not in ("debate", "consultancy"):
+            raise ValueError(f"{self.name} has no debater to train (debate or consultancy "
+                             "protocols)")
+        if proto.interactive:
+            raise ValueError(f"{self.name}: interactive protocols are not trained by the loop")
+        return self
 
 
 class LoopConfig(BaseModel):
@@ -70,11 +86,11 @@ class LoopConfig(BaseModel):
     seed: int = 0
     dataset: dict[str, Any]
     both_orders: bool = True
-    protocols: list[ProtocolSettings] = Field(min_length=1)
+    protocols: list[TrainableProtocol] = Field(min_length=1)
     debater: dict[str, Any]
     judge: dict[str, Any]
     data: SelectionRule = Field(default_factory=SelectionRule)
-    dpo: DPOSettings | str = Field(default_factory=DPOSettings)
+    dpo: dict[str, Any] | str = Field(default_factory=dict)  # settings, or a YAML file
     lora: bool = False
     cross_play: bool = True
     out: str | None = None
@@ -88,18 +104,11 @@ class LoopConfig(BaseModel):
 
     @field_validator("protocols")
     @classmethod
-    def _trainable(cls, v: list[ProtocolSettings]) -> list[ProtocolSettings]:
-        seen = set()
-        for i, p in enumerate(v):
-            proto = p.build()
-            if proto.family not in ("debate", "consultancy"):
-                raise ValueError(f"{i}: {p.name} has no debater to train (debate or "
-                                 "consultancy protocols)")
-            if proto.interactive:
-                raise ValueError(f"{i}: interactive protocols are not trained by the loop")
-            if p.name in seen:
-                raise ValueError(f"{i}: {p.name} appears twice")
-            seen.add(p.name)
+    def _once_each(cls, v: list[TrainableProtocol]) -> list[TrainableProtocol]:
+        names = [p.name for p in v]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise ValueError(f"{twice} appears twice (one track per protocol)")
         return v
 
     @field_validator("debater")
@@ -134,9 +143,10 @@ def parse_loop_config(data: Any, source: str = "loop config",
         raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
     if isinstance(cfg.dpo, str):
         p = Path(cfg.dpo)
-        dpo = load_dpo_settings(p if p.is_absolute() else (config_dir or Path.cwd()) / p)
+        p = p if p.is_absolute() else (config_dir or Path.cwd()) / p
+        dpo = parse_dpo_settings(read_yaml(p, f"{source}: dpo: no such file {p}"), str(p))
     else:
-        dpo = parse_dpo_settings(cfg.dpo.model_dump(), f"{source}: dpo")
+        dpo = parse_dpo_settings(cfg.dpo, f"{source}: dpo")
     if cfg.lora and dpo.lora is None:
         dpo = dpo.model_copy(update={"lora": LoraSettings()})
     sources = cfg.data.sources
@@ -199,7 +209,7 @@ def _debater(cfg: LoopConfig, track: str, rnd: int, model: str) -> dict[str, Any
 
 
 def _experiment(cfg: LoopConfig, name: str, protocol: ProtocolSettings, seed: int,
-                **seats: dict[str, Any]) -> Any:
+                source: str, **seats: dict[str, Any]) -> Any:
     return parse_config({
         "name": name,
         "seed": seed,
@@ -207,7 +217,7 @@ def _experiment(cfg: LoopConfig, name: str, protocol: ProtocolSettings, seed: in
         "protocol": protocol.model_dump(exclude_none=True),
         "both_orders": cfg.both_orders,
         **seats,
-    }, f"loop experiment {name}")
+    }, f"{source}: experiment {name}")
 
 
 def _accuracy(store: Store, experiment: str, judge: str | None) -> dict[str, Any]:
@@ -233,19 +243,31 @@ def _left_out(counts: dict[str, Any], key: str) -> int:
     return sum(int(v) for c in counts.values() for k, v in c.items() if k == key)
 
 
+def _base_model(cfg: LoopConfig, config_dir: Path) -> str:
+    model = cfg.debater["model"]
+    local = Path(model).expanduser()
+    if not local.is_absolute() and (config_dir / local).is_dir():
+        return str((config_dir / local).resolve())
+    return model
+
+
+def check_loop(cfg: LoopConfig, config_dir: Path, source: str = "loop config") -> str:
+    """Refuse what can be refused before anything is loaded or written (each track's
+    experiment: protocol, data set, debater settings); returns the base model."""
+    base_model = _base_model(cfg, config_dir)
+    for p in cfg.protocols:
+        exp = _experiment(cfg, _agent_name(cfg, p.name, 0), p, cfg.seed, source,
+                          debater=_debater(cfg, p.name, 0, base_model))
+        plan_run(exp, config_dir, f"{source}: experiment {exp.name}")
+    return base_model
+
+
 def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
-             judge_fn: JudgeFn, *, log: Log = print, show_progress: bool = True) -> LoopReport:
+             judge_fn: JudgeFn, *, log: Log = print, show_progress: bool = True,
+             source: str = "loop config") -> LoopReport:
     out = Path(cfg.out or f"{cfg.name}-training")
     out = (out if out.is_absolute() else config_dir / out).resolve()
-    base_model = cfg.debater["model"]
-    local = Path(base_model).expanduser()
-    if not local.is_absolute() and (config_dir / local).is_dir():
-        base_model = str((config_dir / local).resolve())
-    # Everything that can be refused is refused before anything is written.
-    for p in cfg.protocols:
-        exp = _experiment(cfg, _agent_name(cfg, p.name, 0), p, cfg.seed,
-                          debater=_debater(cfg, p.name, 0, base_model))
-        plan_run(exp, config_dir, f"loop experiment {exp.name}")
+    base_model = check_loop(cfg, config_dir, source)
     rows: list[RoundRow] = []
     cross: list[str] = []
     for p in cfg.protocols:
@@ -256,7 +278,7 @@ def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
             name = _agent_name(cfg, track, rnd)
             spec = _debater(cfg, track, rnd, model)
             log(f"[{track} round {rnd}] self-play: {name}")
-            exp = _experiment(cfg, name, p, cfg.seed + rnd, debater=spec)
+            exp = _experiment(cfg, name, p, cfg.seed + rnd, source, debater=spec)
             run_experiment(store, exp, config_dir, show_progress=show_progress)
             summary = judge_fn(store, name)
             row = RoundRow(track, rnd, name, name, model, judge=summary.get("judge"))
@@ -270,8 +292,8 @@ def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
                                                 ("deceptive", prev_spec, spec)):
                     xname = f"{name}-vs-r{rnd - 1}-{seat}"
                     log(f"[{track} round {rnd}] cross-play: {xname}")
-                    xexp = _experiment(cfg, xname, p, cfg.seed + rnd, honest_debater=honest,
-                                       deceptive_debater=deceptive)
+                    xexp = _experiment(cfg, xname, p, cfg.seed + rnd, source,
+                                       honest_debater=honest, deceptive_debater=deceptive)
                     run_experiment(store, xexp, config_dir, show_progress=show_progress)
                     judge_fn(store, xname)
                     cross.append(xname)
