@@ -179,4 +179,10 @@ def test_bad_settings_and_data_are_named(pairs_dir, tiny_model_dir, tmp_path, ca
                             str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o2")],
                            capsys)
     assert code == 2 and "no such directory" in err
-    assert not (tmp_path / "o").exists()
+    tiny = tmp_path / "short.yaml"
+    tiny.write_text("max_length: 16\n")
+    code, _, err = run_cli(["train", "dpo", "--data", str(pairs_dir), "--model",
+                            str(tiny_model_dir), "--out", str(tmp_path / "o3"), "--config",
+                            str(tiny)], capsys)
+    assert code == 2 and "max_length: every pair's prompt is 16 tokens or longer" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o3").exists()

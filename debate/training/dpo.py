@@ -140,6 +140,13 @@ def train_dpo(
     tok, policy = _load(backend, device)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    too_long = _prompts_too_long(tok, rows, settings.max_length)
+    if too_long == len(rows):
+        raise UserError(f"max_length: every pair's prompt is {settings.max_length} tokens or "
+                        "longer, so no completion token would be trained on; raise max_length")
+    if too_long and log:
+        log(f"{too_long} of {len(rows)} pairs have a prompt of max_length "
+            f"({settings.max_length}) tokens or more and are left out by the trainer")
     ref = None
     peft_config = None
     if settings.lora is None:
@@ -228,6 +235,7 @@ def train_dpo(
         "rule": manifest.get("rule_text"),
         "experiments": manifest.get("experiments"),
         "pairs": len(rows),
+        "pairs_left_out_prompt_too_long": too_long,
         "settings": settings.model_dump(mode="json"),
         "steps": steps,
         "resumed_from": str(resume) if resume else None,
@@ -244,6 +252,13 @@ def train_dpo(
     del trainer, policy, ref
     return TrainResult(out, steps, str(resume) if resume else None, False, losses, seconds,
                        done["seconds_per_step"], merged, adapter)
+
+
+def _prompts_too_long(tok, rows: list[dict[str, str]], max_length: int | None) -> int:
+    if max_length is None:
+        return 0
+    return sum(len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) >= max_length
+               for r in rows)
 
 
 def _load(backend: BackendSettings, device: torch.device):
