@@ -75,12 +75,16 @@ def test_two_round_loop_end_to_end(tiny_model_dir, tmp_path, capsys):
     store = open_store(url)
     try:
         with store.session() as s:
-            agents = {a.name: a.model_id for a in s.scalars(select(Agent))}
+            agent_rows = list(s.scalars(select(Agent)))
+            agents = {a.name: a.model_id for a in agent_rows}
+            pref = {a.name: a.settings.get("preference_judge") for a in agent_rows}
             names = set(s.scalars(select(Experiment.name)))
     finally:
         store.dispose()
     for r in rows:
         assert agents[r["agent"]] == r["model"]   # each round's debater: its own agent row
+        # its candidates were scored by the loop's judge model
+        assert pref[r["agent"]]["model"] == str(tiny_model_dir)
     assert {"sp-debate-r1-vs-r0-honest", "sp-debate-r1-vs-r0-deceptive",
             "sp-debate-r2-vs-r1-honest", "sp-debate-r2-vs-r1-deceptive"} <= names
     with (loop_out / "ratings.csv").open() as fh:

@@ -13,7 +13,7 @@
       type: model
       model: Qwen/Qwen2.5-0.5B-Instruct
       best_of: 2                   # two candidate speeches per turn: the preference pairs
-      temperature: 0.8
+      temperature: 0.8             # (scored by `judge`'s model unless preference_judge is set)
     judge: {type: logprob, model: Qwen/Qwen2.5-0.5B-Instruct}   # accuracy per round
     data: {min_margin: 0.0, pairs: best_worst, sources: [candidates]}   # SelectionRule
     dpo: {beta: 0.1, max_steps: 100, learning_rate: 5.0e-6}            # or a YAML file name
@@ -50,6 +50,7 @@ from pydantic import (
 )
 
 from debate.analysis import analyze
+from debate.backends.settings import BackendSettings
 from debate.config import ProtocolSettings, parse_config, read_yaml
 from debate.errors import ConfigError, UserError
 from debate.run import plan_run, run_experiment
@@ -205,7 +206,12 @@ def _agent_name(cfg: LoopConfig, track: str, rnd: int) -> str:
 
 
 def _debater(cfg: LoopConfig, track: str, rnd: int, model: str) -> dict[str, Any]:
-    return {**cfg.debater, "model": model, "name": _agent_name(cfg, track, rnd)}
+    spec = {**cfg.debater, "model": model, "name": _agent_name(cfg, track, rnd)}
+    if "preference_judge" not in spec:
+        # Candidates are scored by the judge the debaters are trained to convince.
+        spec["preference_judge"] = {k: v for k, v in cfg.judge.items()
+                                    if k in BackendSettings.model_fields}
+    return spec
 
 
 def _experiment(cfg: LoopConfig, name: str, protocol: ProtocolSettings, seed: int,
