@@ -119,7 +119,7 @@ def test_checkpoints_debate_through_the_backend(pairs_dir, tiny_model_dir, tmp_p
     # LoRA through the CLI: an adapter (merge_lora: false) and merged weights
     cfg = tmp_path / "lora.yaml"
     cfg.write_text("max_steps: 3\nbatch_size: 4\nlearning_rate: 5.0e-3\ncpu_threads: 1\n"
-                   "save_steps: 100\nlora: {r: 4, alpha: 8}\nmerge_lora: false\n")
+                   "save_steps: 100\nlogging_steps: 1\nlora: {r: 4, alpha: 8}\nmerge_lora: false\n")
     code, out, err = run_cli(["train", "dpo", "--data", str(pairs_dir), "--model",
                               str(tiny_model_dir), "--out", str(tmp_path / "adapter"),
                               "--config", str(cfg), "--quiet"], capsys)
@@ -132,8 +132,9 @@ def test_checkpoints_debate_through_the_backend(pairs_dir, tiny_model_dir, tmp_p
                           .replace("lora: {r: 4, alpha: 8}\n", "lora: {r: 4, alpha: 8}\n"))
     code, out, err = run_cli(["train", "dpo", "--data", str(pairs_dir), "--model",
                               str(tiny_model_dir), "--out", str(tmp_path / "merged"),
-                              "--config", str(merged_cfg), "--quiet"], capsys)
+                              "--config", str(merged_cfg)], capsys)
     assert code == 0 and "merged LoRA weights" in out, err
+    assert "step 1: loss 0.6931" in out and "step 3: loss" in out   # progress shown
 
     store = open_store(f"sqlite:///{tmp_path / 'debates.db'}")
     texts = {}

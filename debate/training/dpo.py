@@ -17,6 +17,7 @@ local directory), and the result loads back as a `type: model` debater with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -95,8 +96,6 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
 
 
 def _data_sha(data_dir: Path) -> str:
-    import hashlib
-
     return hashlib.sha256((data_dir / "pairs.jsonl").read_bytes()).hexdigest()[:16]
 
 
