@@ -323,6 +323,9 @@ def _train_round(store: Store, cfg: LoopConfig, dpo: DPOSettings, out: Path, tra
         data = build_preference_data(store, [experiment], cfg.data)
         write_preference_dir(data, data_dir, force=True)
         manifest = read_manifest(data_dir)
+    if manifest.get("rule") != cfg.data.model_dump(mode="json"):
+        raise UserError(f"data: {data_dir} was made with another selection rule "
+                        f"({manifest.get('rule')}); keep the rule or choose a new `out`")
     counts = manifest.get("by_source", {})
     row.pairs = manifest.get("pairs", 0)
     row.ties = _left_out(counts, "left_out_tie")
