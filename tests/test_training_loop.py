@@ -98,6 +98,13 @@ def test_two_round_loop_end_to_end(tiny_model_dir, tmp_path, capsys):
     code, _, err = run_cli(["train", "loop", str(path), "--db", url, "--quiet"], capsys)
     assert code == 0, err
     assert counts(url) == before
+    # ... and refuses to carry on under another data rule than its pairs were made with
+    changed = loop_config(tiny_model_dir)
+    changed["data"]["min_margin"] = 0.5
+    path.write_text(yaml.safe_dump(changed))
+    code, _, err = run_cli(["train", "loop", str(path), "--db", url, "--quiet"], capsys)
+    assert code == 2 and "made with another selection rule" in err
+    assert counts(url) == before
 
 
 def test_bad_loop_configs_are_refused_before_anything_is_written(tiny_model_dir, tmp_path,
