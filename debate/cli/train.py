@@ -54,7 +54,9 @@ def data(experiments: tuple[str, ...], out: Path, sources: tuple[str, ...], pair
     result = build_preference_data(store, list(experiments), rule)
     write_preference_dir(result, out, force=force)
     summary = result.summary()
-    click.echo(f"{summary['pairs']} preference pairs written to {out}")
+    sides = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_side"].items()))
+    click.echo(f"{summary['pairs']} preference pairs written to {out}"
+               + (f" (speaker {sides})" if sides else ""))
     click.echo(f"rule: {rule.describe()}")
     for src, counts in summary["by_source"].items():
         parts = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing found"
