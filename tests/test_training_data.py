@@ -231,6 +231,10 @@ def test_cli_train_data(sqlite_store, sqlite_url, tmp_path, capsys):
                                "--db", sqlite_url], capsys)
     assert code == 0, stdout
     assert stdout.startswith("4 preference pairs written") and "left_out_tie 2" in stdout
+    code, stdout, _ = run_cli(["train", "data", "--experiment", "e", "--out", str(out),
+                               "--source", "candidates", "--allow-unclean-chosen", "--force",
+                               "--db", sqlite_url], capsys)
+    assert code == 0 and "trust me" in (out / "pairs.jsonl").read_text()
     code, _, err = run_cli(["train", "data", "--experiment", "e", "--out", str(out),
                             "--db", sqlite_url], capsys)
     assert code == 2 and "exists and is not empty" in err

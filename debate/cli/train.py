@@ -13,7 +13,7 @@ from debate.store.db import open_store
 
 @click.group()
 def train() -> None:
-    """Train debaters to win (Arnesen et al. 2024): preference data, DPO, self-play rounds."""
+    """Train debaters to win: preference data, DPO, self-play rounds (Arnesen et al. 2024)."""
 
 
 @train.command("data")
@@ -29,12 +29,14 @@ def train() -> None:
               help="Keep a pair only when chosen score - rejected score exceeds this.")
 @click.option("--chosen-may-be-truncated", is_flag=True,
               help="Let an over-long (cut) candidate be chosen.")
+@click.option("--allow-unclean-chosen", is_flag=True,
+              help="Let a speech with an unverified quote or quote-markup trick be chosen.")
 @click.option("--judge", default=None, help="Rollouts: only this judge's final judgments.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @db_option
 def data(experiments: tuple[str, ...], out: Path, sources: tuple[str, ...], pairs: str,
-         min_margin: float, chosen_may_be_truncated: bool, judge: str | None, force: bool,
-         db_url: str | None) -> None:
+         min_margin: float, chosen_may_be_truncated: bool, allow_unclean_chosen: bool,
+         judge: str | None, force: bool, db_url: str | None) -> None:
     """Chosen/rejected speech pairs with their exact prompts (TRL DPO layout)."""
     from pydantic import ValidationError
 
@@ -45,7 +47,8 @@ def data(experiments: tuple[str, ...], out: Path, sources: tuple[str, ...], pair
     try:
         rule = SelectionRule(sources=list(sources) or ["candidates", "rollouts"], pairs=pairs,
                              min_margin=min_margin,
-                             chosen_may_be_truncated=chosen_may_be_truncated, judge=judge)
+                             chosen_may_be_truncated=chosen_may_be_truncated,
+                             chosen_must_be_clean=not allow_unclean_chosen, judge=judge)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: "
