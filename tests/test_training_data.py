@@ -206,7 +206,8 @@ def test_data_folder_layout_and_refusals(sqlite_store, tmp_path):
     assert manifest["rule"]["min_margin"] == 0.0 and "highest vs lowest" in manifest["rule_text"]
     assert manifest["by_source"]["candidates"]["left_out_tie"] == 1
     rows = read_pairs(out)
-    assert [set(r) for r in rows] == [{"prompt", "chosen", "rejected"}] * 6
+    assert [set(r) for r in rows] == [{"prompt", "chosen", "rejected", "group"}] * 6
+    assert rows[0]["group"] == str(first_debate_id(out))
     ds = load_from_disk(str(out / "dataset"))
     assert ds.num_rows == 6 and {"prompt", "chosen", "rejected", "margin"} <= set(ds.column_names)
     first = json.loads((out / "pairs.jsonl").read_text().splitlines()[0])
@@ -221,6 +222,10 @@ def test_data_folder_layout_and_refusals(sqlite_store, tmp_path):
         read_pairs(out)
     with pytest.raises(UserError, match="no experiment named 'nope'"):
         build_preference_data(sqlite_store, ["nope"])
+
+
+def first_debate_id(out) -> int:
+    return json.loads((out / "pairs.jsonl").read_text().splitlines()[0])["debate_id"]
 
 
 def test_cli_train_data(sqlite_store, sqlite_url, tmp_path, capsys):

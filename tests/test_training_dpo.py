@@ -114,8 +114,12 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(pairs_dir, tiny_mode
 def test_checkpoints_debate_through_the_backend(pairs_dir, tiny_model_dir, tmp_path, capsys):
     full = tmp_path / "full"
     train_dpo(pairs_dir, str(tiny_model_dir), full,
-              DPOSettings(max_steps=3, save_steps=100, **{**STEPS, "learning_rate": 5e-3}),
+              DPOSettings(max_steps=3, save_steps=100, eval_fraction=0.5,
+                          **{**STEPS, "learning_rate": 5e-3}),
               show_progress=False)
+    info = json.loads((full / "training.json").read_text())   # one of two debates held out
+    assert info["train_pairs"] + info["held_out_pairs"] == info["pairs"]
+    assert info["held_out_pairs"] > 0 and info["held_out"]["eval_loss"] > 0
     # LoRA through the CLI: an adapter (merge_lora: false) and merged weights
     cfg = tmp_path / "lora.yaml"
     cfg.write_text("max_steps: 3\nbatch_size: 4\nlearning_rate: 5.0e-3\ncpu_threads: 1\n"

@@ -122,6 +122,7 @@ def train_dpo(
     data_dir, out = Path(data_dir), Path(out)
     manifest = read_manifest(data_dir)
     rows = read_pairs(data_dir)
+    train_rows, eval_rows = split_pairs(rows, settings.eval_fraction, settings.seed)
     model = _resolve_model(model)
     run = {"model": model, "data": str(data_dir.resolve()), "data_sha": _data_sha(data_dir),
            "settings_fingerprint": settings.fingerprint(), "lora": settings.lora is not None}
@@ -172,6 +173,7 @@ def train_dpo(
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         max_length=settings.max_length,
         gradient_checkpointing=settings.gradient_checkpointing,
@@ -205,7 +207,8 @@ def train_dpo(
         model=policy,
         ref_model=ref,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(_trl(train_rows)),
+        eval_dataset=Dataset.from_list(_trl(eval_rows)) if eval_rows else None,
         processing_class=tok,
         peft_config=peft_config,
         callbacks=[_Record()],
@@ -226,6 +229,13 @@ def train_dpo(
         return TrainResult(out, steps, str(resume) if resume else None, False, losses,
                            seconds, None, False, False)
     ran = steps - start_step
+    evaluation = None
+    if eval_rows:
+        evaluation = {k: v for k, v in trainer.evaluate().items()
+                      if k in ("eval_loss", "eval_rewards/accuracies", "eval_rewards/margins")}
+        if log:
+            log(f"held-out pairs ({len(eval_rows)}): " + ", ".join(
+                f"{k.removeprefix('eval_')} {v:.4f}" for k, v in evaluation.items()))
     merged, adapter = _save_final(trainer, tok, out, settings)
     done = {
         "base_model": model,
@@ -234,6 +244,9 @@ def train_dpo(
         "rule": manifest.get("rule_text"),
         "experiments": manifest.get("experiments"),
         "pairs": len(rows),
+        "train_pairs": len(train_rows),
+        "held_out_pairs": len(eval_rows),
+        "held_out": evaluation,
         "pairs_left_out_prompt_too_long": too_long,
         "settings": settings.model_dump(mode="json"),
         "steps": steps,
@@ -251,6 +264,25 @@ def train_dpo(
     del trainer, policy, ref
     return TrainResult(out, steps, str(resume) if resume else None, False, losses, seconds,
                        done["seconds_per_step"], merged, adapter)
+
+
+def split_pairs(rows: list[dict[str, str]], fraction: float,
+                seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(train, held out): whole debates held out, chosen by a seeded hash of the debate."""
+    if fraction <= 0:
+        return rows, []
+    groups = sorted({r["group"] for r in rows},
+                    key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    n_out = round(len(groups) * fraction)
+    if n_out < 1 or n_out >= len(groups):
+        raise UserError(f"eval_fraction: {fraction} of {len(groups)} debates leaves no "
+                        "held-out or no training debate")
+    held = set(groups[:n_out])
+    return ([r for r in rows if r["group"] not in held], [r for r in rows if r["group"] in held])
+
+
+def _trl(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
 
 
 def _prompts_too_long(tok, rows: list[dict[str, str]], max_length: int | None) -> int:

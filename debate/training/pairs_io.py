@@ -78,7 +78,8 @@ def read_manifest(data_dir: Path) -> dict[str, Any]:
 
 
 def read_pairs(data_dir: Path) -> list[dict[str, str]]:
-    """The (prompt, chosen, rejected) rows of pairs.jsonl, checked line by line."""
+    """The (prompt, chosen, rejected) rows of pairs.jsonl, checked line by line, each with
+    a `group` (its debate) for held-out splits."""
     read_manifest(data_dir)
     path = Path(data_dir) / "pairs.jsonl"
     if not path.is_file():
@@ -93,7 +94,10 @@ def read_pairs(data_dir: Path) -> list[dict[str, str]]:
                 raise DatasetError(f"{where}: {key}: missing or empty (expected text)")
         if obj["chosen"] == obj["rejected"]:
             raise DatasetError(f"{where}: chosen and rejected are the same text")
-        rows.append({k: obj[k] for k in TRL_COLUMNS})
+        row = {k: obj[k] for k in TRL_COLUMNS}
+        # held-out splits keep a debate's pairs together
+        row["group"] = str(obj.get("debate_id", obj["prompt"]))
+        rows.append(row)
     if not rows:
         raise DatasetError(f"{path}: no preference pairs (nothing to train on)")
     return rows

@@ -20,6 +20,7 @@
     device: auto                # auto | cpu | cuda
     cpu_threads: null
     seed: 0
+    eval_fraction: 0.0          # pairs held out by debate, evaluated after training
     logging_steps: 10
     save_steps: 50              # checkpoints (resumable) every N steps, and at the end
     save_total_limit: 2
@@ -68,6 +69,8 @@ class DPOSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # share of the pairs held out (whole debates, by debate id) to evaluate at the end
+    eval_fraction: float = Field(default=0.0, ge=0, lt=1)
     logging_steps: int = Field(default=10, ge=1)
     save_steps: int = Field(default=50, ge=1)
     save_total_limit: int | None = Field(default=2, ge=1)
