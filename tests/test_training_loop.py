@@ -21,6 +21,7 @@ def loop_config(model: Path, **over) -> dict:
         "name": "sp",
         "rounds": 2,
         "dataset": {"name": "sample", "limit": 2},
+        "eval_dataset": {"name": "sample", "offset": 2, "limit": 2},
         "both_orders": False,
         "protocols": [{"name": "debate", "rounds": 1, "max_words": 15},
                       {"name": "consultancy", "rounds": 1, "max_words": 15}],
@@ -62,6 +63,8 @@ def test_two_round_loop_end_to_end(tiny_model_dir, tmp_path, capsys):
         ("consultancy", "0"), ("consultancy", "1"), ("consultancy", "2")]
     for r in rows:
         assert r["agent"] == f"sp-{r['track']}-r{r['round']}"
+        assert r["experiment"] == r["agent"] + "-eval"    # measured on held-out questions
+        assert r["train_accuracy"] != ""
         assert r["accuracy"] != "" and 0 <= float(r["accuracy"]) <= 1
         assert set(FIELDS) <= set(r) and int(r["speeches"]) == 4
         if r["round"] != "2":
@@ -122,6 +125,8 @@ def test_bad_loop_configs_are_refused_before_anything_is_written(tiny_model_dir,
         ({"debater": {"type": "model", "model": str(tiny_model_dir), "best_of": 1}},
          "debater.best_of: needs >= 2 candidates"),
         ({"dataset": {"name": "no-such-set"}}, "experiment sp-debate-r0: dataset"),
+        ({"eval_dataset": {"name": "sample", "offset": 1, "limit": 2}},
+         "eval_dataset: 1 of its questions are also training questions"),
     ]
     for over, message in cases:
         cfg = loop_config(tiny_model_dir, **over)

@@ -5,6 +5,7 @@
     rounds: 2                      # DPO rounds; round 0 is the base model
     seed: 0
     dataset: {name: sample, limit: 20}
+    eval_dataset: null             # held-out questions to measure every round on (advised)
     both_orders: true
     protocols:                     # one track per protocol, each its own line of debaters
       - {name: debate, rounds: 2, max_words: 80}
@@ -86,6 +87,8 @@ class LoopConfig(BaseModel):
     rounds: int = Field(ge=1, le=50)
     seed: int = 0
     dataset: dict[str, Any]
+    # held-out questions on which every round is measured (none: the training questions)
+    eval_dataset: dict[str, Any] | None = None
     both_orders: bool = True
     protocols: list[TrainableProtocol] = Field(min_length=1)
     debater: dict[str, Any]
@@ -173,6 +176,7 @@ class RoundRow:
     judge: str | None = None
     accuracy: float | None = None
     accuracy_low: float | None = None   # Wilson 95% interval
+    train_accuracy: float | None = None  # on the training questions (with eval_dataset)
     accuracy_high: float | None = None
     deceptive_win_rate: float | None = None
     judged_debates: int = 0
@@ -205,21 +209,25 @@ def _agent_name(cfg: LoopConfig, track: str, rnd: int) -> str:
     return f"{cfg.name}-{track}-r{rnd}"
 
 
-def _debater(cfg: LoopConfig, track: str, rnd: int, model: str) -> dict[str, Any]:
+def _debater(cfg: LoopConfig, track: str, rnd: int, model: str,
+             config_dir: Path) -> dict[str, Any]:
     spec = {**cfg.debater, "model": model, "name": _agent_name(cfg, track, rnd)}
     if "preference_judge" not in spec:
         # Candidates are scored by the judge the debaters are trained to convince.
-        spec["preference_judge"] = {k: v for k, v in cfg.judge.items()
-                                    if k in BackendSettings.model_fields}
+        judge = {k: v for k, v in cfg.judge.items() if k in BackendSettings.model_fields}
+        if isinstance(judge.get("model"), str):
+            judge["model"] = _local_or_hub(judge["model"], config_dir)
+        spec["preference_judge"] = judge
     return spec
 
 
 def _experiment(cfg: LoopConfig, name: str, protocol: ProtocolSettings, seed: int,
-                source: str, **seats: dict[str, Any]) -> Any:
+                source: str, dataset: dict[str, Any] | None = None,
+                **seats: dict[str, Any]) -> Any:
     return parse_config({
         "name": name,
         "seed": seed,
-        "dataset": cfg.dataset,
+        "dataset": dataset or cfg.dataset,
         "protocol": protocol.model_dump(exclude_none=True),
         "both_orders": cfg.both_orders,
         **seats,
@@ -249,22 +257,37 @@ def _left_out(counts: dict[str, Any], key: str) -> int:
     return sum(int(v) for c in counts.values() for k, v in c.items() if k == key)
 
 
-def _base_model(cfg: LoopConfig, config_dir: Path) -> str:
-    model = cfg.debater["model"]
+def _local_or_hub(model: str, config_dir: Path) -> str:
+    """A model directory next to the config (as an absolute path), else the name as given."""
     local = Path(model).expanduser()
     if not local.is_absolute() and (config_dir / local).is_dir():
         return str((config_dir / local).resolve())
     return model
 
 
+def _question_key(q: Any) -> tuple:
+    return (q.question.strip(), tuple(a.strip() for a in q.answers), (q.source or "").strip())
+
+
 def check_loop(cfg: LoopConfig, config_dir: Path, source: str = "loop config") -> str:
     """Refuse what can be refused before anything is loaded or written (each track's
-    experiment: protocol, data set, debater settings); returns the base model."""
-    base_model = _base_model(cfg, config_dir)
+    experiments: protocol, data sets, debater settings; held-out questions that are also
+    training questions); returns the base model."""
+    base_model = _local_or_hub(cfg.debater["model"], config_dir)
     for p in cfg.protocols:
-        exp = _experiment(cfg, _agent_name(cfg, p.name, 0), p, cfg.seed, source,
-                          debater=_debater(cfg, p.name, 0, base_model))
-        plan_run(exp, config_dir, f"{source}: experiment {exp.name}")
+        spec = _debater(cfg, p.name, 0, base_model, config_dir)
+        exp = _experiment(cfg, _agent_name(cfg, p.name, 0), p, cfg.seed, source, debater=spec)
+        train = plan_run(exp, config_dir, f"{source}: experiment {exp.name}")
+        if cfg.eval_dataset is None:
+            continue
+        eval_exp = _experiment(cfg, exp.name + "-eval", p, cfg.seed, source,
+                               dataset=cfg.eval_dataset, debater=spec)
+        held = plan_run(eval_exp, config_dir, f"{source}: eval_dataset")
+        shared = {_question_key(q) for q in train.questions} & {
+            _question_key(q) for q in held.questions}
+        if shared:
+            raise ConfigError(f"{source}: eval_dataset: {len(shared)} of its questions are "
+                              "also training questions (dataset); hold out other questions")
     return base_model
 
 
@@ -276,32 +299,43 @@ def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
     base_model = check_loop(cfg, config_dir, source)
     rows: list[RoundRow] = []
     cross: list[str] = []
+    held_out = cfg.eval_dataset
+
+    def run_and_judge(exp: Any) -> dict[str, Any]:
+        run_experiment(store, exp, config_dir, show_progress=show_progress)
+        return judge_fn(store, exp.name)
+
     for p in cfg.protocols:
         track = p.name
         model = base_model
         family_is_debate = p.build().family == "debate"
         for rnd in range(cfg.rounds + 1):
             name = _agent_name(cfg, track, rnd)
-            spec = _debater(cfg, track, rnd, model)
+            spec = _debater(cfg, track, rnd, model, config_dir)
+            seed = cfg.seed + rnd
             log(f"[{track} round {rnd}] self-play: {name}")
-            exp = _experiment(cfg, name, p, cfg.seed + rnd, source, debater=spec)
-            run_experiment(store, exp, config_dir, show_progress=show_progress)
-            summary = judge_fn(store, name)
-            row = RoundRow(track, rnd, name, name, model, judge=summary.get("judge"))
-            for k, v in _accuracy(store, name, row.judge).items():
+            summary = run_and_judge(_experiment(cfg, name, p, seed, source, debater=spec))
+            measured = name
+            if held_out is not None:
+                measured = f"{name}-eval"
+                log(f"[{track} round {rnd}] held-out self-play: {measured}")
+                run_and_judge(_experiment(cfg, measured, p, seed, source, dataset=held_out,
+                                          debater=spec))
+            row = RoundRow(track, rnd, name, measured, model, judge=summary.get("judge"))
+            for k, v in _accuracy(store, measured, row.judge).items():
                 setattr(row, k, v)
-            row.exploits = exploit_counts(store, name)
+            if held_out is not None:
+                row.train_accuracy = _accuracy(store, name, row.judge).get("accuracy")
+            row.exploits = exploit_counts(store, measured)
             if rnd > 0 and cfg.cross_play and family_is_debate:
-                prev = rows[-1]
-                prev_spec = _debater(cfg, track, rnd - 1, prev.model)
+                prev_spec = _debater(cfg, track, rnd - 1, rows[-1].model, config_dir)
                 for seat, honest, deceptive in (("honest", spec, prev_spec),
                                                 ("deceptive", prev_spec, spec)):
                     xname = f"{name}-vs-r{rnd - 1}-{seat}"
                     log(f"[{track} round {rnd}] cross-play: {xname}")
-                    xexp = _experiment(cfg, xname, p, cfg.seed + rnd, source,
-                                       honest_debater=honest, deceptive_debater=deceptive)
-                    run_experiment(store, xexp, config_dir, show_progress=show_progress)
-                    judge_fn(store, xname)
+                    run_and_judge(_experiment(cfg, xname, p, seed, source, dataset=held_out,
+                                              honest_debater=honest,
+                                              deceptive_debater=deceptive))
                     cross.append(xname)
             if rnd < cfg.rounds:
                 model = _train_round(store, cfg, dpo, out, track, rnd, name, model, row, log,
