@@ -432,6 +432,7 @@ def write_report(report: LoopReport) -> list[Path]:
 # (column, heading) of the table `debate train loop` prints
 REPORT_COLUMNS = (
     ("track", "track"), ("round", "round"), ("agent", "debater"), ("accuracy", "judge acc."),
+    ("train_accuracy", "on train qs"),
     ("deceptive_win_rate", "deceptive wins"), ("elo", "Elo"), ("pairs", "pairs"),
     ("speeches", "speeches"), ("quote_failures", "quote fails"), ("truncated", "truncated"),
     ("over_long_candidates", "over-long cands"), ("markup_tricks", "markup tricks"),
