@@ -134,6 +134,7 @@ def train_dpo(
                            done.get("seconds_per_step"), done.get("merged", False),
                            done.get("adapter", False))
     device, _ = pick_device(settings.device, "float32", "device")
+    precision = _precision(settings, device)
     if device.type == "cpu" and settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
     backend = BackendSettings(model=model, device=str(device), dtype="float32")
@@ -187,7 +188,7 @@ def train_dpo(
         disable_tqdm=not show_progress,
         use_cpu=device.type == "cpu",
         dataloader_num_workers=0,
-        **_precision(settings, device),
+        **precision,
     )
     losses: list[tuple[int, float]] = []
 
