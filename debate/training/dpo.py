@@ -133,7 +133,10 @@ def train_dpo(
                            [tuple(x) for x in done.get("losses", [])], 0.0,
                            done.get("seconds_per_step"), done.get("merged", False),
                            done.get("adapter", False))
-    device, _ = pick_device(settings.device, "float32", "device")
+    try:
+        device, _ = pick_device(settings.device, "float32", "dpo")
+    except ConfigError as exc:
+        raise ConfigError(str(exc).removeprefix("dpo.")) from None  # "device: ..."
     precision = _precision(settings, device)
     if device.type == "cpu" and settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
