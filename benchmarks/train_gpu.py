@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--questions", type=int, default=None, help="sample questions (x2 orders)")
-    ap.add_argument("--rounds", type=int, default=2, help="debate rounds of the self-play")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="debate rounds of the self-play (default 2; --quick 1)")
     ap.add_argument("--learning-rate", type=float, default=1e-5)
     ap.add_argument("--no-lora", action="store_true", help="full weights only")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temp dir)")
@@ -53,6 +54,7 @@ def main() -> None:
     size = args.model_size or ("tiny" if args.quick else "100m")
     steps = args.steps or (2 if args.quick else 300)
     questions = args.questions or (2 if args.quick else 20)
+    rounds = args.rounds or (1 if args.quick else 2)
 
     import torch
     from tiny_model import build_tiny_model
@@ -87,7 +89,7 @@ def main() -> None:
     exp = parse_config({
         "name": f"selfplay-{size}",
         "dataset": {"name": "sample", "limit": questions},
-        "protocol": {"name": "debate", "rounds": args.rounds, "max_words": 60},
+        "protocol": {"name": "debate", "rounds": rounds, "max_words": 60},
         "both_orders": True,
         "debater": {"type": "model", "model": str(model_dir), "best_of": 2, "temperature": 1.0,
                     "max_new_tokens": 96, **({} if cuda else {"cpu_threads": 2})},
