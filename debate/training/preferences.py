@@ -16,11 +16,14 @@ The selection rule (`SelectionRule`) picks chosen = highest score, rejected = lo
 (`pairs: best_worst`), or every ordered pair (`pairs: all`), and keeps a pair only when
 chosen_score - rejected_score > min_margin. A truncated (over-long) candidate is never
 chosen unless `chosen_may_be_truncated` (training on it would teach over-long speeches);
-it may be rejected. The completion is the model's raw output (what it generated from the
-prompt), not the engine's marked truncation.
+it may be rejected. Nor is a speech chosen whose quotes the source does not contain or
+whose text imitates verified-quote marks or leaves a <quote> open, unless
+`chosen_must_be_clean` is false (then the judge alone decides, to study exploits). The
+completion is the model's raw output (what it generated from the prompt), not the engine's
+marked truncation.
 
 Left out and counted (never silently): turns whose candidates tie (no pair clears the
-margin), failed turns or candidates (no score, empty text, failed status), prompts that
+margin), whose every choosable candidate is cut or unclean, failed turns or candidates (no score, empty text, failed status), prompts that
 are not the exact model input (an OpenAI-compatible server's prompt is stored as a
 readable rendering), and rollouts without a final judgment.
 """
