@@ -81,6 +81,9 @@ class EngineOptions:
     # or for their leases to expire (True), or stop (False).
     wait_for_others: bool = True
     poll_seconds: float | None = None  # default: a quarter of the lease, at most 2 s
+    # Quote-check indexes kept across steps and engines, by source text (a tournament's
+    # games share one question set); None: each step indexes its sources and drops them.
+    source_indexes: dict[str, SourceIndex] | None = None
 
 
 ProgressHook = Callable[[RunStats, int], None]
@@ -438,8 +441,15 @@ class Engine:
                 and _QUOTE_TAG.search(w.text)
             ):
                 by_source[item.state.source].append(item)
+        cache = self.options.source_indexes
         for source, items in by_source.items():
-            index = SourceIndex.build(source) if source else None
+            index = None
+            if source and cache is not None:
+                index = cache.get(source)
+                if index is None:
+                    index = cache[source] = SourceIndex.build(source)
+            elif source:
+                index = SourceIndex.build(source)
             for item in items:
                 w = item.write
                 assert w is not None

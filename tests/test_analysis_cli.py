@@ -36,7 +36,9 @@ def test_json_is_one_document_and_out_writes_csv_and_png(seeded_url: str, tmp_pa
     for name in TABLE_ORDER:
         assert (out / f"{name}.csv").is_file()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["accuracy.png", "ratings.png", "reliability.png", "rounds.png", "win_rates.png"]
+    # strength.png: the synthetic consultancies are self-play points of the strength curve
+    assert pngs == ["accuracy.png", "ratings.png", "reliability.png", "rounds.png", "strength.png",
+                    "win_rates.png"]
     for name in pngs:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from debate.store.db import Store
 from debate.store.models import Experiment
+from debate.store.tournaments import tournament_games, tournament_names
 from web.auth import require_admin, user_errors
 from web.render import esc, md_text, png_tag
 
@@ -44,6 +45,45 @@ def analysis_html(store: Store, experiments: list[str] | None, by: list[str]) ->
     return "".join(parts) or "<p>No results yet.</p>"
 
 
+STRENGTH_INTRO = (
+    "<p>Judge accuracy in self-play (and the deceptive side's win rate) against each "
+    "debater's aggregate rating: the mean of its true-side and false-side Bradley-Terry "
+    "ratings from cross-play, per judge; debate and consultancy on one plot. Intervals: "
+    "bootstrap over questions.</p>")
+
+
+def strength_html(store: Store, tournaments: list[str]) -> str:
+    """The strength-accuracy curve of the chosen tournaments (none: every experiment)."""
+    try:
+        from debate.analysis.strength import strength_analysis
+    except ImportError as exc:
+        return f"<p>The analysis is not available in this installation ({esc(exc)}).</p>"
+    experiments: list[str] = []
+    for name in tournaments:
+        games = tournament_games(store, name)
+        if games is None:
+            raise gr.Error(f"tournament: no tournament named {name!r}")
+        experiments += [g.experiment for g in games]
+    result = strength_analysis(store, experiments or None)
+    t = result.tables
+    if t["strength"].empty:
+        return "<p>No self-play verdicts yet: run a tournament and judge it.</p>"
+    parts = [STRENGTH_INTRO]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = result.plot(Path(tmp) / "strength.png")
+        if path is not None:
+            parts.append(png_tag(path.read_bytes(), "strength-accuracy curve"))
+    for name in ("strength_fit", "side_ratings", "connectivity", "strength"):
+        parts.append(f"<h4>{esc(name)}</h4>")
+        if t[name].empty:
+            parts.append("<p><i>none</i></p>" if name == "connectivity" else "<p><i>no rows</i></p>")
+            continue
+        table = t[name].to_html(escape=True, index=False, float_format=lambda v: f"{v:.3f}",
+                                na_rep="", border=0)
+        parts.append(f'<div style="overflow-x:auto">{table}</div>')
+    return "".join(parts)
+
+
 def parse_judge_config(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text or "")
@@ -62,6 +102,12 @@ def build(store: Store) -> dict[str, Any]:
                               value=["protocol", "judge"], label="Group by")
         run_btn = gr.Button("Show results", elem_id="results-run")
     results = gr.HTML("", elem_id="results-html")
+    gr.Markdown("### Strength-accuracy curve (tournaments)")
+    with gr.Row():
+        tourns = gr.Dropdown(label="Tournaments (none: every experiment)", choices=[],
+                             multiselect=True, allow_custom_value=True)
+        strength_btn = gr.Button("Show strength curve", elem_id="results-strength")
+    strength = gr.HTML("", elem_id="results-strength-html")
     gr.Markdown("### Start a model judge over an experiment")
     with gr.Row():
         judge_exp = gr.Dropdown(label="Experiment", choices=[], allow_custom_value=True)
@@ -76,14 +122,20 @@ def build(store: Store) -> dict[str, Any]:
         try:
             require_admin(store, request)
         except gr.Error:
-            return gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update()
         names = experiment_names(store)
-        return gr.update(choices=names), gr.update(choices=names)
+        return (gr.update(choices=names), gr.update(choices=names),
+                gr.update(choices=tournament_names(store)))
 
     @user_errors
     def show(selected: Any, groups: Any, request: gr.Request):
         require_admin(store, request)
         return analysis_html(store, list(selected or []), list(groups or []))
+
+    @user_errors
+    def show_strength(selected: Any, request: gr.Request):
+        require_admin(store, request)
+        return strength_html(store, [str(t) for t in (selected or [])])
 
     @user_errors
     def start_judge(experiment: Any, cfg_text: Any, request: gr.Request,
@@ -106,6 +158,7 @@ def build(store: Store) -> dict[str, Any]:
         return f"Model judge finished on {md_text(experiment)}: {md_text(summary)}"
 
     run_btn.click(show, inputs=[exps, by], outputs=results, api_name="results")
+    strength_btn.click(show_strength, inputs=[tourns], outputs=strength, api_name="strength")
     judge_btn.click(start_judge, inputs=[judge_exp, judge_cfg], outputs=judge_status,
                     api_name="start_model_judge")
-    return {"load": load, "load_outputs": [exps, judge_exp]}
+    return {"load": load, "load_outputs": [exps, judge_exp, tourns]}

@@ -41,6 +41,7 @@ _BUILTIN_MODULES = {
     "scripted": "debate.agents.scripted",
     "model": "debate.agents.model",
     "human": "debate.agents.human",
+    "planted": "debate.agents.planted",
 }
 
 

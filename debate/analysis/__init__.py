@@ -9,7 +9,9 @@
 Tables: accuracy (with Wilson and bootstrap intervals, deceptive-side win rate, honest and
 deceptive consultant accuracy, the naive-to-expert gap closed), significance (debate vs
 consultancy), calibration, reliability, stepped, exposure, biases, ratings, win_rates,
-quotes, agreement. Grouping fields (`by`): protocol, judge (each judge, plus "all humans" /
+quotes, agreement, and the strength curve's side_ratings, connectivity, side_win_rates,
+strength and strength_fit (debate.analysis.strength).
+Grouping fields (`by`): protocol, judge (each judge, plus "all humans" /
 "all models"), experiment, family, judge_type, judging (final | offline), dataset, status,
 debater ("A vs B", or the consultant), honest_debater, deceptive_debater, or any debate or
 question metadata key (e.g. an NYU import's setting, included_in_paper).
@@ -35,12 +37,13 @@ from debate.analysis.metrics import accuracy_table, significance_table
 from debate.analysis.quoting import quote_table
 from debate.analysis.ratings import rating_tables
 from debate.analysis.rounds import stepped_tables
+from debate.analysis.strength import STRENGTH_TABLES, strength_tables
 from debate.errors import UserError
 from debate.store.db import Store
 
 DEFAULT_BY = ("protocol", "judge")
 TABLE_ORDER = ("accuracy", "significance", "calibration", "reliability", "stepped", "exposure",
-               "biases", "ratings", "win_rates", "quotes", "agreement")
+               "biases", "ratings", "win_rates", "quotes", "agreement", *STRENGTH_TABLES)
 
 
 @dataclass
@@ -76,6 +79,7 @@ class AnalysisResult:
             plots.rounds_plot(t["stepped"], self.keys, out_dir / "rounds.png"),
             plots.ratings_plot(t["ratings"], out_dir / "ratings.png"),
             plots.win_rate_plot(t["win_rates"], out_dir / "win_rates.png"),
+            plots.strength_plot(t["strength"], t["strength_fit"], out_dir / "strength.png"),
         ]
         return [p for p in made if p is not None]
 
@@ -87,12 +91,16 @@ def analyze(
     bootstrap: int = 0,
     seed: int = 0,
     where: dict[str, str] | None = None,
+    strength_bootstrap: int | None = None,
 ) -> AnalysisResult:
     """Every table of the analysis over `experiments` (None: all), grouped by `by`.
 
     bootstrap: number of cluster-bootstrap replicates (resampling source documents) for the
     accuracy and rating intervals; 0 leaves them out. where: {field: value} filters debates
     or verdicts (e.g. {"included_in_paper": "true"}) before anything is computed.
+    strength_bootstrap: replicates (resampling questions) for the strength curve's tables
+    (None: `bootstrap`; 0: Wilson intervals for the points, none for ratings and slopes).
+    `debate analyze --table strength` asks for DEFAULT_REPLICATES when --bootstrap is 0.
     """
     if bootstrap < 0:
         raise UserError(f"--bootstrap: must be >= 0, got {bootstrap}")
@@ -106,6 +114,9 @@ def analyze(
     calibration, reliability = calibration_tables(prep)
     stepped, exposure = stepped_tables(prep)
     ratings, win_rates = rating_tables(prep, loaded, boot)
+    if strength_bootstrap is None:
+        strength_bootstrap = bootstrap
+    strength = strength_tables(store, prep, loaded, strength_bootstrap, seed)
     tables = {
         "accuracy": accuracy,
         "significance": significance_table(prep, accuracy, replicates),
@@ -118,6 +129,7 @@ def analyze(
         "win_rates": win_rates,
         "quotes": quote_table(prep, loaded),
         "agreement": agreement_table(prep),
+        **strength,
     }
     meta = {
         "experiments": sorted(prep.debates["experiment"].unique().tolist()),

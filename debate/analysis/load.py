@@ -273,6 +273,11 @@ def _family_from_name(name: str) -> str:
     return "debate"
 
 
+def agent_labels(store: Store) -> pd.DataFrame:
+    """Agents (and people, with negative ids) with the labels the analysis shows."""
+    return _agents(store)
+
+
 def _agents(store: Store) -> pd.DataFrame:
     agents = _read(store, select(Agent.id, Agent.name, Agent.kind, Agent.model_id))
     users = _read(store, select(User.id, User.name))

@@ -180,3 +180,65 @@ def win_rate_plot(matrix: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title("Win rate of the row's debater\nagainst the column's", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="win rate")
     return _save(fig, path)
+
+
+STRENGTH_METRICS = (("accuracy", "accuracy", "judge accuracy in self-play"),
+                    ("deceptive_win_rate", "deceptive_win", "deceptive side's win rate"))
+MAX_JUDGES = 6
+
+
+def strength_plot(points: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path | None:
+    """Judge accuracy and deceptive win rate against the debaters' aggregate rating: one row
+    of panels per judge, every protocol (debate and consultancy) on the same axes, points
+    with intervals and the fitted line, its slope per 100 Elo in the legend."""
+    points = points.dropna(subset=["rating"])
+    if points.empty:
+        return None
+    judges = list(dict.fromkeys(points["judge"]))[:MAX_JUDGES]
+    fig = Figure(figsize=(10, 0.6 + 3.6 * len(judges)))
+    axes = fig.subplots(len(judges), 2, squeeze=False)
+    colours = {"debate": "tab:blue", "consultancy": "tab:red"}
+    for row, judge in enumerate(judges):
+        of_judge = points[points["judge"] == judge]
+        for col, (metric, short, title) in enumerate(STRENGTH_METRICS):
+            ax = axes[row][col]
+            for k, (protocol, part) in enumerate(of_judge.groupby("protocol", sort=True)):
+                part = part.sort_values("rating")
+                family = part["family"].iloc[0]
+                colour = colours.get(family) if k < 2 else None
+                x, y = part["rating"].to_numpy(float), part[metric].to_numpy(float)
+                xerr = _error_bars(x, part["rating_low"], part["rating_high"])
+                yerr = _error_bars(y, part[f"{short}_low"], part[f"{short}_high"])
+                fit = fits[(fits["judge"] == judge) & (fits["protocol"] == protocol)
+                           & (fits["metric"] == metric)]
+                label = _plain(protocol)
+                if not fit.empty and np.isfinite(fit["slope_per_100_elo"].iloc[0]):
+                    f = fit.iloc[0]
+                    label += f": {f['slope_per_100_elo']:+.3f}/100 Elo"
+                    if np.isfinite(f["low"]):
+                        label += f" [{f['low']:+.3f}, {f['high']:+.3f}]"
+                    xs = np.linspace(x.min(), x.max(), 20)
+                    ax.plot(xs, f["intercept"] + f["slope_per_100_elo"] * xs / 100.0,
+                            color=colour, linewidth=1.2, alpha=0.8)
+                ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=colour, markersize=5,
+                            capsize=2, elinewidth=0.8, label=label)
+            ax.set_ylim(-0.02, 1.02)
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+            ax.set_xlabel("debater's aggregate rating (Elo, mean of true and false side)")
+            ax.set_ylabel(title)
+            ax.set_title(f"{title}: judge {_plain(judge)}", fontsize=9)
+            ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def _error_bars(values: np.ndarray, low: pd.Series, high: pd.Series) -> np.ndarray | None:
+    low, high = low.to_numpy(dtype=float), high.to_numpy(dtype=float)
+    if np.isnan(low).all():
+        return None
+    return np.vstack([np.clip(values - np.nan_to_num(low, nan=values), 0, None),
+                      np.clip(np.nan_to_num(high, nan=values) - values, 0, None)])
+
+
+def _plain(text: object) -> str:
+    """A name drawn as itself: '$' would start matplotlib's mathtext."""
+    return str(text).replace("$", r"\$")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from debate.analysis.frames import Prepared
 from debate.analysis.intervals import ClusterBootstrap, percentile_interval
@@ -76,7 +78,9 @@ def _matches(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
         return pd.DataFrame()
     wide.columns = [f"{a}_{b}" for a, b in wide.columns]
     wide = wide.dropna().reset_index()
-    m = v[["debate_id", "correct", "correct_index", "cluster"]].merge(wide, on="debate_id", how="inner")
+    m = v[["debate_id", "correct", "correct_index", "cluster", "judge", "judge_type",
+           "protocol"]].merge(
+        wide, on="debate_id", how="inner")
     a_correct = m["answer_index_A"] == m["correct_index"]
     m["score_a"] = np.where(a_correct, m["correct"], 1 - m["correct"])
     labels = loaded.agents.set_index("id")["label"]
@@ -157,3 +161,118 @@ def _bootstrap(frame: pd.DataFrame, players: pd.Index, a: np.ndarray, b: np.ndar
     fits = [fit_bradley_terry_batch(chunk.reshape(-1, n, n), start)
             for chunk in boot.sums(np.concatenate([codes, codes]), cells, values, n * n)]
     return np.vstack(fits)
+
+
+# --- side-specific ratings (Khan et al. 2024) -------------------------------------------
+#
+# Each debater has a true-side strength (arguing the correct answer) and a false-side
+# strength; a verdict between the honest debater i and the deceptive debater j is a
+# Bradley-Terry match between "i arguing truth" and "j arguing falsehood" (self-play
+# included). A debater's aggregate rating is the mean of its two, as in Khan et al. 2024.
+
+SIDES = (HONEST, DECEPTIVE)
+
+
+def side_player_frame(m: pd.DataFrame) -> pd.DataFrame:
+    """Matches with a = the honest side's (debater, side) player and b = the deceptive one's;
+    score_a is the honest side's score."""
+    honest_first = (m["side_a"] == HONEST).to_numpy()
+    honest = np.where(honest_first, m["player_a"], m["player_b"])
+    deceptive = np.where(honest_first, m["player_b"], m["player_a"])
+    return pd.DataFrame({
+        "a": pd.Series(honest, index=m.index).astype(str) + " (" + HONEST + ")",
+        "b": pd.Series(deceptive, index=m.index).astype(str) + " (" + DECEPTIVE + ")",
+        "honest": honest, "deceptive": deceptive,
+        "score_a": np.where(honest_first, m["score_a"], 1 - m["score_a"]),
+        "cluster": m["cluster"].to_numpy(),
+    })
+
+
+def comparison_check(players: pd.Index, wins: np.ndarray) -> pd.DataFrame:
+    """Which players can be rated, and why not. A player outside the largest connected
+    part of the comparison graph has no path of games to the others: its rating says
+    nothing about theirs (status "unratable"). A player that won (or lost) every one of
+    its comparisons has a rating bounded only by the ridge prior (status "bounded")."""
+    games = wins + wins.T
+    n_comp, labels = connected_components(csr_matrix(games > 0), directed=False)
+    sizes = np.bincount(labels, minlength=n_comp)
+    main = int(np.argmax(sizes)) if len(sizes) else 0
+    rows = []
+    for i, player in enumerate(players):
+        played = games[i].sum()
+        opponents = [players[j] for j in np.nonzero(games[i])[0]]
+        if played == 0:
+            status, reason = "unratable", "no games"
+        elif labels[i] != main:
+            status = "unratable"
+            reason = ("no chain of games links it to the main group; it met only "
+                      + ", ".join(map(str, opponents[:5])))
+        elif wins[i].sum() >= played - 1e-9:
+            status, reason = "bounded", "won every comparison: rating bounded only by the prior"
+        elif wins[i].sum() <= 1e-9:
+            status, reason = "bounded", "lost every comparison: rating bounded only by the prior"
+        else:
+            status, reason = "rated", ""
+        rows.append({"player": player, "status": status, "reason": reason,
+                     "matches": played, "opponents": len(opponents)})
+    return pd.DataFrame(rows, columns=["player", "status", "reason", "matches", "opponents"])
+
+
+def fit_side_ratings(frame: pd.DataFrame, boot: ClusterBootstrap | None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None, pd.Index]:
+    """(per debater: true, false and aggregate Elo with intervals; the players' check;
+    replicates x debaters aggregate Elo or None; the debaters).
+
+    Unratable players (outside the main connected part) get NaN ratings, and a debater's
+    aggregate needs both of its sides rated."""
+    both = np.concatenate([frame["a"].to_numpy(dtype=object), frame["b"].to_numpy(dtype=object)])
+    players = pd.Index(sorted(pd.unique(both)))
+    wins, a, b = _win_matrix(frame, players)
+    check = comparison_check(players, wins)
+    theta = fit_bradley_terry(wins)
+    elo = ELO_BASE + ELO_SCALE * theta
+    usable = (check["status"] != "unratable").to_numpy()
+    elo = np.where(usable, elo, np.nan)
+    reps = None
+    if boot is not None:
+        reps = ELO_BASE + ELO_SCALE * _bootstrap(frame, players, a, b, boot, theta)
+        reps[:, ~usable] = np.nan
+    debaters = pd.Index(sorted(pd.unique(np.concatenate([frame["honest"].to_numpy(dtype=object),
+                                                         frame["deceptive"].to_numpy(dtype=object)]))))
+    t_idx = players.get_indexer(debaters.astype(str) + f" ({HONEST})")
+    f_idx = players.get_indexer(debaters.astype(str) + f" ({DECEPTIVE})")
+
+    def pick(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        out = np.full(values.shape[:-1] + (len(idx),), np.nan)
+        ok = idx >= 0
+        out[..., ok] = values[..., idx[ok]]
+        return out
+
+    games = (wins + wins.T).sum(axis=1)
+    table = pd.DataFrame({
+        "debater": debaters,
+        "true_rating": pick(elo, t_idx), "false_rating": pick(elo, f_idx),
+        "true_matches": pick(games, t_idx), "false_matches": pick(games, f_idx),
+    })
+    table["rating"] = (table["true_rating"] + table["false_rating"]) / 2
+    agg_reps = None
+    for col in ("true", "false", ""):
+        low, high = (f"{col}_low", f"{col}_high") if col else ("low", "high")
+        table[low] = table[high] = np.nan
+    if reps is not None:
+        t_reps, f_reps = pick(reps, t_idx), pick(reps, f_idx)
+        agg_reps = (t_reps + f_reps) / 2
+        for col, r in (("true", t_reps), ("false", f_reps), ("", agg_reps)):
+            low, high = (f"{col}_low", f"{col}_high") if col else ("low", "high")
+            table[low], table[high] = percentile_interval(r)
+    status = check.set_index("player")["status"]
+    table["status"] = [_worst(status.get(f"{d} ({HONEST})", "unratable"),
+                              status.get(f"{d} ({DECEPTIVE})", "unratable")) for d in debaters]
+    return table, check, agg_reps, debaters
+
+
+def _worst(*statuses: str) -> str:
+    for s in ("unratable", "bounded", "rated"):
+        if s in statuses:
+            return s
+    return "rated"

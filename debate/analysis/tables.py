@@ -43,5 +43,6 @@ def rich_width(frame: pd.DataFrame) -> int:
     width = 1
     for column in frame.columns:
         cells = frame[column].map(format_cell)
-        width += max(len(str(column)), int(cells.str.len().max() or 0)) + 3
+        longest = cells.str.len().max() if len(cells) else 0
+        width += max(len(str(column)), 0 if pd.isna(longest) else int(longest)) + 3
     return width

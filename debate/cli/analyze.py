@@ -27,6 +27,8 @@ def _parse_where(items: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.option("--experiment", "experiments", multiple=True, metavar="NAME",
               help="Experiment to analyse (repeatable; default: all).")
+@click.option("--tournament", "tournaments", multiple=True, metavar="NAME",
+              help="Analyse this tournament's experiments (repeatable; adds to --experiment).")
 @click.option("--by", default="protocol,judge", show_default=True,
               help="Comma-separated grouping fields: protocol, judge, experiment, family, "
                    "judge_type, judging, dataset, status, debater, honest_debater, "
@@ -40,25 +42,41 @@ def _parse_where(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write every table as CSV and the plots as PNG into this folder.")
 @click.option("--bootstrap", default=0, show_default=True, type=int,
-              help="Cluster-bootstrap replicates (resampling source documents) for intervals.")
+              help="Cluster-bootstrap replicates (resampling source documents; for the "
+                   "strength tables, questions) for intervals. With --table strength and "
+                   "no --bootstrap: 200.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @db_option
-def analyze(experiments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: str,
+def analyze(experiments: tuple[str, ...], tournaments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: str,
             only: tuple[str, ...], out: Path | None, bootstrap: int, seed: int,
             db_url: str | None) -> None:
-    """Judge accuracy, deceptive win rate, calibration, ratings, biases, agreement."""
+    """Judge accuracy, deceptive win rate, calibration, ratings, biases, agreement, and
+    the strength-accuracy curve (`--table strength`: judge accuracy in self-play against
+    the debaters' ratings, with slopes; add `--out DIR` for strength.png)."""
     from debate.analysis import TABLE_ORDER
     from debate.analysis import analyze as run_analysis
+    from debate.analysis.strength import DEFAULT_REPLICATES
     from debate.analysis.tables import rich_width, to_markdown, to_rich
     from debate.store.db import open_store
+    from debate.store.tournaments import tournament_games, tournament_names
 
     unknown = sorted(set(only) - set(TABLE_ORDER))
     if unknown:
         raise UserError(f"--table: unknown table {', '.join(unknown)}; known: {', '.join(TABLE_ORDER)}")
+    if "strength" in only:  # the curve's points come with their slopes and the rating check
+        only = (*only, "strength_fit", "side_ratings", "connectivity")
     store = open_store(db_url, migrate=False)
     try:
-        result = run_analysis(store, list(experiments) or None, by.split(","), bootstrap, seed,
-                              _parse_where(where))
+        names = list(experiments)
+        for t in tournaments:
+            games = tournament_games(store, t)
+            if games is None:
+                raise UserError(f"--tournament: no tournament named {t!r}; known: "
+                                f"{', '.join(tournament_names(store)) or '(none)'}")
+            names += [g.experiment for g in games]
+        strength_boot = bootstrap or (DEFAULT_REPLICATES if "strength" in only else 0)
+        result = run_analysis(store, names or None, by.split(","), bootstrap, seed,
+                              _parse_where(where), strength_bootstrap=strength_boot)
     finally:
         store.dispose()
     names = [n for n in TABLE_ORDER if not only or n in only]
@@ -89,7 +107,9 @@ def analyze(experiments: tuple[str, ...], by: str, where: tuple[str, ...], fmt: 
         console.print(header)
         for name in names:
             frame = result.tables[name]
-            if frame.empty:
+            if frame.empty and name == "connectivity" and not result.tables["side_ratings"].empty:
+                console.print("[dim]connectivity: every (debater, side) player can be rated[/dim]")
+            elif frame.empty:
                 console.print(f"[dim]{name}: no data[/dim]")
             else:
                 console.print(to_rich(frame, name))

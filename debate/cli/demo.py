@@ -4,6 +4,7 @@ sqlite:///debate.db) that says what it did and what to open next. Safe to rerun.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 
 import click
@@ -17,6 +18,14 @@ from debate.demo import available_sections, run_demo
 from debate.errors import UserError
 from debate.store.db import Store, open_store
 
+# Sections of parts above `debate` (which may not import them): run after debate's own.
+CLI_SECTIONS = ["judges.demo_tournament:run"]
+
+
+def all_sections() -> list[str]:
+    extra = [s for s in CLI_SECTIONS if importlib.util.find_spec(s.split(":")[0]) is not None]
+    return available_sections() + extra
+
 
 def section_name(target: str) -> str:
     """A section's short name: debate.demo_scripted:run -> scripted, debate.pixels.demo:run
@@ -27,8 +36,8 @@ def section_name(target: str) -> str:
 def run_sections(store: Store, console: Console, only: tuple[str, ...]) -> None:
     if not only:
         run_demo(store, console)
-        return
-    targets = {section_name(t): t for t in available_sections()}
+        only = tuple(section_name(t) for t in all_sections() if t not in available_sections())
+    targets = {section_name(t): t for t in all_sections()}
     unknown = [name for name in only if name not in targets]
     if unknown:
         raise UserError(f"--section: no demo section {unknown[0]!r} here; "
@@ -41,7 +50,7 @@ def run_sections(store: Store, console: Console, only: tuple[str, ...]) -> None:
 @click.command()
 @db_option
 @click.option("--section", "sections", multiple=True, metavar="NAME",
-              help="Run only this section (repeatable): scripted, backends, pixels.")
+              help="Run only this section (repeatable): scripted, backends, pixels, tournament.")
 def demo(db_url: str | None, sections: tuple[str, ...]) -> None:
     """Run the demo: scripted debates and consultancies on the bundled sample data set,
     judge baselines, and the sections of the other parts (model debaters, image debate)
@@ -50,7 +59,7 @@ def demo(db_url: str | None, sections: tuple[str, ...]) -> None:
     started = time.perf_counter()
     store = open_store(db_url)
     try:
-        names = sections or tuple(section_name(s) for s in available_sections())
+        names = sections or tuple(section_name(s) for s in all_sections())
         console.print(Panel(
             Text.assemble(
                 ("AI safety via debate: demo\n", "bold"),

@@ -22,13 +22,20 @@ from debate.store.db import open_store
 def judge(experiment: str, judge_path: Path | None, db_url: str | None, quiet: bool) -> None:
     """Judge EXPERIMENT's finished debates with a model judge (resumable: a rerun judges
     only what is missing)."""
+    from debate.config import read_yaml
     from judges.config import load_judge_file
     from judges.records import experiment_judges, find_experiment_id
+    from judges.rule import is_rule_judge, judge_experiment_by_rule, parse_rule_judge
     from judges.run import judge_experiment
 
     store = open_store(db_url)
     if judge_path is not None:
-        configs = [(load_judge_file(judge_path), judge_path.resolve().parent)]
+        data = read_yaml(judge_path, f"--judge: no such file {judge_path}")
+        if is_rule_judge(data):
+            parse_rule_judge(data, str(judge_path))
+            configs = [(data, judge_path.resolve().parent)]
+        else:
+            configs = [(load_judge_file(judge_path), judge_path.resolve().parent)]
     else:
         exp_id = find_experiment_id(store, experiment)
         if exp_id is None:
@@ -37,6 +44,12 @@ def judge(experiment: str, judge_path: Path | None, db_url: str | None, quiet: b
         if not configs:
             raise UserError("--judge: missing, and the experiment's config lists no judges")
     for cfg, config_dir in configs:
+        if is_rule_judge(cfg):
+            summary = judge_experiment_by_rule(store, experiment, cfg)
+            click.echo(f"judge {summary['judge']!r} on {experiment!r}: "
+                       f"{summary['judgments_written']} judgments written; "
+                       f"{summary['seconds']:.1f}s")
+            continue
         if quiet:
             summary = judge_experiment(store, experiment, cfg, config_dir=config_dir)
         else:

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 
 from debate.cli.options import db_option
-from debate.config import load_config
+from debate.config import parse_config, read_yaml
+from debate.errors import UserError
 from debate.run import plan_run, run_experiment
 from debate.store.db import open_store
+from debate.tournaments.config import is_tournament, parse_tournament
 
 
 @click.command()
@@ -30,11 +32,21 @@ from debate.store.db import open_store
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, chunk: int,
         lease_seconds: float, quiet: bool) -> None:
-    """Run (or resume) the experiment described by CONFIG.
+    """Run (or resume) the experiment or tournament described by CONFIG.
 
-    Rerunning the same command resumes a stopped or killed run and retries failed
-    debates. Exits 1 if debates failed, 2 on bad input (nothing is written then)."""
-    cfg = load_config(config)
+    A config with a top-level `tournament:` is a tournament: it is expanded once into one
+    experiment per game, which are run and judged round by round. Rerunning the same
+    command resumes a stopped or killed run and retries failed debates (a tournament
+    with more debaters plays only the new games). Exits 1 if debates failed, 2 on bad
+    input (nothing is written then)."""
+    data = read_yaml(config, f"{config}: no such file")
+    if is_tournament(data):
+        if worker:
+            raise UserError("--worker: tournaments run in one process for now; run the "
+                            "tournament without --worker")
+        run_tournament_file(config, data, db_url, quiet)
+        return
+    cfg = parse_config(data, str(config))
     plan = plan_run(cfg, config.resolve().parent, str(config))
     store = open_store(db_url)
     try:
@@ -71,4 +83,38 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
             "rerun the same command to retry them",
             err=True,
         )
+        sys.exit(1)
+
+
+def run_tournament_file(config: Path, data: object, db_url: str | None, quiet: bool) -> None:
+    from debate.tournaments.run import plan_tournament, run_tournament
+    from judges.tournament import judge_games_with
+
+    cfg = parse_tournament(data, str(config))
+    config_dir = config.resolve().parent
+    plan = plan_tournament(cfg, config_dir, str(config))
+
+    def report(summary: dict) -> None:
+        click.echo(f"judge {summary['judge']!r}: {summary['judgments_written']} judgments written")
+
+    store = open_store(db_url)
+    try:
+        judge = judge_games_with(cfg.judges, config_dir, report) if cfg.judges else None
+        result = run_tournament(store, cfg, config_dir, plan=plan, judge_games=judge,
+                                show_progress=not quiet)
+    finally:
+        store.dispose()
+    s = result.stats
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.debates.items()))
+    retried = f" (retrying {result.reset} failed debates)" if result.reset else ""
+    click.echo(
+        f"tournament {cfg.tournament!r} (id {result.tournament_id}, {cfg.schedule.type}, "
+        f"{len(plan.debaters)} debaters): {result.games} games ({result.created} new){retried} "
+        f"in {result.rounds} round(s); {s.turns} turns in {s.seconds:.1f}s; debates: {counts}")
+    click.echo(f"next: debate analyze --tournament {cfg.tournament} --table strength "
+               "--out results/")
+    if result.debates.get("failed"):
+        debate_id, error = result.errors[0] if result.errors else (None, "?")
+        click.echo(f"{result.debates['failed']} debates failed (first: debate {debate_id}: "
+                   f"{error}); rerun the same command to retry them", err=True)
         sys.exit(1)

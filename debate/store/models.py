@@ -239,3 +239,32 @@ class Feedback(Base):
     respondent: Mapped[str | None] = mapped_column(String(200))
     answers: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Tournament(Base):
+    """A set of debaters and a schedule, expanded into one experiment per game."""
+
+    __tablename__ = "tournaments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    schedule: Mapped[str] = mapped_column(String(50))  # round_robin | swiss
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # the latest config run
+    config_hash: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TournamentGame(Base):
+    """One experiment of a tournament: who argues the true and who the false answer."""
+
+    __tablename__ = "tournament_games"
+    __table_args__ = (UniqueConstraint("tournament_id", "experiment_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"))
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=0)  # swiss round; 0: self-play, round robin
+    kind: Mapped[str] = mapped_column(String(20))  # cross | self | consultancy
+    protocol: Mapped[str] = mapped_column(String(100))
+    honest: Mapped[str] = mapped_column(String(200))  # debater names (the consultant twice)
+    deceptive: Mapped[str] = mapped_column(String(200))

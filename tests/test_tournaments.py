@@ -1,0 +1,232 @@
+"""Tournaments: configs, expansion into experiments, resuming, adding debaters, swiss
+rounds, and the CLI; the analysis recovering planted strengths is in
+test_strength_curve.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_runner import run_cli
+from sqlalchemy import delete, func, select
+
+from debate.analysis.strength import strength_analysis
+from debate.errors import ConfigError
+from debate.store.models import Debate, Experiment, Judgment, Tournament, TournamentGame
+from debate.store.tournaments import tournament_games
+from debate.tournaments.config import expand_debaters, load_tournament, parse_tournament
+from debate.tournaments.run import plan_tournament, run_tournament
+from debate.tournaments.schedule import swiss_pairs
+from judges.tournament import judge_games_with
+
+
+def config(**over) -> dict:
+    base = {
+        "tournament": "t",
+        "seed": 3,
+        "dataset": {"name": "planted", "count": 6},
+        "protocols": [{"name": "debate", "rounds": 1}, {"name": "consultancy", "rounds": 1}],
+        "debaters": [{"type": "planted", "name": "p{strength}", "sweep": {"strength": [0.2, 0.8]}}],
+        "judges": [{"type": "rule"}],
+    }
+    base.update(over)
+    return base
+
+
+def run(store, data: dict, tmp_path: Path):
+    cfg = parse_tournament(data, "t.yaml")
+    return run_tournament(store, cfg, tmp_path, judge_games=judge_games_with(cfg.judges, tmp_path),
+                          show_progress=False)
+
+
+def count(store, model, *where) -> int:
+    with store.session() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_sweeps_expand_into_named_debaters():
+    cfg = parse_tournament(config(debaters=[
+        {"type": "model", "model": "m", "name": "m-bo{best_of}-t{temperature}",
+         "sweep": {"best_of": [1, 4, 16], "temperature": [0.7, 1.0]}},
+        {"type": "planted", "name": "fixed", "strength": 0.5},
+        {"type": "planted", "name": "plain", "sweep": {"strength": [0.1, 0.9]}},
+    ]))
+    names = [d.name for d in expand_debaters(cfg)]
+    assert names[:2] == ["m-bo1-t0.7", "m-bo1-t1.0"] and len(names) == 9
+    assert "fixed" in names and "plain-strength=0.1" in names and "plain-strength=0.9" in names
+    spec = next(d.spec for d in expand_debaters(cfg) if d.name == "m-bo16-t1.0")
+    assert spec == {"type": "model", "model": "m", "name": "m-bo16-t1.0", "best_of": 16,
+                    "temperature": 1.0}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"debaters": [{"type": "planted", "strength": 0.5}]}, "debaters.0.name: missing"),
+    ({"debaters": [{"type": "planted", "name": "a", "strength": 0.5},
+                   {"type": "planted", "name": "a", "strength": 0.6}]},
+     "debaters.1.name: 'a' is also the name of a debater in debaters.0"),
+    ({"debaters": [{"type": "planted", "name": "a", "sweep": {"strength": 0.5}}]},
+     "debaters.0.sweep.strength: expected a non-empty list"),
+    ({"protocols": ["naive-judge"]}, "protocols.0: 'naive-judge' cannot be played"),
+    ({"protocols": ["open-debate"]}, "cannot be played in a tournament"),
+    ({"schedule": {"type": "swiss", "rounds": 2}, "judges": []}, "needs a judge"),
+    ({"schedule": {"type": "knockout"}}, "schedule"),
+    ({"rounds": 3}, "rounds: unknown field"),
+    ({"tournament": "a/b"}, "tournament: a name without '/'"),
+])
+def test_bad_configs_name_the_field(change, message):
+    with pytest.raises(ConfigError, match="t.yaml: .*" + message.replace("(", r"\(")):
+        parse_tournament(config(**change), "t.yaml")
+
+
+def test_bad_agent_settings_are_caught_before_anything_is_written(sqlite_store, tmp_path):
+    cfg = parse_tournament(config(debaters=[{"type": "planted", "name": "x", "strength": 1.5}]),
+                           "t.yaml")
+    with pytest.raises(ConfigError, match=r"t.yaml: debaters.0.strength"):
+        plan_tournament(cfg, tmp_path, "t.yaml")
+    assert count(sqlite_store, Experiment) == 0 and count(sqlite_store, Tournament) == 0
+
+
+def test_round_robin_expands_once_and_resumes(store, tmp_path):
+    first = run(store, config(), tmp_path)
+    # 2 debaters: 4 ordered debate pairs (2 self-play) + 2 consultancies
+    assert (first.games, first.created) == (6, 6)
+    games = tournament_games(store, "t")
+    kinds = sorted((g.kind, g.honest, g.deceptive) for g in games)
+    assert kinds == [("consultancy", "p0.2", "p0.2"), ("consultancy", "p0.8", "p0.8"),
+                     ("cross", "p0.2", "p0.8"), ("cross", "p0.8", "p0.2"),
+                     ("self", "p0.2", "p0.2"), ("self", "p0.8", "p0.8")]
+    assert {g.experiment for g in games} >= {"t/debate/p0.2~p0.8", "t/consultancy/p0.8"}
+    # 6 questions x 2 orders per debate game; x 2 (honest, deceptive) per consultancy
+    assert first.debates == {"done": 4 * 12 + 2 * 24}
+    judged = count(store, Judgment)
+    assert judged == 96
+    again = run(store, config(), tmp_path)
+    assert (again.games, again.created, again.stats.turns) == (6, 0, 0)
+    assert count(store, Judgment) == judged and count(store, Debate) == 96
+
+
+def test_adding_a_debater_adds_only_its_games(sqlite_store, tmp_path):
+    run(sqlite_store, config(), tmp_path)
+    with sqlite_store.session() as s:
+        before = dict(s.execute(select(Experiment.name, Experiment.id)).all())
+    more = config(debaters=[{"type": "planted", "name": "p{strength}",
+                             "sweep": {"strength": [0.2, 0.8, 0.5]}}])
+    result = run(sqlite_store, more, tmp_path)
+    # 3 debaters: 9 debate games + 3 consultancies; 5 + 1 of them new
+    assert (result.games, result.created) == (12, 6)
+    with sqlite_store.session() as s:
+        after = dict(s.execute(select(Experiment.name, Experiment.id)).all())
+        stored = s.scalar(select(Tournament.config).where(Tournament.name == "t"))
+    assert {k: after[k] for k in before} == before
+    assert sorted(set(after) - set(before)) == [
+        "t/consultancy/p0.5", "t/debate/p0.2~p0.5", "t/debate/p0.5~p0.2", "t/debate/p0.5~p0.5",
+        "t/debate/p0.5~p0.8", "t/debate/p0.8~p0.5"]
+    assert len(stored["debaters"][0]["sweep"]["strength"]) == 3
+    assert count(sqlite_store, Judgment) == count(sqlite_store, Debate)  # new games judged too
+
+
+def test_a_changed_game_config_is_refused_before_any_write(sqlite_store, tmp_path):
+    run(sqlite_store, config(), tmp_path)
+    n_exp, n_debates = count(sqlite_store, Experiment), count(sqlite_store, Debate)
+    changed = config(seed=4, debaters=[{"type": "planted", "name": "p{strength}",
+                                        "sweep": {"strength": [0.2, 0.8, 0.5]}}])
+    with pytest.raises(ConfigError, match="already exists with a different config"):
+        run(sqlite_store, changed, tmp_path)
+    assert (count(sqlite_store, Experiment), count(sqlite_store, Debate)) == (n_exp, n_debates)
+    with sqlite_store.session() as s:
+        assert s.scalar(select(Tournament.seed)) == 3
+
+
+def test_swiss_pairs_by_rating_without_repeats():
+    ratings = {"a": 1600.0, "b": 1550.0, "c": 1500.0, "d": 1450.0, "e": 1400.0}
+    assert swiss_pairs(ratings, set(), 0, 1) == [("a", "b"), ("c", "d")]
+    played = {frozenset("ab"), frozenset("cd")}
+    assert swiss_pairs(ratings, played, 0, 2) == [("a", "c"), ("b", "d")]
+
+
+def test_swiss_tournament_runs_rounds_and_resumes(sqlite_store, tmp_path):
+    data = config(schedule={"type": "swiss", "rounds": 2}, protocols=[{"name": "debate", "rounds": 1}],
+                  dataset={"name": "planted", "count": 10},
+                  debaters=[{"type": "planted", "name": "p{strength}",
+                             "sweep": {"strength": [0.1, 0.3, 0.5, 0.7, 0.9, 0.95]}}])
+    result = run(sqlite_store, data, tmp_path)
+    assert result.rounds == 3
+    games = tournament_games(sqlite_store, "t")
+    by_round = {r: [g for g in games if g.round == r] for r in range(3)}
+    assert [len(by_round[r]) for r in range(3)] == [6, 6, 6]  # self-play; 3 pairs x 2 sides
+    assert all(g.kind == "self" for g in by_round[0])
+    pairs = [frozenset((g.honest, g.deceptive)) for r in (1, 2) for g in by_round[r]]
+    assert len(set(pairs)) == 6  # each pair plays both sides once; no pair meets twice
+    for r in (1, 2):  # every debater plays once a round, on both sides
+        names = [g.honest for g in by_round[r]]
+        assert sorted(names) == sorted({d for p in pairs for d in p} & set(names))
+        assert len(set(names)) == 6
+    again = run(sqlite_store, data, tmp_path)
+    assert (again.created, again.stats.turns) == (0, 0)
+    assert tournament_games(sqlite_store, "t") == games
+    # a run killed while storing round 2: one pair's links lost; the rerun pairs the two
+    # free debaters again, finds their experiments and plays nothing twice
+    lost = by_round[2][0]
+    with sqlite_store.session() as s:
+        s.execute(delete(TournamentGame).where(TournamentGame.experiment_id.in_(
+            [g.experiment_id for g in by_round[2]
+             if {g.honest, g.deceptive} == {lost.honest, lost.deceptive}])))
+    assert len(tournament_games(sqlite_store, "t")) == 16
+    healed = run(sqlite_store, data, tmp_path)
+    assert (healed.created, healed.stats.turns) == (0, 0)
+    assert sorted(g.experiment for g in tournament_games(sqlite_store, "t")) == \
+        sorted(g.experiment for g in games)
+
+
+def test_cli_runs_tournaments_and_the_strength_table(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(config()))
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    code, out, err = run_cli(["run", str(path), "--db", db, "--quiet"], capsys)
+    assert code == 0, err
+    assert "tournament 't'" in out and "6 games (6 new)" in out and "96 done" in out
+    code, out, _ = run_cli(["run", str(path), "--db", db, "--quiet"], capsys)
+    assert code == 0 and "6 games (0 new)" in out
+    out_dir = tmp_path / "results"
+    code, out, err = run_cli(["analyze", "--db", db, "--tournament", "t", "--table", "strength",
+                              "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    assert "strength_fit" in out and "side_ratings" in out and "accuracy" in out
+    assert (out_dir / "strength.png").stat().st_size > 10_000
+    assert (out_dir / "strength_fit.csv").read_text().count("\n") == 5  # 2 protocols x 2 metrics
+    code, _, err = run_cli(["analyze", "--db", db, "--tournament", "nope"], capsys)
+    assert code == 2 and "--tournament: no tournament named 'nope'; known: t" in err
+
+
+def test_cli_refuses_a_bad_tournament_with_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config(debaters=[{"type": "planted", "name": "x",
+                                                     "strength": "strong"}])))
+    db_file = tmp_path / "bad.db"
+    code, _, err = run_cli(["run", str(path), "--db", f"sqlite:///{db_file}"], capsys)
+    assert code == 2 and not db_file.exists()  # refused before the database is opened
+    assert err.strip().count("\n") == 0 and "bad.yaml: debaters.0.strength" in err
+    assert "Traceback" not in err
+
+
+def test_the_example_tournament_is_valid():
+    path = Path(__file__).resolve().parent.parent / "examples" / "tournament-planted.yaml"
+    plan = plan_tournament(load_tournament(path), path.parent, str(path))
+    assert plan.debaters[0].name == "planted-0.2" and len(plan.questions) == 100
+
+
+def test_model_judges_judge_tournament_rounds(sqlite_store, tmp_path, tiny_model_dir):
+    """A model judge in the tournament's `judges:` judges every round's games, and its
+    verdicts give it its own ratings and curve."""
+    judge = {"type": "logprob", "name": "tiny-judge", "model": str(tiny_model_dir),
+             "both_orders": False}
+    data = config(dataset={"name": "planted", "count": 2}, protocols=[{"name": "debate", "rounds": 1}],
+                  judges=[judge, {"type": "rule"}])
+    result = run(sqlite_store, data, tmp_path)
+    assert result.debates == {"done": 16}
+    with sqlite_store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Judgment)) == 32  # both judges
+    t = strength_analysis(sqlite_store, bootstrap=0).tables
+    assert {"tiny-judge", "rule-judge"} <= set(t["side_ratings"]["judge"])
+    assert set(t["strength"]["judge"]) == {"tiny-judge", "rule-judge"}
