@@ -31,6 +31,7 @@ def loop_config(model: Path, **over) -> dict:
         "data": {"sources": ["candidates"], "chosen_must_be_clean": False},
         "dpo": {"max_steps": 2, "batch_size": 2, "learning_rate": 1.0e-3, "cpu_threads": 1,
                 "save_steps": 100},
+        "strength_bootstrap": 20,
         "out": "loop-out",
     }
     cfg.update(over)
@@ -94,6 +95,13 @@ def test_two_round_loop_end_to_end(tiny_model_dir, tmp_path, capsys):
         rated = {r["player"] for r in csv.DictReader(fh)}
     assert rated == {"sp-debate-r0", "sp-debate-r1", "sp-debate-r2"}
     assert all(r["elo"] != "" for r in rows if r["track"] == "debate")
+    # the strength curve (judge accuracy against debater rating) over the loop's debaters
+    with (loop_out / "strength.csv").open() as fh:
+        points = list(csv.DictReader(fh))
+    on_curve = {p["debater"] for p in points if p["protocol"] == "debate" and p["rating"]}
+    assert on_curve == {"sp-debate-r0", "sp-debate-r1", "sp-debate-r2"}
+    assert all(r["strength_rating"] != "" for r in rows if r["track"] == "debate")
+    assert (loop_out / "strength.png").is_file() and (loop_out / "strength_fit.csv").is_file()
     assert (loop_out / "accuracy_by_round.png").stat().st_size > 1000
 
     # a rerun resumes: nothing is run, trained or judged twice

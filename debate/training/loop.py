@@ -20,6 +20,7 @@
     dpo: {beta: 0.1, max_steps: 100, learning_rate: 5.0e-6}            # or a YAML file name
     lora: false                    # true: LoRA (settings in dpo.lora, defaults otherwise)
     cross_play: true               # debate tracks: round r against round r-1, both sides
+    strength_bootstrap: 200        # replicates for the strength curve's intervals
     out: selfplay-runs/            # data, checkpoints and report (relative to the config)
 
 Every round's debater is its own agent (`{name}-{protocol}-r{round}`, its own model
@@ -51,6 +52,7 @@ from pydantic import (
 )
 
 from debate.analysis import analyze
+from debate.analysis.strength import StrengthResult, strength_analysis
 from debate.backends.settings import BackendSettings
 from debate.config import ProtocolSettings, parse_config, read_yaml
 from debate.errors import ConfigError, UserError
@@ -97,6 +99,7 @@ class LoopConfig(BaseModel):
     dpo: dict[str, Any] | str = Field(default_factory=dict)  # settings, or a YAML file
     lora: bool = False
     cross_play: bool = True
+    strength_bootstrap: int = Field(default=200, ge=0)  # replicates for the strength curve
     out: str | None = None
 
     @field_validator("protocols", mode="before")
@@ -186,6 +189,7 @@ class RoundRow:
     dpo_steps: int | None = None
     dpo_last_loss: float | None = None
     elo: float | None = None
+    strength_rating: float | None = None   # the strength curve's aggregate rating
     exploits: dict[str, int] = field(default_factory=dict)
 
     def flat(self) -> dict[str, Any]:
@@ -200,6 +204,7 @@ class LoopReport:
     out: Path
     cross_play: list[str]
     ratings: pd.DataFrame
+    strength: StrengthResult | None = None
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([r.flat() for r in self.rows])
@@ -341,8 +346,12 @@ def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
                 model = _train_round(store, cfg, dpo, out, track, rnd, name, model, row, log,
                                      show_progress)
             rows.append(row)
-    ratings = _ratings(store, [r.experiment for r in rows] + cross, rows)
-    report = LoopReport(rows, out, cross, ratings)
+    experiments = [r.experiment for r in rows] + cross
+    ratings = _ratings(store, experiments, rows)
+    strength = strength_analysis(store, experiments, bootstrap=cfg.strength_bootstrap,
+                                 seed=cfg.seed)
+    _strength_ratings(strength, rows)
+    report = LoopReport(rows, out, cross, ratings, strength)
     write_report(report)
     return report
 
@@ -391,6 +400,16 @@ def _ratings(store: Store, experiments: list[str], rows: list[RoundRow]) -> pd.D
     return debater
 
 
+def _strength_ratings(strength: StrengthResult, rows: list[RoundRow]) -> None:
+    """Each round's aggregate (true and false side) rating from the strength curve, as the
+    loop's judge saw it."""
+    points = strength.tables["strength"]
+    for r in rows:
+        mine = points[(points["debater"] == r.agent) & (points["judge"] == r.judge)]
+        if not mine.empty and not pd.isna(mine["rating"].iloc[0]):
+            r.strength_rating = float(mine["rating"].iloc[0])
+
+
 def write_report(report: LoopReport) -> list[Path]:
     """report.csv, report.json, ratings.csv and accuracy_by_round.png under the out folder."""
     import matplotlib
@@ -410,6 +429,14 @@ def write_report(report: LoopReport) -> list[Path]:
     if not report.ratings.empty:
         report.ratings.to_csv(report.out / "ratings.csv", index=False)
         paths.append(report.out / "ratings.csv")
+    if report.strength is not None:
+        for name in ("strength", "strength_fit", "side_ratings"):
+            path = report.out / f"{name}.csv"
+            report.strength.tables[name].to_csv(path, index=False)
+            paths.append(path)
+        png = report.strength.plot(report.out / "strength.png")
+        if png is not None:
+            paths.append(png)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for track, rows in frame.groupby("track"):
         ax1.plot(rows["round"], rows["accuracy"], marker="o", label=track)
@@ -433,7 +460,8 @@ def write_report(report: LoopReport) -> list[Path]:
 REPORT_COLUMNS = (
     ("track", "track"), ("round", "round"), ("agent", "debater"), ("accuracy", "judge acc."),
     ("train_accuracy", "on train qs"),
-    ("deceptive_win_rate", "deceptive wins"), ("elo", "Elo"), ("pairs", "pairs"),
+    ("deceptive_win_rate", "deceptive wins"), ("elo", "Elo"),
+    ("strength_rating", "strength"), ("pairs", "pairs"),
     ("speeches", "speeches"), ("quote_failures", "quote fails"), ("truncated", "truncated"),
     ("over_long_candidates", "over-long cands"), ("markup_tricks", "markup tricks"),
 )
