@@ -247,3 +247,51 @@ def test_cli_train_data(sqlite_store, sqlite_url, tmp_path, capsys):
                             "--min-margin", "1.5", "--db", sqlite_url], capsys)
     assert code == 2 and err.startswith("error: --min-margin:")
     assert not (tmp_path / "x").exists()
+
+
+def test_exploit_counts_per_experiment(store):
+    from debate.store.models import Quote
+    from debate.training.exploits import exploit_counts
+
+    make_store(store)
+    with store.session() as s:
+        e = Experiment(name="x", protocol="debate", config={}, config_hash="x" * 8)
+        s.add(e)
+        s.flush()
+        q = Question(experiment_id=e.id, external_id="q", dataset="sample", text="?",
+                     answers=["a", "b"], correct_index=0)
+        s.add(q)
+        s.flush()
+        d = Debate(experiment_id=e.id, question_id=q.id, protocol="debate",
+                   protocol_spec=PROTOCOL, variant="v", answer_order=[0, 1], seed=1,
+                   status="done")
+        s.add(d)
+        s.flush()
+        specs = [
+            ("A", 1, "fine <quote>true words</quote>", "ok", {}, None),
+            ("B", 1, "made up <quote>false words</quote> and <quote>more</quote>", "ok", {},
+             None),
+            ("A", 2, "cut short ... [truncated]", "truncated", {"raw_text": "cut short " * 40},
+             [{"text": "a", "truncated": True}, {"text": "b", "truncated": False}]),
+            ("B", 2, "see \u27e6verified\u27e7 here", "ok", {"resampled": [{"reason": "over"}]},
+             None),
+            ("A", 3, "<quote>never closed", "ok", {}, None),
+            ("B", 3, "", "ok", {}, None),
+        ]
+        for i, (role, rnd, text, status, meta, cands) in enumerate(specs):
+            t = Turn(debate_id=d.id, step=i, round=rnd, role=role, text=text, status=status,
+                     meta=meta, candidates=cands)
+            s.add(t)
+            s.flush()
+            if i == 0:
+                s.add(Quote(turn_id=t.id, position=0, text="true words", verified=True,
+                            fuzzy_score=1.0))
+            if i == 1:
+                s.add_all([Quote(turn_id=t.id, position=k, text=w, verified=False,
+                                 fuzzy_score=0.1) for k, w in enumerate(["false words", "more"])])
+    assert exploit_counts(store, "x") == {
+        "speeches": 6, "quote_failures": 1, "unverified_quotes": 2, "truncated": 1,
+        "resampled": 1, "over_long_candidates": 1, "markup_tricks": 2, "empty": 1,
+    }
+    assert exploit_counts(store, "e")["speeches"] == 9
+    assert exploit_counts(store, "nope")["speeches"] == 0
