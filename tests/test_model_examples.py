@@ -28,7 +28,7 @@ def test_judge_examples_validate(name):
 
 
 def test_training_examples_validate():
-    from debate.training.loop import load_loop_config
+    from debate.training.loop_config import load_loop_config
     from debate.training.settings import load_dpo_settings
 
     cfg, dpo = load_loop_config(EXAMPLES / "selfplay-loop.yaml")

@@ -109,7 +109,9 @@ def loop(config_path: Path, db_url: str | None, quiet: bool) -> None:
     from rich.table import Table
 
     from debate.backends.settings import release_backend
-    from debate.training.loop import REPORT_COLUMNS, check_loop, load_loop_config, run_loop
+    from debate.training.loop import check_loop, run_loop
+    from debate.training.loop_config import load_loop_config
+    from debate.training.report import REPORT_COLUMNS
     from judges.config import parse_judge_config
     from judges.run import build_judge, judge_experiment
 

@@ -35,179 +35,35 @@ sits above `debate`), as `judge_fn(store, experiment) -> {"judge": name, ...}`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
 
 from debate.analysis import analyze
-from debate.analysis.strength import StrengthResult, strength_analysis
+from debate.analysis.strength import strength_analysis
 from debate.backends.settings import BackendSettings
-from debate.config import ProtocolSettings, parse_config, read_yaml
+from debate.config import ProtocolSettings, parse_config
 from debate.errors import ConfigError, UserError
 from debate.run import plan_run, run_experiment
 from debate.store.db import Store
 from debate.training.dpo import train_dpo
 from debate.training.exploits import exploit_counts
+from debate.training.loop_config import LoopConfig
 from debate.training.pairs_io import read_manifest, write_preference_dir
-from debate.training.preferences import SelectionRule, build_preference_data
-from debate.training.settings import DPOSettings, LoraSettings, parse_dpo_settings
+from debate.training.preferences import build_preference_data
+from debate.training.report import (
+    LoopReport,
+    RoundRow,
+    ratings_of_rounds,
+    strength_ratings,
+    write_report,
+)
+from debate.training.settings import DPOSettings
 
 JudgeFn = Callable[[Store, str], dict[str, Any]]
 Log = Callable[[str], None]
-
-
-class TrainableProtocol(ProtocolSettings):
-    """A protocol with a debater or consultant to train, answering on its own."""
-
-    @model_validator(mode="after")
-    def _trainable(self) -> TrainableProtocol:
-        proto = self.build()
-        if proto.family not in ("debate", "consultancy"):
-            raise ValueError(f"{self.name} has no debater to train (debate or consultancy "
-                             "protocols)")
-        if proto.interactive:
-            raise ValueError(f"{self.name}: interactive protocols are not trained by the loop")
-        return self
-
-
-class LoopConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=150)
-    rounds: int = Field(ge=1, le=50)
-    seed: int = 0
-    dataset: dict[str, Any]
-    # held-out questions on which every round is measured (none: the training questions)
-    eval_dataset: dict[str, Any] | None = None
-    both_orders: bool = True
-    protocols: list[TrainableProtocol] = Field(min_length=1)
-    debater: dict[str, Any]
-    judge: dict[str, Any]
-    data: SelectionRule = Field(default_factory=SelectionRule)
-    dpo: dict[str, Any] | str = Field(default_factory=dict)  # settings, or a YAML file
-    lora: bool = False
-    cross_play: bool = True
-    strength_bootstrap: int = Field(default=200, ge=0)  # replicates for the strength curve
-    out: str | None = None
-
-    @field_validator("protocols", mode="before")
-    @classmethod
-    def _names(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"name": p} if isinstance(p, str) else p for p in v]
-        return v
-
-    @field_validator("protocols")
-    @classmethod
-    def _once_each(cls, v: list[TrainableProtocol]) -> list[TrainableProtocol]:
-        names = [p.name for p in v]
-        twice = next((n for n in names if names.count(n) > 1), None)
-        if twice:
-            raise ValueError(f"{twice} appears twice (one track per protocol)")
-        return v
-
-    @field_validator("debater")
-    @classmethod
-    def _model_debater(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if v.get("type") != "model":
-            raise ValueError("type: the loop trains a `type: model` debater")
-        if v.get("backend", "transformers") != "transformers":
-            raise ValueError("backend: training needs the weights (backend: transformers)")
-        if "name" in v:
-            raise ValueError("name: the loop names each round's debater itself")
-        return v
-
-
-def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    elif err["type"] == "missing":
-        msg = "missing"
-    return f"{loc}: {msg}"
-
-
-def parse_loop_config(data: Any, source: str = "loop config",
-                      config_dir: Path | None = None) -> tuple[LoopConfig, DPOSettings]:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        cfg = LoopConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
-    if isinstance(cfg.dpo, str):
-        p = Path(cfg.dpo)
-        p = p if p.is_absolute() else (config_dir or Path.cwd()) / p
-        dpo = parse_dpo_settings(read_yaml(p, f"{source}: dpo: no such file {p}"), str(p))
-    else:
-        dpo = parse_dpo_settings(cfg.dpo, f"{source}: dpo")
-    if cfg.lora and dpo.lora is None:
-        dpo = dpo.model_copy(update={"lora": LoraSettings()})
-    sources = cfg.data.sources
-    if sources == ["candidates"] and int(cfg.debater.get("best_of", 1)) < 2:
-        raise ConfigError(f"{source}: debater.best_of: needs >= 2 candidates per turn to make "
-                          "preference pairs from candidates")
-    return cfg, dpo
-
-
-def load_loop_config(path: str | Path) -> tuple[LoopConfig, DPOSettings]:
-    path = Path(path)
-    return parse_loop_config(read_yaml(path, f"{path}: no such file"), str(path),
-                             path.resolve().parent)
-
-
-@dataclass
-class RoundRow:
-    track: str
-    round: int
-    agent: str
-    experiment: str
-    model: str
-    judge: str | None = None
-    accuracy: float | None = None
-    accuracy_low: float | None = None   # Wilson 95% interval
-    train_accuracy: float | None = None  # on the training questions (with eval_dataset)
-    accuracy_high: float | None = None
-    deceptive_win_rate: float | None = None
-    judged_debates: int = 0
-    pairs: int | None = None
-    ties: int | None = None
-    failed: int | None = None
-    dpo_steps: int | None = None
-    dpo_last_loss: float | None = None
-    elo: float | None = None
-    strength_rating: float | None = None   # the strength curve's aggregate rating
-    exploits: dict[str, int] = field(default_factory=dict)
-
-    def flat(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "exploits"}
-        d.update(self.exploits)
-        return d
-
-
-@dataclass
-class LoopReport:
-    rows: list[RoundRow]
-    out: Path
-    cross_play: list[str]
-    ratings: pd.DataFrame
-    strength: StrengthResult | None = None
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame([r.flat() for r in self.rows])
 
 
 def _agent_name(cfg: LoopConfig, track: str, rnd: int) -> str:
@@ -347,10 +203,10 @@ def run_loop(store: Store, cfg: LoopConfig, dpo: DPOSettings, config_dir: Path,
                                      show_progress)
             rows.append(row)
     experiments = [r.experiment for r in rows] + cross
-    ratings = _ratings(store, experiments, rows)
+    ratings = ratings_of_rounds(store, experiments, rows)
     strength = strength_analysis(store, experiments, bootstrap=cfg.strength_bootstrap,
                                  seed=cfg.seed)
-    _strength_ratings(strength, rows)
+    strength_ratings(strength, rows)
     report = LoopReport(rows, out, cross, ratings, strength)
     write_report(report)
     return report
@@ -386,82 +242,3 @@ def _train_round(store: Store, cfg: LoopConfig, dpo: DPOSettings, out: Path, tra
     row.dpo_steps = result.steps
     row.dpo_last_loss = result.losses[-1][1] if result.losses else None
     return str(ckpt)
-
-
-def _ratings(store: Store, experiments: list[str], rows: list[RoundRow]) -> pd.DataFrame:
-    """Bradley-Terry ratings (Elo scale) of the rounds' debaters from every verdict in the
-    loop's experiments (self-play is left out by the analysis; cross-play rates them)."""
-    ratings = analyze(store, experiments=experiments, by=["experiment"]).tables["ratings"]
-    debater = ratings[ratings["group"] == "debater"].reset_index(drop=True)
-    elo = dict(zip(debater["player"], debater["rating"]))
-    for r in rows:
-        if r.agent in elo and not pd.isna(elo[r.agent]):
-            r.elo = float(elo[r.agent])
-    return debater
-
-
-def _strength_ratings(strength: StrengthResult, rows: list[RoundRow]) -> None:
-    """Each round's aggregate (true and false side) rating from the strength curve, as the
-    loop's judge saw it."""
-    points = strength.tables["strength"]
-    for r in rows:
-        mine = points[(points["debater"] == r.agent) & (points["judge"] == r.judge)]
-        if not mine.empty and not pd.isna(mine["rating"].iloc[0]):
-            r.strength_rating = float(mine["rating"].iloc[0])
-
-
-def write_report(report: LoopReport) -> list[Path]:
-    """report.csv, report.json, ratings.csv and accuracy_by_round.png under the out folder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    report.out.mkdir(parents=True, exist_ok=True)
-    frame = report.frame()
-    paths = [report.out / "report.csv", report.out / "report.json"]
-    frame.to_csv(paths[0], index=False)
-    paths[1].write_text(json.dumps({
-        "rounds": json.loads(frame.to_json(orient="records")),
-        "cross_play": report.cross_play,
-        "ratings": json.loads(report.ratings.to_json(orient="records")),
-    }, indent=2) + "\n")
-    if not report.ratings.empty:
-        report.ratings.to_csv(report.out / "ratings.csv", index=False)
-        paths.append(report.out / "ratings.csv")
-    if report.strength is not None:
-        for name in ("strength", "strength_fit", "side_ratings"):
-            path = report.out / f"{name}.csv"
-            report.strength.tables[name].to_csv(path, index=False)
-            paths.append(path)
-        png = report.strength.plot(report.out / "strength.png")
-        if png is not None:
-            paths.append(png)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for track, rows in frame.groupby("track"):
-        ax1.plot(rows["round"], rows["accuracy"], marker="o", label=track)
-        speeches = rows["speeches"].where(rows["speeches"] > 0)
-        for key in ("quote_failures", "truncated", "markup_tricks"):
-            ax2.plot(rows["round"], rows[key] / speeches, marker=".", label=f"{track}: {key}")
-    ax1.set(xlabel="training round", ylabel="judge accuracy", ylim=(0, 1),
-            title="Judge accuracy by training round")
-    ax2.set(xlabel="training round", ylabel="share of speeches", title="Exploit counts")
-    ax1.legend()
-    ax2.legend(fontsize="small")
-    fig.tight_layout()
-    png = report.out / "accuracy_by_round.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    paths.append(png)
-    return paths
-
-
-# (column, heading) of the table `debate train loop` prints
-REPORT_COLUMNS = (
-    ("track", "track"), ("round", "round"), ("agent", "debater"), ("accuracy", "judge acc."),
-    ("train_accuracy", "on train qs"),
-    ("deceptive_win_rate", "deceptive wins"), ("elo", "Elo"),
-    ("strength_rating", "strength"), ("pairs", "pairs"),
-    ("speeches", "speeches"), ("quote_failures", "quote fails"), ("truncated", "truncated"),
-    ("over_long_candidates", "over-long cands"), ("markup_tricks", "markup tricks"),
-)
