@@ -135,12 +135,13 @@ def loop(config_path: Path, db_url: str | None, quiet: bool) -> None:
     table = Table(title=f"{cfg.name}: judge accuracy and exploit counts by training round")
     frame = report.frame()
     for col, heading in REPORT_COLUMNS:
-        table.add_column(heading, justify="left" if col in ("track", "agent") else "right")
+        names = col in ("track", "agent")
+        table.add_column(heading, justify="left" if names else "right", no_wrap=names)
     for _, row in frame.iterrows():
         table.add_row(*[_cell(row.get(c)) for c, _ in REPORT_COLUMNS])
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=200)
     console.print(table)
     click.echo(f"report: {report.out / 'report.csv'}, plot: "
                f"{report.out / 'accuracy_by_round.png'}")
@@ -149,6 +150,8 @@ def loop(config_path: Path, db_url: str | None, quiet: bool) -> None:
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))   # counts that pandas made floats (a column with gaps)
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"
     return str(value)

@@ -116,7 +116,7 @@ def train_dpo(
     `stop_after_steps` stops after that global step as if the run were killed there (its
     checkpoints are kept, the final model is not written): for tests of resumption."""
     from datasets import Dataset
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback, ProgressCallback, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     data_dir, out = Path(data_dir), Path(out)
@@ -200,12 +200,20 @@ def train_dpo(
             if logs and "loss" in logs:
                 losses.append((state.global_step, float(logs["loss"])))
                 if log:
-                    log(f"step {state.global_step}: loss {logs['loss']:.4f}")
+                    extra = "".join(
+                        f", {name} {logs[key]:.3f}" for key, name in (
+                            ("rewards/accuracies", "reward accuracy"),
+                            ("rewards/margins", "reward margin")) if key in logs)
+                    log(f"step {state.global_step}: loss {logs['loss']:.4f}{extra}")
 
         def on_step_end(self, _args, state, control, **_kw):
             if stop_after_steps is not None and state.global_step >= stop_after_steps:
                 control.should_save = True
                 control.should_training_stop = True
+
+    class _BarOnly(ProgressCallback):
+        def on_log(self, *_args, **_kw):
+            return None
 
     trainer = DPOTrainer(
         model=policy,
@@ -219,6 +227,10 @@ def train_dpo(
     )
     if not show_progress:
         trainer.remove_callback(PrinterCallback)  # no raw log dicts when quiet
+    else:
+        # the bar alone: the log lines are ours (_Record), not the raw dicts
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_BarOnly)
     resume = last_checkpoint(out)
     if resume is not None and log:
         log(f"resuming from {resume}")
