@@ -230,3 +230,48 @@ def test_model_judges_judge_tournament_rounds(sqlite_store, tmp_path, tiny_model
     t = strength_analysis(sqlite_store, bootstrap=0).tables
     assert {"tiny-judge", "rule-judge"} <= set(t["side_ratings"]["judge"])
     assert set(t["strength"]["judge"]) == {"tiny-judge", "rule-judge"}
+
+
+def tournament_snapshot(store) -> set[tuple]:
+    from debate.store.models import Question as QuestionRow
+    from debate.store.models import Turn
+
+    with store.session() as s:
+        return set(s.execute(
+            select(Experiment.name, QuestionRow.external_id, Debate.variant, Turn.round, Turn.role,
+                   Turn.text)
+            .join(Debate, Debate.experiment_id == Experiment.id)
+            .join(QuestionRow, QuestionRow.id == Debate.question_id)
+            .join(Turn, Turn.debate_id == Debate.id)).all())
+
+
+@pytest.mark.slow
+def test_kill_9_mid_tournament_then_rerun_loses_and_duplicates_nothing(tmp_path):
+    from engine_agents import debate_popen
+    from test_resume import run_until_killed
+
+    from debate.store import open_store
+
+    data = config(dataset={"name": "planted", "count": 3}, protocols=[{"name": "debate", "rounds": 3}],
+                  debaters=[{"type": "scripted", "name": "s{delay}",
+                             "sweep": {"delay": [0.05, 0.06]}}])
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    db = tmp_path / "killed.db"
+    url = f"sqlite:///{db}"
+    run_until_killed(path, url, db, min_turns=30)  # 4 games x 6 debates x 6 turns = 144
+    rerun = debate_popen("run", str(path), "--db", url, "--quiet")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "4 games (0 new)" in out and "24 done" in out
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    clean = debate_popen("run", str(path), "--db", clean_url, "--quiet")
+    assert clean.wait(timeout=300) == 0
+    killed_store, clean_store = open_store(url), open_store(clean_url)
+    try:
+        assert count(killed_store, Judgment) == 24  # each debate judged once
+        snapshot = tournament_snapshot(killed_store)
+        assert len(snapshot) == 144 and snapshot == tournament_snapshot(clean_store)
+    finally:
+        killed_store.dispose()
+        clean_store.dispose()

@@ -7,6 +7,7 @@ Screenshots go to $DEBATE_ARTIFACTS (default tests/artifacts/)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,8 +16,11 @@ from test_web_support import PASSWORD, add_accounts, artifacts_dir, launch, run_
 
 from debate.store import open_store
 from debate.store.models import Debate, Feedback, Judgment, Quote, Turn
+from debate.tournaments.config import parse_tournament
+from debate.tournaments.run import run_tournament
 from debate.users import get_user
 from judges import queue
+from judges.tournament import judge_games_with
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -234,6 +238,17 @@ def test_admin_sees_browse_results_and_admin(site, browser):
     page.locator("#results-run").click()
     page.locator("#results-html table").first.wait_for(timeout=60_000)
     shot(page, "admin-results")
+    cfg = parse_tournament({
+        "tournament": "web-ladder", "dataset": {"name": "planted", "count": 4},
+        "protocols": [{"name": "debate", "rounds": 1}, {"name": "consultancy", "rounds": 1}],
+        "debaters": [{"type": "planted", "name": "p{strength}", "sweep": {"strength": [0.2, 0.8]}}],
+        "judges": [{"type": "rule"}]})
+    run_tournament(store, cfg, Path.cwd(), judge_games=judge_games_with(cfg.judges, Path.cwd()),
+                   show_progress=False)
+    page.locator("#results-strength").click()
+    page.locator("#results-strength-html img").first.wait_for(timeout=60_000)
+    assert "strength_fit" in page.locator("#results-strength-html").inner_text()
+    shot(page, "admin-results-strength")
     page.get_by_role("tab", name="Admin").click()
     page.get_by_text("New judging campaign").wait_for()
     shot(page, "admin-campaigns")

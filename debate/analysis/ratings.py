@@ -7,6 +7,11 @@ unbeaten debater gets a finite rating), shown as Elo = 1500 + 400 * log10(e) * t
 centred at 1500. Three tables share this: "debater" (self-play left out), "debater-side"
 (each debater arguing truth and arguing falsehood as two players) and "side" (truth vs
 falsehood overall). Bootstrap intervals refit on cluster-resampled win matrices.
+
+Side-specific ratings (Khan et al. 2024; used by the strength curve, debate.analysis.strength):
+`fit_side_ratings` rates each debater's true side and false side in one Bradley-Terry fit
+(honest players only meet deceptive ones), gives their mean as the debater's aggregate
+rating, and `comparison_check` says which players cannot be rated and why.
 """
 
 from __future__ import annotations
@@ -78,9 +83,8 @@ def _matches(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
         return pd.DataFrame()
     wide.columns = [f"{a}_{b}" for a, b in wide.columns]
     wide = wide.dropna().reset_index()
-    m = v[["debate_id", "correct", "correct_index", "cluster", "judge", "judge_type",
-           "protocol"]].merge(
-        wide, on="debate_id", how="inner")
+    columns = ["debate_id", "correct", "correct_index", "cluster", "judge", "judge_type", "protocol"]
+    m = v[columns].merge(wide, on="debate_id", how="inner")
     a_correct = m["answer_index_A"] == m["correct_index"]
     m["score_a"] = np.where(a_correct, m["correct"], 1 - m["correct"])
     labels = loaded.agents.set_index("id")["label"]
@@ -169,9 +173,6 @@ def _bootstrap(frame: pd.DataFrame, players: pd.Index, a: np.ndarray, b: np.ndar
 # strength; a verdict between the honest debater i and the deceptive debater j is a
 # Bradley-Terry match between "i arguing truth" and "j arguing falsehood" (self-play
 # included). A debater's aggregate rating is the mean of its two, as in Khan et al. 2024.
-
-SIDES = (HONEST, DECEPTIVE)
-
 
 def side_player_frame(m: pd.DataFrame) -> pd.DataFrame:
     """Matches with a = the honest side's (debater, side) player and b = the deceptive one's;
