@@ -106,7 +106,7 @@ def main() -> None:
 
     base = {"max_steps": steps, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "logging_steps": max(1, steps // 10),
-            "save_steps": max(steps, 1), "max_length": 1024,
+            "save_steps": max(steps, 1), "max_length": 2048,
             **({} if cuda else {"cpu_threads": 2})}
     arms = [("full", DPOSettings(**base))]
     if not args.no_lora:
