@@ -10,8 +10,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from debate.agents.registry import check_spec_word_limit
 from debate.errors import ConfigError
 from debate.protocols import BUILTIN, Protocol, get_protocol
+
+AGENT_FIELDS = ("debater", "honest_debater", "deceptive_debater", "interactive_judge")
 
 
 class ProtocolSettings(BaseModel):
@@ -95,6 +98,10 @@ def _check_seats(cfg: ExperimentConfig, protocol: Protocol) -> None:
             )
     if protocol.interactive and cfg.interactive_judge is None:
         raise ConfigError("interactive_judge: missing (the protocol is interactive)")
+    for name in AGENT_FIELDS:
+        spec = getattr(cfg, name)
+        if spec is not None:
+            check_spec_word_limit(spec, name, protocol.limits, protocol.name)
 
 
 def _describe(err: Any) -> str:
@@ -122,7 +129,8 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
         _check_seats(cfg, protocol)
     except (ValueError, ConfigError) as exc:
         text = str(exc)
-        field = text if text.split(":")[0] in ExperimentConfig.model_fields else f"protocol.{text}"
+        head = text.split(":")[0].split(".")[0]
+        field = text if head in ExperimentConfig.model_fields else f"protocol.{text}"
         raise ConfigError(f"{source}: {field}") from None
     return cfg
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from debate.agents.base import Debater, TranscriptTurn, TurnRequest, TurnResult
-from debate.protocols import JUDGE, Slot, opposite_seat_answer
+from debate.protocols import JUDGE, Limits, Slot, opposite_seat_answer
 from debate.quotes import SourceIndex, truncate_words, verify_quotes
 from debate.store.db import Store
 from debate.store.runs import (
@@ -117,6 +117,12 @@ def visible_transcript(state: DebateState, index: int) -> tuple[TranscriptTurn, 
     )
 
 
+def seat_limits(state: DebateState, role: str) -> Limits:
+    """The protocol's limits, tightened by the seat's agent's own word limit if it has one."""
+    seat = state.seats.get(role)
+    return state.protocol.limits.tightened(seat.max_words if seat is not None else None)
+
+
 def build_request(state: DebateState, slot: Slot, index: int) -> TurnRequest:
     shown_answers = tuple(state.answers[i] for i in state.answer_order)
     seat = state.seats.get(slot.role)
@@ -138,7 +144,7 @@ def build_request(state: DebateState, slot: Slot, index: int) -> TurnRequest:
         transcript=visible_transcript(state, index),
         source=state.source if sees else None,
         source_title=state.source_title if sees else None,
-        limits=state.protocol.limits,
+        limits=seat_limits(state, slot.role),
         seed=state.seed + 7919 * index,
     )
 
@@ -454,7 +460,7 @@ class Engine:
                 w = item.write
                 assert w is not None
                 w.quotes = quote_rows(w.text, index)
-                limit = item.state.protocol.limits.max_quoted_words
+                limit = item.request.limits.max_quoted_words
                 if w.kind == "speech" and limit is not None:
                     quoted = sum(len(q["text"].split()) for q in w.quotes)
                     if quoted > limit:
@@ -475,9 +481,9 @@ class Engine:
         status = result.status
         meta = dict(result.meta)
         meta["worker"] = self.options.worker
-        limits = state.protocol.limits
         if slot.kind == "speech" and status != "failed":
-            text, cut = truncate_words(text, limits.max_words)
+            # the seat's limits, as its agent was told them in the request
+            text, cut = truncate_words(text, request.limits.max_words)
             if cut:
                 status = "truncated"
                 meta["raw_text"] = result.text

@@ -32,6 +32,15 @@ class Limits:
         if self.max_quoted_words is not None and self.max_quoted_words < 0:
             raise ValueError("limits: max_quoted_words must be >= 0")
 
+    def tightened(self, max_words: int | None) -> Limits:
+        """These limits under a seat's own word limit (an agent spec's `max_words`), which
+        can only tighten them: a looser or absent one leaves them as they are."""
+        if max_words is None or max_words >= self.max_words:
+            return self
+        quoted = self.max_quoted_words
+        return replace(self, max_words=max_words, min_words=min(self.min_words, max_words),
+                       max_quoted_words=None if quoted is None else min(quoted, max_words))
+
 
 @dataclass(frozen=True)
 class Slot:

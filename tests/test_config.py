@@ -63,6 +63,20 @@ def test_valid_config_builds_its_protocol(tmp_path: Path) -> None:
         ({"name": ""}, "name: String should have at least 1 character"),
         ({"seed": "abc"}, "seed: Input should be a valid integer"),
         ({"dataset": None}, "dataset: Input should be a valid dictionary"),
+        ({"debater": {"type": "scripted", "max_words": 151}},
+         "debater.max_words: 151 is looser than the max_words 150 of protocol 'debate'"),
+        ({"debater": None, "protocol": {"name": "debate", "max_words": 80},
+          "honest_debater": {"type": "scripted", "max_words": 40},
+          "deceptive_debater": {"type": "scripted", "max_words": 90}},
+         "deceptive_debater.max_words: 90 is looser than the max_words 80"),
+        ({"protocol": "interactive-debate",
+          "interactive_judge": {"type": "scripted", "max_words": 500}},
+         "interactive_judge.max_words: 500 is looser than the max_words 150"),
+        ({"protocol": {"name": "debate", "min_words": 20}, "debater": {"type": "scripted",
+                                                                       "max_words": 19}},
+         "debater.max_words: 19 is below the min_words 20 of protocol 'debate'"),
+        ({"debater": {"type": "scripted", "max_words": 2.5}},
+         "debater.max_words: expected a whole number of words >= 1, got 2.5"),
     ],
 )
 def test_config_errors_name_the_file_and_field(change: dict, expected: str) -> None:
@@ -73,6 +87,13 @@ def test_config_errors_name_the_file_and_field(change: dict, expected: str) -> N
     assert message.startswith("exp.yaml: "), message
     assert expected in message, message
     assert "\n" not in message
+
+
+def test_an_agent_word_limit_may_tighten_the_protocols() -> None:
+    cfg = parse_config({**BASE, "debater": {"type": "scripted", "max_words": 150}})
+    assert cfg.debater == {"type": "scripted", "max_words": 150}  # equal is not looser
+    tight = parse_config({**BASE, "debater": {"type": "scripted", "max_words": 50}})
+    assert tight.hash() not in (cfg.hash(), parse_config(BASE).hash())
 
 
 def test_judge_only_protocols_need_no_debater() -> None:

@@ -19,8 +19,10 @@ from engine_agents import (
 )
 from sqlalchemy import event, func, select
 
+from debate.agents.base import WordLimitedDebater
 from debate.engine import Engine, EngineOptions, request_sha256
 from debate.protocols import JUDGE
+from debate.quotes import TRUNCATION_MARK, count_words
 from debate.run import run_experiment
 from debate.store import open_store
 from debate.store.models import Agent, Debate, Quote, Seat, Turn
@@ -67,6 +69,35 @@ def test_one_agent_for_both_seats_is_called_once_per_step(sqlite_store, question
     Engine(sqlite_store, agents).run(exp)
     # Simultaneous rounds: one step per round, both seats of all 12 debates in one call.
     assert [len(batch) for batch in agent.calls] == [24, 24]
+
+
+def test_each_seat_is_told_and_held_to_its_own_word_limit(store, questions, tmp_path):
+    """An agent's own max_words tightens the protocol's for its seat only: its requests
+    carry it (what a prompt states), and its turns are cut to it with the engine's mark,
+    while the other seat gets and keeps the protocol's limits."""
+    cfg = make_config(questions, {"name": "debate", "rounds": 2, "max_words": 12,
+                                  "max_quoted_words": 10}, both_orders=True,
+                      honest_debater={"type": "scripted", "name": "honest", "max_words": 5},
+                      deceptive_debater={"type": "scripted", "name": "deceptive"})
+    honest, deceptive = RecordingDebater("honest"), RecordingDebater("deceptive")
+    exp, agents = setup_experiment(
+        store, cfg, {"honest": WordLimitedDebater(honest, 5), "deceptive": deceptive}, tmp_path)
+    assert Engine(store, agents).run(exp).debates_done == 12
+    told = {name: {(r.limits.min_words, r.limits.max_words, r.limits.max_quoted_words)
+                   for call in agent.calls for r in call}
+            for name, agent in (("honest", honest), ("deceptive", deceptive))}
+    assert told == {"honest": {(0, 5, 5)}, "deceptive": {(0, 12, 10)}}
+    with store.session() as s:
+        rows = s.execute(select(Agent.name, Agent.settings, Turn.text, Turn.status, Turn.meta)
+                         .join(Agent, Agent.id == Turn.agent_id)).all()
+    assert {r.name: r.settings.get("max_words") for r in rows} == {"honest": 5,
+                                                                   "deceptive": None}
+    for r in rows:
+        limit = 5 if r.name == "honest" else 12
+        # the scripted template is longer than 12 words: every turn is cut, and marked
+        assert r.status == "truncated" and r.text.endswith(TRUNCATION_MARK), r
+        assert count_words(r.text.removesuffix(TRUNCATION_MARK)) == limit
+        assert count_words(r.meta["raw_text"]) > 12
 
 
 def test_each_step_is_written_in_one_transaction(sqlite_store, tmp_path):

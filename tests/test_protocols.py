@@ -115,6 +115,15 @@ def test_overrides_and_invalid_protocols() -> None:
         Limits(max_quoted_words=-1)
 
 
+def test_a_seat_limit_only_tightens() -> None:
+    limits = Limits(min_words=10, max_words=100, max_quoted_words=40)
+    assert limits.tightened(None) is limits and limits.tightened(100) is limits
+    assert limits.tightened(500) is limits  # never loosened
+    assert limits.tightened(30) == Limits(10, 30, 30)
+    assert limits.tightened(5) == Limits(5, 5, 5)  # a seat never asked for more than it may say
+    assert Limits(0, 100, None).tightened(30) == Limits(0, 30, None)
+
+
 # ---------------------------------------------------------------- plans
 
 

@@ -13,7 +13,16 @@ from sqlalchemy import delete, func, select
 
 from debate.analysis.strength import strength_analysis
 from debate.errors import ConfigError
-from debate.store.models import Debate, Experiment, Judgment, Tournament, TournamentGame
+from debate.quotes import TRUNCATION_MARK, count_words
+from debate.store.models import (
+    Agent,
+    Debate,
+    Experiment,
+    Judgment,
+    Tournament,
+    TournamentGame,
+    Turn,
+)
 from debate.store.tournaments import tournament_games
 from debate.tournaments.config import expand_debaters, load_tournament, parse_tournament
 from debate.tournaments.run import plan_tournament, run_tournament
@@ -136,6 +145,145 @@ def test_a_changed_game_config_is_refused_before_any_write(sqlite_store, tmp_pat
     assert (count(sqlite_store, Experiment), count(sqlite_store, Debate)) == (n_exp, n_debates)
     with sqlite_store.session() as s:
         assert s.scalar(select(Tournament.seed)) == 3
+
+
+# ---------------------------------------------------------------- debaters' own word limits
+
+
+def spoken(store) -> list[tuple[str, int, str, str, str, dict]]:
+    """(agent name, debate id, role, text, status, meta) of every stored turn."""
+    with store.session() as s:
+        return [tuple(r) for r in s.execute(
+            select(Agent.name, Turn.debate_id, Turn.role, Turn.text, Turn.status, Turn.meta)
+            .join(Agent, Agent.id == Turn.agent_id)).all()]
+
+
+def words(text: str) -> int:
+    return count_words(text.removesuffix(TRUNCATION_MARK))
+
+
+def test_a_word_limit_sweep_expands_into_distinct_rated_debaters(sqlite_store, tmp_path):
+    data = config(protocols=[{"name": "debate", "rounds": 1, "max_words": 40}],
+                  debaters=[{"type": "planted", "name": "p-w{max_words}", "strength": 0.9,
+                             "sweep": {"max_words": [6, 12]}},
+                            {"type": "planted", "name": "free", "strength": 0.9}])
+    entries = expand_debaters(parse_tournament(data))
+    assert [(d.name, d.spec.get("max_words")) for d in entries] == [
+        ("p-w6", 6), ("p-w12", 12), ("free", None)]
+    result = run(sqlite_store, data, tmp_path)
+    assert (result.games, result.debates) == (9, {"done": 9 * 12})
+    with sqlite_store.session() as s:
+        agents = {a.name: a for a in s.scalars(select(Agent).where(Agent.kind == "planted"))}
+    # same type, strength and seed: only the word limit tells them apart, and it is kept
+    assert {n: a.settings.get("max_words") for n, a in agents.items()} == {
+        "p-w6": 6, "p-w12": 12, "free": None}
+    assert len({a.fingerprint for a in agents.values()}) == 3
+    turns = spoken(sqlite_store)
+    most = {n: max(words(t[3]) for t in turns if t[0] == n) for n in agents}
+    assert most["p-w6"] <= 6 and most["p-w12"] <= 12 and 12 < most["free"] <= 40
+    ratings = strength_analysis(sqlite_store, bootstrap=0).tables["side_ratings"]
+    assert {"p-w6", "p-w12", "free"} <= set(ratings["debater"])
+
+
+def test_a_seat_keeps_its_own_word_limit_while_the_other_seat_has_the_protocols(
+        sqlite_store, tmp_path):
+    """Scripted debaters: one with its own limit of 7 words, one with the protocol's 20;
+    each seat of a cross game is cut to its own limit, with the engine's mark and the raw
+    text kept."""
+    data = config(protocols=[{"name": "debate", "rounds": 2, "max_words": 20},
+                             {"name": "consultancy", "rounds": 1, "max_words": 20}],
+                  debaters=[{"type": "scripted", "name": "tight", "max_words": 7},
+                            {"type": "scripted", "name": "loose"}])
+    run(sqlite_store, data, tmp_path)
+    turns = spoken(sqlite_store)
+    by_debate: dict[int, dict[str, set[str]]] = {}
+    for name, debate_id, role, *_ in turns:
+        by_debate.setdefault(debate_id, {}).setdefault(name, set()).add(role)
+    cross = {d for d, seats in by_debate.items() if len(seats) == 2}
+    assert len(cross) == 2 * 12  # tight~loose and loose~tight, 6 questions x 2 orders
+    for name, limit in (("tight", 7), ("loose", 20)):
+        mine = [t for t in turns if t[0] == name]
+        assert all(words(t[3]) <= limit for t in mine), name
+        cut = [t for t in mine if t[4] == "truncated"]
+        assert cut and all(t[3].endswith(TRUNCATION_MARK) and words(t[5]["raw_text"]) > limit
+                           for t in cut)
+        in_cross = [t for t in mine if t[1] in cross]
+        assert in_cross and max(words(t[3]) for t in in_cross) == limit
+    # the scripted template is longer than 7 words: every one of tight's turns was cut
+    assert all(t[4] == "truncated" for t in turns if t[0] == "tight")
+
+
+def test_a_model_debater_is_told_its_own_word_limit(sqlite_store, tmp_path, tiny_model_dir):
+    """The prompt states the seat's limit, and the model's turns are resampled against it
+    and then cut, as the protocol's limit would be."""
+    model = {"type": "model", "name": "m-w3", "model": str(tiny_model_dir), "cpu_threads": 1,
+             "max_words": 3, "max_resamples": 1, "max_new_tokens": 40, "temperature": 0.9}
+    data = config(dataset={"name": "planted", "count": 1}, both_orders=False,
+                  protocols=[{"name": "debate", "rounds": 1, "max_words": 30}],
+                  debaters=[model, {"type": "planted", "name": "free", "strength": 0.9}])
+    assert run(sqlite_store, data, tmp_path).debates == {"done": 4}
+    with sqlite_store.session() as s:
+        rows = s.execute(select(Agent.name, Turn.shown, Turn.text, Turn.status, Turn.meta)
+                         .join(Agent, Agent.id == Turn.agent_id)).all()
+    mine = [r for r in rows if r.name == "m-w3"]
+    assert len(mine) == 4  # self-play (2 seats) + 2 cross games
+    for r in mine:
+        assert "at most 3 words" in r.shown and "30 words" not in r.shown
+        assert r.status == "truncated" and words(r.text) <= 3
+        assert [x["reason"].startswith("over 3 words") for x in r.meta["resampled"]] == [True]
+    assert max(words(r.text) for r in rows if r.name == "free") > 3
+
+
+@pytest.mark.parametrize(("debater", "field", "problem"), [
+    ({"type": "planted", "name": "p", "strength": 0.5, "max_words": 151},
+     "debaters.0.max_words", "151 is looser than the max_words 150 of protocol 'debate'"),
+    ({"type": "scripted", "name": "s{max_words}", "sweep": {"max_words": [50, 200]}},
+     "debaters.0.sweep.max_words", "200 is looser than the max_words 150"),
+    ({"type": "planted", "name": "p", "strength": 0.5, "max_words": "short"},
+     "debaters.0.max_words", "expected a whole number of words >= 1, got 'short'"),
+    ({"type": "planted", "name": "p", "strength": 0.5, "max_words": 0},
+     "debaters.0.max_words", "expected a whole number"),
+])
+def test_a_looser_or_bad_word_limit_is_refused_in_one_line(tmp_path, capsys, debater, field,
+                                                            problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config(debaters=[debater])))
+    db_file = tmp_path / "bad.db"
+    code, out, err = run_cli(["run", str(path), "--db", f"sqlite:///{db_file}"], capsys)
+    assert code == 2 and not db_file.exists(), out + err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert f"bad.yaml: {field}: {problem}" in err
+
+
+def test_a_word_limit_under_the_protocols_minimum_is_refused():
+    data = config(protocols=[{"name": "debate", "rounds": 1, "min_words": 10}],
+                  debaters=[{"type": "planted", "name": "p", "strength": 0.5, "max_words": 9}])
+    with pytest.raises(ConfigError, match=r"^t.yaml: debaters.0.max_words: 9 is below the "
+                                          r"min_words 10 of protocol 'debate'$"):
+        parse_tournament(data, "t.yaml")
+
+
+def test_word_limited_debaters_join_an_existing_tournament_leaving_it_as_it_was(
+        sqlite_store, tmp_path):
+    run(sqlite_store, config(), tmp_path)
+    before = tournament_snapshot(sqlite_store)
+    with sqlite_store.session() as s:
+        agents_before = dict(s.execute(select(Agent.id, Agent.fingerprint)).all())
+    again = run(sqlite_store, config(), tmp_path)  # a plain rerun plays and stores nothing
+    assert (again.created, again.stats.turns) == (0, 0)
+    more = config(debaters=[{"type": "planted", "name": "p{strength}",
+                             "sweep": {"strength": [0.2, 0.8]}},
+                            {"type": "planted", "name": "p0.8-w8", "strength": 0.8,
+                             "max_words": 8}])
+    result = run(sqlite_store, more, tmp_path)
+    assert (result.games, result.created) == (12, 6)  # only the new debater's games
+    with sqlite_store.session() as s:
+        agents_after = dict(s.execute(select(Agent.id, Agent.fingerprint)).all())
+    assert {k: agents_after[k] for k in agents_before} == agents_before
+    assert len(agents_after) == len(agents_before) + 1
+    after = tournament_snapshot(sqlite_store)
+    assert before <= after
+    assert {row for row in after - before if "p0.8-w8" not in row[0]} == set()
 
 
 def test_swiss_pairs_by_rating_without_repeats():

@@ -71,3 +71,17 @@ def test_limits_and_wrong_turns_refused(sqlite_store, tmp_path):
     assert submit_human_turn(store, "p1", p1.id, *args, "fine") == "done"
     with pytest.raises(HumanTurnError, match="no turn of yours"):
         submit_human_turn(store, "p1", p1.id, *args, "again")
+
+
+def test_a_person_is_held_to_the_seats_own_word_limit(sqlite_store, tmp_path):
+    store = sqlite_store
+    add_accounts(store, ("p1", "debater"))
+    run_scripted(store, tmp_path, "hw", n_questions=1, rounds=1, both_orders=False,
+                 honest={"type": "human", "user": "p1", "max_words": 10})
+    p1 = get_user(store, "p1")
+    pending = waiting_turns(store, "p1", p1.id)[0]
+    assert turn_context(store, "p1", p1.id, pending.debate_id).request.limits.max_words == 10
+    args = (pending.debate_id, pending.role, pending.round)
+    with pytest.raises(HumanTurnError, match="11 words is over the limit of 10"):
+        submit_human_turn(store, "p1", p1.id, *args, "w " * 11)
+    assert submit_human_turn(store, "p1", p1.id, *args, "w " * 10) == "done"

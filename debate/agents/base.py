@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from debate.protocols import Limits
+
+# The key of an agent's own word limit in its identity's settings (an agent spec's
+# `max_words`, any agent type): stored with the agent, read back by `load_states`.
+SEAT_MAX_WORDS = "max_words"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class TurnRequest:
 
     `answers` are in the order shown to the judge (display order); `my_answer` is a
     position in that list (None for a choice turn, or for the judge's question).
+    `limits` are the seat's: the protocol's, tightened by the agent's own `max_words`.
     """
 
     debate_id: int
@@ -101,3 +106,33 @@ class Debater(ABC):
 
     def close(self) -> None:
         """Release models, connections, threads."""
+
+
+def recorded_max_words(settings: dict[str, Any] | None) -> int | None:
+    """The word limit recorded in a stored agent's settings, if it has one."""
+    value = (settings or {}).get(SEAT_MAX_WORDS)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class WordLimitedDebater(Debater):
+    """An agent with its own word limit, tighter than the protocol's (an agent spec's
+    `max_words`). The limit is part of the identity, so two debaters that differ only in
+    it are distinct agents (own rows, own ratings). The engine reads it back from the
+    stored identity and hands the agent requests whose `limits` carry it: the prompt
+    states it, and the engine enforces it exactly as it enforces the protocol's (a model
+    resamples, then the engine truncates with a mark)."""
+
+    def __init__(self, inner: Debater, max_words: int):
+        self.inner = inner
+        self.max_words = max_words
+
+    @property
+    def identity(self) -> AgentIdentity:
+        inner = self.inner.identity
+        return replace(inner, settings={**inner.settings, SEAT_MAX_WORDS: self.max_words})
+
+    def respond(self, requests: list[TurnRequest]) -> list[TurnResult]:
+        return self.inner.respond(requests)
+
+    def close(self) -> None:
+        self.inner.close()

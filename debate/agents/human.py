@@ -6,7 +6,8 @@ though one person never takes both seats of a debate.
 
 The engine asks this agent for a turn like any other; it answers status="waiting", and
 the engine marks the debate waiting_human. When the person submits in the web app,
-`submit_human_turn` checks the turn against the protocol's limits, stores it (with its
+`submit_human_turn` checks the turn against the seat's limits (the protocol's, tightened
+by the agent's own `max_words` if it has one), stores it (with its
 user and its quotes verified against the source), sets the debate running under a
 lease of its own and lets the engine go on with that debate (`resume_debate`) until
 the next person's turn or the end.

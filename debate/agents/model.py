@@ -10,7 +10,8 @@ Config (an agent entry; backend settings as in debate.backends.settings):
       max_resamples: 2         # word limits: resample this often, then truncate (marked)
       templates: my_templates/ # optional: replaces built-in template files of the same name
 
-Every request of an engine step goes to the backend in one batched call. Word limits are
+Every request of an engine step goes to the backend in one batched call. Word limits (the
+request's: the protocol's, or the agent's own tighter `max_words`) are
 enforced by resampling a turn that is empty, too long or too short, up to
 `max_resamples` times, then by truncation that keeps quote tags whole and is marked (the
 engine's: it stores the raw text in the turn's meta.raw_text).

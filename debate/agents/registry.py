@@ -2,6 +2,8 @@
 
 Each agent module registers its type with `register_agent_type`; `build_agent` validates
 the settings with that type's pydantic model and names the offending field on error.
+One setting belongs to every type and is handled here: `max_words`, the agent's own word
+limit, which may only tighten the protocol's (see `WordLimitedDebater`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from debate.agents.base import Debater
+from debate.agents.base import SEAT_MAX_WORDS, Debater, WordLimitedDebater
 from debate.errors import ConfigError
+from debate.protocols import Limits
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,41 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     return f"{field}: {err['msg']}"
 
 
+def spec_max_words(cfg: dict[str, Any], where: str) -> int | None:
+    """The agent spec's own word limit (`max_words`), or None when it has none."""
+    value = cfg.get(SEAT_MAX_WORDS)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}.{SEAT_MAX_WORDS}: expected a whole number of words >= 1, "
+                          f"got {value!r}")
+    return value
+
+
+def check_spec_word_limit(cfg: dict[str, Any], where: str, limits: Limits,
+                          protocol: str) -> None:
+    """Refuse an agent word limit that would loosen the protocol's (or undercut its
+    minimum): an agent's limit may only tighten the protocol's."""
+    own = spec_max_words(cfg, where) if isinstance(cfg, dict) else None
+    if own is None:
+        return
+    if own > limits.max_words:
+        raise ConfigError(f"{where}.{SEAT_MAX_WORDS}: {own} is looser than the max_words "
+                          f"{limits.max_words} of protocol {protocol!r} (an agent's word limit "
+                          "may only tighten the protocol's)")
+    if own < limits.min_words:
+        raise ConfigError(f"{where}.{SEAT_MAX_WORDS}: {own} is below the min_words "
+                          f"{limits.min_words} of protocol {protocol!r}")
+
+
 def validate_agent_settings(cfg: dict[str, Any], where: str) -> tuple[AgentType, BaseModel]:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping with a 'type'")
     if "type" not in cfg:
         raise ConfigError(f"{where}.type: missing; known: {', '.join(known_agent_types())}")
     atype = agent_type(str(cfg["type"]), where)
-    settings = {k: v for k, v in cfg.items() if k != "type"}
+    spec_max_words(cfg, where)
+    settings = {k: v for k, v in cfg.items() if k not in ("type", SEAT_MAX_WORDS)}
     try:
         return atype, atype.settings_model.model_validate(settings)
     except ValidationError as exc:
@@ -90,4 +121,6 @@ def validate_agent_settings(cfg: dict[str, Any], where: str) -> tuple[AgentType,
 
 def build_agent(cfg: dict[str, Any], where: str, context: BuildContext) -> Debater:
     atype, settings = validate_agent_settings(cfg, where)
-    return atype.factory(settings, context)
+    agent = atype.factory(settings, context)
+    own = spec_max_words(cfg, where)
+    return agent if own is None else WordLimitedDebater(agent, own)

@@ -25,9 +25,10 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from debate.agents.base import recorded_max_words
 from debate.protocols import Protocol, Slot
 from debate.store.db import Store
-from debate.store.models import Debate, Document, Quote, Seat, Turn
+from debate.store.models import Agent, Debate, Document, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 
 ACTIVE = ("pending", "running")
@@ -63,6 +64,7 @@ class StoredTurn:
 class SeatState:
     agent_id: int | None
     answer_index: int | None
+    max_words: int | None = None  # the seat's agent's own word limit (tightens the protocol's)
 
 
 @dataclass
@@ -254,6 +256,7 @@ def load_states(store: Store, ids: list[int]) -> list[DebateState]:
     states: dict[int, DebateState] = {}
     protocols: dict[str, Protocol] = {}
     documents: dict[int, tuple[str, str | None]] = {}
+    word_limits: dict[int, int | None] = {}  # agent id -> its own word limit
     with store.session() as session:
         for chunk in chunks(ids):
             rows = session.execute(
@@ -293,12 +296,19 @@ def load_states(store: Store, ids: list[int]) -> list[DebateState]:
                     seats={},
                     seed=r.seed,
                 )
-            for did, role, agent, answer in session.execute(
+            seats = session.execute(
                 select(Seat.debate_id, Seat.role, Seat.agent_id, Seat.answer_index).where(
                     Seat.debate_id.in_(chunk)
                 )
-            ):
-                states[did].seats[role] = SeatState(agent, answer)
+            ).all()
+            agents = {a for _, _, a, _ in seats if a is not None} - set(word_limits)
+            for agent_chunk in chunks(sorted(agents)):
+                for aid, settings in session.execute(
+                    select(Agent.id, Agent.settings).where(Agent.id.in_(agent_chunk))
+                ):
+                    word_limits[aid] = recorded_max_words(settings)
+            for did, role, agent, answer in seats:
+                states[did].seats[role] = SeatState(agent, answer, word_limits.get(agent))
             for t in session.execute(
                 select(Turn.debate_id, Turn.step, Turn.round, Turn.role, Turn.kind, Turn.text,
                        Turn.status)

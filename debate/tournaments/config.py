@@ -15,8 +15,9 @@
 
 A debater entry is an agent spec (as in experiment configs) with a unique `name`; an entry
 with `sweep: {setting: [values], ...}` stands for one debater per combination of values
-(every agent setting can be swept: model, best_of, temperature, templates, max_new_tokens
-...), named by formatting `name` with the values.
+(every agent setting can be swept: model, best_of, temperature, templates, max_new_tokens,
+the debater's own word limit `max_words` ...), named by formatting `name` with the values.
+A debater's `max_words` may only tighten each protocol's limit; a looser one is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from debate.agents.registry import check_spec_word_limit
 from debate.config import ProtocolSettings, read_yaml
 from debate.errors import ConfigError
 
@@ -125,6 +127,11 @@ class DebaterEntry:
     name: str
     spec: dict[str, Any]  # an agent spec, as an experiment config takes it
     where: str  # the config field it came from
+    swept: tuple[str, ...] = ()  # the settings whose values came from `sweep`
+
+    def where_of(self, setting: str) -> str:
+        """Where `setting` of this debater is written in the config."""
+        return f"{self.where}.sweep" if setting in self.swept else self.where
 
 
 def expand_debaters(cfg: TournamentConfig) -> list[DebaterEntry]:
@@ -165,7 +172,7 @@ def expand_debaters(cfg: TournamentConfig) -> list[DebaterEntry]:
                 raise ConfigError(f"{where}.name: {name!r} must be at most 60 characters, "
                                   "without '/' or '~'")
             spec["name"] = name
-            out.append(DebaterEntry(name, spec, where))
+            out.append(DebaterEntry(name, spec, where, tuple(combo)))
     seen: dict[str, str] = {}
     for d in out:
         if d.name in seen:
@@ -198,7 +205,11 @@ def parse_tournament(data: Any, source: str = "<tournament>") -> TournamentConfi
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
     try:
-        expand_debaters(cfg)
+        debaters = expand_debaters(cfg)
+        for p in cfg.protocols:  # an agent's own word limit may only tighten the protocols'
+            protocol = p.build()
+            for d in debaters:
+                check_spec_word_limit(d.spec, d.where_of("max_words"), protocol.limits, p.name)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg
