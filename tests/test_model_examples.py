@@ -25,3 +25,14 @@ def test_experiment_examples_validate(name):
 def test_judge_examples_validate(name):
     data = load_judge_file(EXAMPLES / name)
     assert parse_judge_config(data).model == yaml.safe_load((EXAMPLES / name).read_text())["model"]
+
+
+def test_training_examples_validate():
+    from debate.training.loop_config import load_loop_config
+    from debate.training.settings import load_dpo_settings
+
+    cfg, dpo = load_loop_config(EXAMPLES / "selfplay-loop.yaml")
+    assert [p.name for p in cfg.protocols] == ["debate", "consultancy"]
+    assert dpo.lora is not None and dpo.gradient_accumulation_steps == 4
+    parse_judge_config(cfg.judge)
+    assert load_dpo_settings(EXAMPLES / "dpo.yaml").beta == 0.1

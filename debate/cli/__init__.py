@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "pixels": "debate.cli.pixels:pixels",
     "datasets": "debate.cli.datasets:datasets",
     "probes": "debate.cli.probes:probes",
+    "train": "debate.cli.train:train",
 }
 
 
