@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from debate.agents.registry import check_spec_word_limit
 from debate.errors import ConfigError
 from debate.protocols import BUILTIN, Protocol, get_protocol
+from debate.validation import describe_validation_error
 
 AGENT_FIELDS = ("debater", "honest_debater", "deceptive_debater", "interactive_judge")
 
@@ -104,26 +105,13 @@ def _check_seats(cfg: ExperimentConfig, protocol: Protocol) -> None:
             check_spec_word_limit(spec, name, protocol.limits, protocol.name)
 
 
-def _describe(err: Any) -> str:
-    """One pydantic error as `field: problem`, in words a config author knows."""
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        parent: type[BaseModel] = ExperimentConfig
-        if len(err["loc"]) > 1 and err["loc"][0] == "protocol":
-            parent = ProtocolSettings
-        return f"{loc}: unknown field (known: {', '.join(parent.model_fields)})"
-    if err["type"] == "missing":
-        return f"{loc}: missing"
-    return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
-
-
 def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, ExperimentConfig)}") from None
     try:
         protocol = cfg.built_protocol()
         _check_seats(cfg, protocol)

@@ -28,6 +28,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from debate.backends.settings import BackendSettings
 from debate.config import read_yaml
 from debate.errors import ConfigError
+from debate.validation import describe_validation_error
 
 
 class JudgeConfig(BackendSettings):
@@ -67,9 +68,7 @@ def parse_judge_config(data: Any, source: str = "judge") -> JudgeConfig:
     try:
         return JudgeConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {loc}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, JudgeConfig)}") from None
 
 
 def load_judge_file(path: str | Path) -> dict[str, Any]:

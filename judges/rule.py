@@ -38,6 +38,7 @@ from debate.store.db import Store
 from debate.store.experiments import agent_id
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
+from debate.validation import describe_validation_error
 
 CHUNK = 2000
 
@@ -74,9 +75,7 @@ def parse_rule_judge(data: Any, source: str = "judge") -> RuleJudgeConfig:
     try:
         return RuleJudgeConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {loc}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, RuleJudgeConfig)}") from None
 
 
 @dataclass

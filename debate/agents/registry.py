@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from debate.agents.base import SEAT_MAX_WORDS, Debater, WordLimitedDebater
 from debate.errors import ConfigError
 from debate.protocols import Limits
+from debate.validation import describe_validation_error
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,7 @@ def agent_type(name: str, where: str) -> AgentType:
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    field = f"{where}.{loc}" if loc else where
-    return f"{field}: {err['msg']}"
+    return describe_validation_error(exc, where=where)
 
 
 def spec_max_words(cfg: dict[str, Any], where: str) -> int | None:

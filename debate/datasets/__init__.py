@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debate.errors import ConfigError
 from debate.questions import Question, read_questions_jsonl, sample_questions
+from debate.validation import describe_validation_error
 
 
 class DatasetSettings(BaseModel):
@@ -87,10 +88,7 @@ def validate_dataset_settings(cfg: dict[str, Any], where: str = "dataset") -> Da
     try:
         return loader.settings_model.model_validate(cfg)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        field = f"{where}.{loc}" if loc else where
-        raise ConfigError(f"{field}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(describe_validation_error(exc, loader.settings_model, where)) from None
 
 
 def load_questions(settings: DatasetSettings, base_dir: Path = Path(".")) -> list[Question]:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from debate.agents.registry import check_spec_word_limit
 from debate.config import ProtocolSettings, read_yaml
 from debate.errors import ConfigError
+from debate.validation import describe_validation_error
 
 NAME_MAX = 200
 
@@ -186,24 +187,13 @@ def is_tournament(data: Any) -> bool:
     return isinstance(data, dict) and "tournament" in data
 
 
-def _describe(err: Any) -> str:
-    if not err["loc"]:  # the model's own checks name their field first
-        return err["msg"].removeprefix("Value error, ")
-    loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown field"
-    if err["type"] == "missing":
-        return f"{loc}: missing"
-    return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
-
-
 def parse_tournament(data: Any, source: str = "<tournament>") -> TournamentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
         cfg = TournamentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
     try:
         debaters = expand_debaters(cfg)
         for p in cfg.protocols:  # an agent's own word limit may only tighten the protocols'

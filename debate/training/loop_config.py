@@ -20,6 +20,7 @@ from debate.config import ProtocolSettings, read_yaml
 from debate.errors import ConfigError
 from debate.training.preferences import SelectionRule
 from debate.training.settings import DPOSettings, LoraSettings, parse_dpo_settings
+from debate.validation import describe_validation_error
 
 
 class TrainableProtocol(ProtocolSettings):
@@ -84,16 +85,6 @@ class LoopConfig(BaseModel):
         return v
 
 
-def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    elif err["type"] == "missing":
-        msg = "missing"
-    return f"{loc}: {msg}"
-
-
 def parse_loop_config(data: Any, source: str = "loop config",
                       config_dir: Path | None = None) -> tuple[LoopConfig, DPOSettings]:
     if not isinstance(data, dict):
@@ -101,7 +92,7 @@ def parse_loop_config(data: Any, source: str = "loop config",
     try:
         cfg = LoopConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
     if isinstance(cfg.dpo, str):
         p = Path(cfg.dpo)
         p = p if p.is_absolute() else (config_dir or Path.cwd()) / p

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from debate.config import read_yaml
 from debate.errors import ConfigError
+from debate.validation import describe_validation_error
 
 
 class LoraSettings(BaseModel):
@@ -98,16 +99,7 @@ def parse_dpo_settings(data: Any, source: str = "dpo settings") -> DPOSettings:
     try:
         return DPOSettings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parent = LoraSettings if err["loc"][0] == "lora" and len(err["loc"]) > 1 else DPOSettings
-            msg = f"unknown field (known: {', '.join(parent.model_fields)})"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            if msg.startswith(f"{loc}: "):
-                msg = msg[len(loc) + 2:]
-        raise ConfigError(f"{source}: {loc}: {msg}" if err["loc"] else f"{source}: {msg}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, DPOSettings)}") from None
 
 
 def load_dpo_settings(path: str | Path | None) -> DPOSettings:
