@@ -40,16 +40,16 @@ from debate.store.models import (
     Assignment,
     Campaign,
     Debate,
-    Document,
     Experiment,
     Feedback,
     Judgment,
-    Seat,
-    Turn,
     User,
 )
 from debate.store.models import Question as QuestionRow
+from debate.store.views import judged_rounds as store_judged_rounds
+from debate.store.views import load_facts
 from debate.users import UserInfo
+from debate.view import BlindView, ViewTurn, blind_view
 
 MODES = ("whole", "stepped")
 MIN_PERCENT = 1.0
@@ -246,10 +246,7 @@ def _assignment_info(a: Assignment) -> AssignmentInfo:
 
 def judged_rounds(protocol_spec: dict[str, Any]) -> int:
     """Rounds a judge steps through: 0 for protocols without rounds or image debates."""
-    proto = Protocol.from_dict(protocol_spec)
-    if proto.family == "pixel":
-        return 0
-    return proto.rounds
+    return store_judged_rounds(Protocol.from_dict(protocol_spec))
 
 
 def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentInfo | None:
@@ -414,33 +411,38 @@ def _owned_assignment(
 
 
 @dataclass(frozen=True)
-class ShownTurn:
-    label: str  # "Debater A", "Consultant", ...
-    round: int
-    kind: str
-    text: str
-
-
-@dataclass(frozen=True)
 class JudgeView:
-    """Everything shown to a judge before submitting. Holds no ground truth: no correct
-    index, no honest/deceptive label, no agent names, no other judgments."""
+    """Everything shown to a judge before submitting: the one blind view of the debate
+    (debate.view: no correct answer, no honest/deceptive label, no agent names, no other
+    judgments, verified quotes in the source's own characters) and the assignment's
+    place in the campaign."""
 
     assignment_id: int
-    debate_id: int
     campaign: str
     mode: str
-    question: str
-    answers: tuple[str, ...]  # display order
-    claims: tuple[tuple[str, int | None], ...]  # (speaker label, display position argued)
-    turns: tuple[ShownTurn, ...]
-    rounds_shown: int
-    total_rounds: int
-    family: str
-    source: str | None  # the source text, when the protocol lets the judge read it
-    quote_source: str | None  # used only to verify quotes while rendering
+    view: BlindView
     pixel_png: bytes | None = None
     submitted: bool = False
+
+    @property
+    def debate_id(self) -> int:
+        return self.view.debate_id
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return self.view.answers
+
+    @property
+    def turns(self) -> tuple[ViewTurn, ...]:
+        return self.view.turns
+
+    @property
+    def rounds_shown(self) -> int:
+        return self.view.rounds_shown
+
+    @property
+    def total_rounds(self) -> int:
+        return self.view.rounds
 
 
 def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
@@ -450,59 +452,23 @@ def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
 
 
 def _view_rows(session: Session, assignment: AssignmentInfo) -> JudgeView:
-    row = session.execute(
-        select(Campaign.name, Campaign.mode, Debate.id, Debate.protocol_spec,
-               Debate.answer_order, QuestionRow.text, QuestionRow.answers, Document.text)
-        .select_from(Campaign)
-        .join(Debate, Debate.id == assignment.debate_id)
-        .join(QuestionRow, QuestionRow.id == Debate.question_id)
-        .outerjoin(Document, Document.id == QuestionRow.document_id)
-        .where(Campaign.id == assignment.campaign_id)
+    campaign_name, mode = session.execute(
+        select(Campaign.name, Campaign.mode).where(Campaign.id == assignment.campaign_id)
     ).one()
-    campaign_name, mode, debate_id, spec, order, question_text, all_answers, source = row
-    proto = Protocol.from_dict(spec)
-    order = list(order)
-    seats = session.execute(
-        select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate_id)
-    ).all()
-    claims = tuple(
-        (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
-        for role, ans in sorted(seats)
-        if role != "judge"
-    )
-    total = judged_rounds(spec)
-    turn_query = (
-        select(Turn.role, Turn.round, Turn.kind, Turn.text)
-        .where(Turn.debate_id == debate_id, Turn.status != "failed")
-        .order_by(Turn.step, Turn.id)
-    )
-    if total:
-        turn_query = turn_query.where(Turn.round <= assignment.rounds_shown)
-    turns = tuple(
-        ShownTurn(ROLE_LABELS.get(r, r), rnd, kind, text)
-        for r, rnd, kind, text in session.execute(turn_query)
-    )
+    facts = load_facts(session, [assignment.debate_id])[assignment.debate_id]
+    stepped = mode == "stepped" and facts.rounds > 0
     return JudgeView(
         assignment_id=assignment.id,
-        debate_id=debate_id,
         campaign=campaign_name,
         mode=mode,
-        question=question_text,
-        answers=tuple(str(all_answers[i]) for i in order),
-        claims=claims,
-        turns=turns,
-        rounds_shown=assignment.rounds_shown,
-        total_rounds=total,
-        family=proto.family,
-        source=source if proto.judge_sees_source else None,
-        quote_source=source,
+        view=blind_view(facts, after_round=assignment.rounds_shown if stepped else None),
         submitted=assignment.status == "submitted",
     )
 
 
 def _with_pixels(store: Store, view: JudgeView) -> JudgeView:
     """Image debates: the revealed pixels and the two claimed digits, in display order."""
-    if view.family != "pixel":
+    if view.view.family != "pixel":
         return view
     try:
         from debate.pixels.view import pixel_debate_view
@@ -511,7 +477,8 @@ def _with_pixels(store: Store, view: JudgeView) -> JudgeView:
             "image debates cannot be shown: the debate.pixels module is not installed"
         ) from None
     pix = pixel_debate_view(store, view.debate_id)
-    return replace(view, pixel_png=pix.png, answers=tuple(str(c) for c in pix.claims), turns=())
+    shown = replace(view.view, answers=tuple(str(c) for c in pix.claims), turns=())
+    return replace(view, pixel_png=pix.png, view=shown)
 
 
 # ---------------------------------------------------------------- submitting
