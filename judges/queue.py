@@ -12,6 +12,16 @@ assignment count is re-read after the lock is held (a fresh READ COMMITTED snaps
 two judges never both take a debate's last slot. On SQLite the whole transaction runs
 under BEGIN IMMEDIATE (store.write_session), which serialises writers.
 
+Blinding holds across experiments: "a question the judge has seen" is keyed on the
+question's content (questions.content_key: text, answers, source), and counts every
+assignment in any campaign (revealed or not), every judgment the person made and every
+debate they argued, unless the campaign allows repeats (then only its own assignments).
+
+A closed campaign hands out nothing new; an assignment claimed before the close may be
+submitted within ASSIGNMENT_LEASE of the judge's last action on it; everything else is
+refused. A campaign that is missing, closed or not open to a judge gets one answer,
+which names nothing (`no_campaign`).
+
 Nothing here returns ground truth except `SubmitResult.reveal`, after the final submit
 and only when the campaign allows it.
 """
@@ -24,10 +34,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +53,7 @@ from debate.store.models import (
     Experiment,
     Feedback,
     Judgment,
+    Turn,
     User,
 )
 from debate.store.models import Question as QuestionRow
@@ -112,6 +123,8 @@ class CampaignInfo:
     reveal_truth: bool
     judges: tuple[str, ...] | None
     active: bool
+    allow_repeats: bool = False
+    closed_at: datetime | None = None
 
     def allows(self, user: UserInfo) -> bool:
         if user.role not in ("judge", "admin"):
@@ -130,6 +143,8 @@ def _campaign_info(c: Campaign, experiment: str) -> CampaignInfo:
         bool(c.reveal_truth),
         tuple(c.judges) if c.judges is not None else None,
         bool(c.active),
+        bool(c.allow_repeats),
+        _aware(c.closed_at) if c.closed_at is not None else None,
     )
 
 
@@ -142,6 +157,7 @@ def create_campaign(
     judgments_per_debate: int = 1,
     mode: str = "whole",
     reveal_truth: bool = True,
+    allow_repeats: bool = False,
 ) -> CampaignInfo:
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -176,6 +192,7 @@ def create_campaign(
             reveal_truth=reveal_truth,
             judges=judge_list,
             active=True,
+            allow_repeats=allow_repeats,
         )
         session.add(row)
         session.flush()
@@ -200,8 +217,14 @@ def _load_campaign(session: Session, campaign_id: int) -> CampaignInfo:
         .where(Campaign.id == campaign_id)
     ).first()
     if row is None:
-        raise QueueError(f"campaign: no campaign with id {campaign_id}")
+        raise QueueError(no_campaign(campaign_id))
     return _campaign_info(*row)
+
+
+def no_campaign(campaign_id: object) -> str:
+    """The one answer for a campaign that is missing, closed or not open to this judge:
+    a judge learns nothing about campaigns that are not theirs, not even a name."""
+    return f"campaign: no campaign with id {campaign_id} is open to you"
 
 
 def get_campaign(store: Store, campaign_id: int) -> CampaignInfo:
@@ -214,9 +237,12 @@ def campaigns_for(store: Store, user: UserInfo) -> list[CampaignInfo]:
 
 
 def set_campaign_active(store: Store, campaign_id: int, active: bool) -> None:
+    """Close or reopen a campaign. Closing stops new claims at once; an assignment claimed
+    before the close may still be submitted within its lease (ASSIGNMENT_LEASE)."""
     with store.session() as session:
         n = session.execute(
-            update(Campaign).where(Campaign.id == campaign_id).values(active=active)
+            update(Campaign).where(Campaign.id == campaign_id)
+            .values(active=active, closed_at=None if active else utcnow())
         ).rowcount
     if not n:
         raise QueueError(f"campaign: no campaign with id {campaign_id}")
@@ -264,6 +290,33 @@ def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentI
         return _assignment_info(row) if row else None
 
 
+def seen_question_keys(user_id: int, campaign: CampaignInfo):
+    """The content keys of the questions this person has seen, as a subquery: assigned
+    (submitted or not, revealed or not) in any campaign, judged anywhere, or argued as a
+    debater, in any experiment or import. A campaign that allows repeats counts only
+    its own assignments."""
+    assigned = (
+        select(QuestionRow.content_key)
+        .join(Assignment, Assignment.question_id == QuestionRow.id)
+        .where(Assignment.user_id == user_id)
+    )
+    if campaign.allow_repeats:
+        return assigned.where(Assignment.campaign_id == campaign.id)
+    judged = (
+        select(QuestionRow.content_key)
+        .join(Debate, Debate.question_id == QuestionRow.id)
+        .join(Judgment, Judgment.debate_id == Debate.id)
+        .where(Judgment.user_id == user_id)
+    )
+    debated = (
+        select(QuestionRow.content_key)
+        .join(Debate, Debate.question_id == QuestionRow.id)
+        .join(Turn, Turn.debate_id == Debate.id)
+        .where(Turn.user_id == user_id)
+    )
+    return union(assigned, judged, debated)
+
+
 def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postgres: bool):
     taken = (
         select(func.count())
@@ -271,14 +324,15 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
         .where(Assignment.campaign_id == campaign.id, Assignment.debate_id == Debate.id)
         .scalar_subquery()
     )
-    seen = select(Assignment.question_id).where(Assignment.user_id == user_id)
+    seen = seen_question_keys(user_id, campaign)
     query = (
         select(Debate.id, Debate.question_id, Debate.protocol_spec)
+        .join(QuestionRow, QuestionRow.id == Debate.question_id)
         .where(
             Debate.experiment_id == campaign.experiment_id,
             Debate.status == "done",
             taken < campaign.judgments_per_debate,
-            Debate.question_id.not_in(seen),
+            QuestionRow.content_key.not_in(seen),
         )
         .order_by(Debate.id)
         .limit(1)
@@ -291,10 +345,9 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
 
 
 def _check_open(campaign: CampaignInfo, user: UserInfo) -> None:
-    if not campaign.active:
-        raise QueueError(f"campaign {campaign.name!r} is closed")
-    if not campaign.allows(user):
-        raise QueueError(f"campaign {campaign.name!r} is not open to {user.name!r}")
+    """A campaign that is closed or not open to this judge is answered as a missing one."""
+    if not campaign.active or not campaign.allows(user):
+        raise QueueError(no_campaign(campaign.id))
 
 
 def _open_or_claim(
@@ -528,6 +581,28 @@ def check_explanation(text: Any) -> str:
     return text.strip()
 
 
+# How long after a judge's last action (claim or stepped submit) an assignment claimed
+# before its campaign was closed may still be submitted.
+ASSIGNMENT_LEASE = timedelta(hours=1)
+
+
+def _check_may_submit(campaign: CampaignInfo, user: UserInfo, a: Assignment,
+                      last: datetime | None, now: datetime) -> None:
+    """An open campaign takes every submit of its open assignments. A closed one takes
+    only those claimed before it closed, within the lease; the rest are refused, as for
+    a missing campaign."""
+    if not campaign.allows(user):
+        raise QueueError(no_campaign(campaign.id))
+    if campaign.active:
+        return
+    claimed = _aware(a.created_at)
+    active_since = _aware(last) if last is not None else claimed
+    closed = campaign.closed_at or claimed
+    if claimed > closed or now > active_since + ASSIGNMENT_LEASE:
+        raise QueueError(f"campaign: campaign {campaign.id} is closed and this debate's "
+                         "claim has lapsed; nothing was recorded")
+
+
 def human_judge_agent(session: Session, user: UserInfo) -> int:
     return agent_id(session, AgentIdentity(name=f"human:{user.name}", kind="human",
                                            user_id=user.id))
@@ -562,6 +637,11 @@ def submit_judgment(
         debate = session.get(Debate, a.debate_id)
         campaign = session.get(Campaign, a.campaign_id)
         assert debate is not None and campaign is not None
+        last = session.scalar(
+            select(func.max(Judgment.created_at)).where(Judgment.assignment_id == a.id)
+        )
+        now = utcnow()
+        _check_may_submit(_campaign_info(campaign, ""), user, a, last, now)
         order = list(debate.answer_order)
         values = check_probabilities(percents, len(order))
         probs: list[float] = [0.0] * len(order)
@@ -570,10 +650,6 @@ def submit_judgment(
         total = judged_rounds(debate.protocol_spec)
         stepped = campaign.mode == "stepped" and total > 0
         final = not stepped or a.rounds_shown >= total
-        last = session.scalar(
-            select(func.max(Judgment.created_at)).where(Judgment.assignment_id == a.id)
-        )
-        now = utcnow()
         started = _aware(last) if last is not None else _aware(a.created_at)
         judgment = Judgment(
             debate_id=a.debate_id,
