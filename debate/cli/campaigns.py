@@ -45,9 +45,8 @@ def create(name: str, experiment: str, judges: tuple[str, ...], per_debate: int,
     who = ", ".join(c.judges) if c.judges else "every judge"
     click.echo(f"campaign {c.name!r} (id {c.id}) on {c.experiment!r}: {c.mode}, "
                f"{c.judgments_per_debate} judgment(s) per debate, "
-               f"{'reveal' if c.reveal_truth else 'no reveal'}, "
-               f"{'repeats allowed' if c.allow_repeats else 'no repeated questions'}, "
-               f"judges: {who}")
+               f"{'reveal' if c.reveal_truth else 'no reveal'}, judges: {who}; "
+               f"{'repeats allowed' if c.allow_repeats else 'no question seen before'}")
 
 
 @campaigns.command("list")
