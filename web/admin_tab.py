@@ -98,7 +98,7 @@ def build(store: Store) -> dict[str, Any]:
         password = pw or generate_password()
         u = add_user(store, n or "", role or "", password)
         shown = f" Generated password (shown once): `{password}`" if not pw else ""
-        return f"User **{u.name}** ({u.role}) added.{shown}", _users()
+        return f"User **{md_text(u.name)}** ({md_text(u.role)}) added.{shown}", _users()
 
     create.click(do_create, inputs=[name, exp, judges, per, mode, reveal],
                  outputs=[message, table], api_name="create_campaign")

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from collections.abc import Iterable, Sequence
 
-from debate.quotes import ShownSegment, segments_html
+from debate.quotes import ShownSegment, escape_html, segments_html
 from judges.queue import JudgeView
 
 CSS = """
@@ -33,13 +32,12 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
 def md_text(text: object) -> str:
-    """Stored text placed inside Markdown: HTML-escaped, and Markdown punctuation
-    backslash-escaped, so links, images and emphasis in it stay literal."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", esc(text))
+    """Stored text placed inside Markdown: in one pass, every HTML and Markdown special
+    character becomes a numeric entity (and controls are removed), so links, images,
+    emphasis and tags in it stay literal, and an apostrophe shows as an apostrophe (no
+    entity is escaped twice)."""
+    return escape_html("" if text is None else str(text))
 
 
 def esc_block(text: object) -> str:
