@@ -411,9 +411,17 @@ def checked_segments(text: str, source: str | SourceIndex | None) -> tuple[Shown
     return quote_segments(text, verify_quotes(text, source), src)
 
 
+def escape_source_html(text: str) -> str:
+    """The source's own characters as inert HTML, none removed (a verified quote shows
+    exactly its span; the quote's span isolates any direction marks in it)."""
+    return text.translate(_HTML_ESCAPES)
+
+
 def segments_html(segments: Sequence[ShownSegment]) -> str:
     """HTML for a reader: every character escaped; only this function emits the quote
-    spans, so markup inside any text stays inert text."""
+    spans, so markup inside any text stays inert text. The debater's text loses its
+    controls and invisible direction/zero-width characters; a verified quote is the
+    source's span, every character kept."""
     out: list[str] = []
     for seg in segments:
         if seg.kind == "text":
@@ -424,7 +432,8 @@ def segments_html(segments: Sequence[ShownSegment]) -> str:
         out.append(
             f'<span class="{cls}" title="{label}">'
             f"{'&#10003;' if seg.verified else '&#10007;'}&nbsp;&ldquo;"
-            f"{escape_html(seg.text)}&rdquo;</span>"
+            f"{escape_source_html(seg.text) if seg.verified else escape_html(seg.text)}"
+            "&rdquo;</span>"
         )
     return "".join(out)
 

@@ -229,8 +229,8 @@ def _expected_display(text: str, source: str) -> tuple[str, list[bool]]:
             flags.append(ok)
             # a verified quote is shown in the source's characters, never the debater's
             shown = source[check.start : check.end] if ok else seg.text
-            out.append(("\u2713" if ok else "\u2717") + "\xa0\u201c" + strip_controls(shown)
-                       + "\u201d")
+            out.append(("\u2713" if ok else "\u2717") + "\xa0\u201c"
+                       + (shown if ok else strip_controls(shown)) + "\u201d")
     return "".join(out), flags
 
 

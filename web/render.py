@@ -18,6 +18,7 @@ CSS = """
 .debate-view .turn { border-left: 3px solid #9ca3af; padding: .3em .8em; margin: .5em 0; }
 .debate-view .speaker { font-weight: 600; color: #374151; }
 .debate-view .round-head { margin-top: 1em; font-weight: 600; color: #6b7280; }
+.quote-verified, .quote-unverified { unicode-bidi: isolate; }
 .quote-verified { background: #dcfce7; color: #14532d; border-radius: 3px; padding: 0 2px; }
 .quote-unverified { background: #fee2e2; color: #7f1d1d; text-decoration: line-through dotted;
   border-radius: 3px; padding: 0 2px; }
