@@ -330,7 +330,7 @@ def _no_forgery(text: str) -> None:
 def test_web_judge_tab_shows_the_stored_span(tampered):
     store, _url, debate_id, span, _tmp = tampered
     c = queue.create_campaign(store, name="t", experiment="exp")
-    a, view, _ = queue.next_with_view(store, get_user(store, "alice"), c.id)
+    _a, view, _ = queue.next_with_view(store, get_user(store, "alice"), c.id)
     assert view is not None and view.debate_id == debate_id
     html = judge_html(view)
     texts = verified_span_texts(html)
@@ -379,7 +379,7 @@ def test_model_judge_prompt_shows_the_span(tampered):
 
 
 def test_export_renders_the_span_and_keeps_the_raw_text(tampered):
-    store, _url, debate_id, span, tmp = tampered
+    store, _url, _debate_id, span, tmp = tampered
     result = export_store(store, tmp / "export", "jsonl")
     turns = [json.loads(line) for line in
              (result.out_dir / "turns.jsonl").read_text(encoding="utf-8").splitlines()]
