@@ -27,7 +27,7 @@ from debate.quotes import QuoteMark, ShownSegment, checked_segments, quote_segme
 
 SPEAKER_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant",
                   "judge": "Judge"}
-NO_TRANSCRIPT_FAMILIES = ("naive", "expert", "pixel")
+NO_TRANSCRIPT_FAMILIES = ("naive", "expert")
 
 
 @dataclass(frozen=True)
