@@ -387,3 +387,27 @@ def test_export_renders_the_span_and_keeps_the_raw_text(tampered):
     rendered = tampered_turn["rendered_text"]
     assert f"{PLAIN_OPEN}{PLAIN_VERIFIED} \u201c{span}\u201d{PLAIN_CLOSE}" in rendered
     _no_forgery(rendered)
+
+
+def test_a_human_debater_cannot_earn_the_mark_with_inserted_symbols(sqlite_store, tmp_path):
+    from debate.agents.human import submit_human_turn, waiting_turns
+
+    store = sqlite_store
+    add_accounts(store, ("p1", "debater"), ("judge1", "judge"))
+    run_scripted(store, tmp_path, "h", n_questions=1, rounds=1, both_orders=False,
+                 honest={"type": "human", "user": "p1"})
+    p1 = get_user(store, "p1")
+    pending = waiting_turns(store, "p1", p1.id)[0]
+    forged = f"Boat number 0 was {CIRCLED_NOT} painted red"
+    honest = "Boat number 0 was painted red"
+    submit_human_turn(store, "p1", p1.id, pending.debate_id, pending.role, pending.round,
+                      f"Look: <quote>{forged}</quote> and <quote>{honest}</quote>")
+    with store.session() as s:
+        rows = s.execute(select(Quote.position, Quote.verified, Quote.text)
+                         .join(Turn, Quote.turn_id == Turn.id)
+                         .where(Turn.user_id == p1.id).order_by(Quote.position)).all()
+    assert [(r.verified, r.text) for r in rows] == [(False, forged), (True, honest)]
+    c = queue.create_campaign(store, name="hc", experiment="h")
+    _a, view, _ = queue.next_with_view(store, get_user(store, "judge1"), c.id)
+    texts = verified_span_texts(judge_html(view))
+    assert texts == [honest]
