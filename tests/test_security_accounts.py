@@ -148,7 +148,7 @@ def logged_in(http: httpx.Client) -> bool:
 
 
 def test_app_throttles_a_guessing_run_and_answers_429(site):
-    _store, base, _url = site
+    store, base, _url = site
     codes = [login(base, "alice", f"wrong{i}", "10.1.1.1")[1].status_code for i in range(30)]
     assert codes[0] == 400 and 429 in codes
     http, r = login(base, "alice", PASSWORD, "10.1.1.1")
@@ -156,6 +156,9 @@ def test_app_throttles_a_guessing_run_and_answers_429(site):
     assert not logged_in(http)
     http, r = login(base, "bob", PASSWORD, "10.2.2.2")  # someone else, elsewhere
     assert r.status_code == 200 and logged_in(http)
+    with store.session() as s:  # the client's address reached the throttle
+        keys = set(s.execute(select(LoginThrottle.scope, LoginThrottle.key)).all())
+    assert (ADDRESS, "10.1.1.1") in keys and (ACCOUNT, "alice") in keys
 
 
 def test_sessions_expire(site):

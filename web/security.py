@@ -23,6 +23,7 @@ before the first request). For every HTTP request it:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import os
@@ -102,23 +103,24 @@ class Guard:
             return []
         return [jar[n].value for n in self._cookie_names() if n in jar]
 
-    def _live(self, token: str) -> str | None:
+    async def _live(self, token: str) -> str | None:
         now = time.monotonic()
         hit = self._checked.get(token)
         if hit is not None and now - hit[0] < SESSION_CACHE_SECONDS:
             return hit[1]
-        user = session_user(self.store, token)
+        # off the event loop: a database round trip must not stall other requests
+        user = await asyncio.to_thread(session_user, self.store, token)
         if len(self._checked) > 10_000:
             self._checked.clear()
         self._checked[token] = (now, user)
         return user
 
-    def _drop_dead_tokens(self, scope: Scope) -> None:
+    async def _drop_dead_tokens(self, scope: Scope) -> None:
         tokens = getattr(self.gradio, "tokens", None)
         if tokens is None:
             return
         for token in self._tokens(scope):
-            if token in tokens and self._live(token) != tokens.get(token):
+            if token in tokens and await self._live(token) != tokens.get(token):
                 tokens.pop(token, None)
 
     async def _refuse(self, send: Send, status: int, detail: str) -> None:
@@ -148,7 +150,7 @@ class Guard:
                 await self._refuse(send, 403, "cross-origin requests are not accepted")
                 return
         if kind == "websocket":
-            self._drop_dead_tokens(scope)
+            await self._drop_dead_tokens(scope)
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
@@ -157,8 +159,8 @@ class Guard:
             await self._refuse(send, 403, "uploads are not accepted by this app")
             return
         if path.rstrip("/").endswith("/logout"):
-            self._logout(scope)
-        self._drop_dead_tokens(scope)
+            await asyncio.to_thread(self._logout, scope)
+        await self._drop_dead_tokens(scope)
         login = method == "POST" and path.rstrip("/").endswith("/login")
 
         async def guarded_send(message: Message) -> None:
@@ -166,7 +168,7 @@ class Guard:
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in _STRIPPED]
                 if login and message.get("status") == 200:
-                    headers = self._record_login(headers, client)
+                    headers = await asyncio.to_thread(self._record_login, headers, client)
                 message["headers"] = headers + SECURITY_HEADERS
             await send(message)
 
@@ -175,7 +177,7 @@ class Guard:
     def _logout(self, scope: Scope) -> None:
         tokens = getattr(self.gradio, "tokens", {}) or {}
         for token in self._tokens(scope):
-            user = tokens.get(token) or self._live(token)
+            user = tokens.get(token) or session_user(self.store, token)
             revoke_token(self.store, token)
             if user:
                 # Gradio's logout ends every session of the user; so does the store.
