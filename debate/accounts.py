@@ -169,9 +169,12 @@ def record_failure(store: Store, policy: LoginPolicy, name: str, address: str | 
 
 
 def record_success(store: Store, name: str) -> None:
+    where = (LoginThrottle.scope == ACCOUNT, LoginThrottle.key == name[:200])
+    with store.session() as session:  # most logins have no failures to clear: no write
+        if session.scalar(select(LoginThrottle.id).where(*where)) is None:
+            return
     with store.write_session() as session:
-        session.execute(delete(LoginThrottle).where(
-            LoginThrottle.scope == ACCOUNT, LoginThrottle.key == name[:200]))
+        session.execute(delete(LoginThrottle).where(*where))
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,9 @@ def open_session(store: Store, policy: LoginPolicy, user_name: str, token: str,
     """Record a new login's session; returns when it expires."""
     now = utcnow()
     expires = now + timedelta(hours=policy.session_hours)
-    with store.session() as session:
+    # BEGIN IMMEDIATE on SQLite: a read-then-write transaction waits for the write lock
+    # instead of failing when other logins write at the same moment
+    with store.write_session() as session:
         user_id = session.scalar(select(User.id).where(User.name == user_name))
         if user_id is None:
             raise UserError(f"name: no user called {user_name!r}")
@@ -236,7 +241,7 @@ def session_user(store: Store, token: str, now: datetime | None = None) -> str |
 
 
 def revoke_token(store: Store, token: str) -> None:
-    with store.session() as session:
+    with store.write_session() as session:
         session.execute(
             update(WebSession)
             .where(WebSession.token_sha256 == token_digest(token),

@@ -98,7 +98,7 @@ def set_password(store: Store, name: str, password: str) -> int:
     account (a stolen session does not outlive the password). Returns sessions revoked."""
     check_password(password)
     digest = hash_password(password)
-    with store.session() as session:
+    with store.write_session() as session:
         row = session.scalar(select(User).where(User.name == name))
         if row is None:
             raise UserError(f"name: no user called {name!r}")
@@ -109,7 +109,7 @@ def set_password(store: Store, name: str, password: str) -> int:
 def set_disabled(store: Store, name: str, disabled: bool) -> int:
     """Disable an account (it cannot log in; every web session of it is revoked at once)
     or enable it again. Returns the sessions revoked."""
-    with store.session() as session:
+    with store.write_session() as session:
         row = session.scalar(select(User).where(User.name == name))
         if row is None:
             raise UserError(f"name: no user called {name!r}")
@@ -119,7 +119,7 @@ def set_disabled(store: Store, name: str, disabled: bool) -> int:
 
 def revoke_sessions(store: Store, name: str) -> int:
     """Revoke every live web session of the account; returns how many."""
-    with store.session() as session:
+    with store.write_session() as session:
         user_id = session.scalar(select(User.id).where(User.name == name))
         return 0 if user_id is None else _revoke(session, user_id)
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -28,6 +29,10 @@ from debate.questions import question_content_key
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Partial indexes: most turns and judgments are a model's (user_id NULL).
+_HAS_USER = text("user_id IS NOT NULL")
 
 
 def _content_key_default(context: Any) -> str:
@@ -144,7 +149,10 @@ class Seat(Base):
 
 class Turn(Base):
     __tablename__ = "turns"
-    __table_args__ = (UniqueConstraint("debate_id", "round", "role"),)
+    __table_args__ = (UniqueConstraint("debate_id", "round", "role"),
+                      # "which questions did this person argue" (blinding across experiments)
+                      Index("ix_turns_user", "user_id", sqlite_where=_HAS_USER,
+                            postgresql_where=_HAS_USER))
     id: Mapped[int] = mapped_column(primary_key=True)
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
@@ -259,7 +267,9 @@ class Judgment(Base):
     """A probability for each answer (question's own order) plus an explanation."""
 
     __tablename__ = "judgments"
-    __table_args__ = (Index("ix_judgments_debate", "debate_id"),)
+    __table_args__ = (Index("ix_judgments_debate", "debate_id"),
+                      Index("ix_judgments_user", "user_id", sqlite_where=_HAS_USER,
+                            postgresql_where=_HAS_USER))
     id: Mapped[int] = mapped_column(primary_key=True)
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     judge_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))

@@ -49,6 +49,12 @@ def upgrade() -> None:
         batch.alter_column("content_key", existing_type=sa.String(length=64), nullable=False)
         batch.create_index("ix_questions_content_key", ["content_key"], unique=False)
 
+    # the judging queue asks which questions a person judged or argued, on every claim
+    has_user = sa.text("user_id IS NOT NULL")
+    op.create_index("ix_judgments_user", "judgments", ["user_id"], unique=False,
+                    sqlite_where=has_user, postgresql_where=has_user)
+    op.create_index("ix_turns_user", "turns", ["user_id"], unique=False,
+                    sqlite_where=has_user, postgresql_where=has_user)
     with op.batch_alter_table("campaigns") as batch:
         batch.add_column(sa.Column("allow_repeats", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
@@ -97,6 +103,8 @@ def downgrade() -> None:
     with op.batch_alter_table("campaigns") as batch:
         batch.drop_column("closed_at")
         batch.drop_column("allow_repeats")
+    op.drop_index("ix_turns_user", table_name="turns")
+    op.drop_index("ix_judgments_user", table_name="judgments")
     with op.batch_alter_table("questions") as batch:
         batch.drop_index("ix_questions_content_key")
         batch.drop_column("content_key")
