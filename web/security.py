@@ -109,9 +109,9 @@ class Guard:
         hit = self._checked.get(token)
         if hit is not None and now - hit[0] < SESSION_CACHE_SECONDS:
             return hit[1]
-        # One indexed read at most once a second per token, on the loop: cheaper than a
-        # hop to a worker thread on a busy machine.
-        user = session_user(self.store, token)
+        # One indexed read at most every SESSION_CACHE_SECONDS per token, in a worker
+        # thread: many judges' first requests at once must not queue on the event loop.
+        user = await asyncio.to_thread(session_user, self.store, token)
         if len(self._checked) > 10_000:
             self._checked.clear()
         self._checked[token] = (now, user)
@@ -205,6 +205,7 @@ class Guard:
                     raise LookupError(token)
                 open_session(self.store, self.policy, user, token,
                              client[0] if client else None)
+                self._checked[token] = (time.monotonic(), user)  # live: no re-read soon
             except Exception:  # noqa: BLE001 (no session row: no login)
                 tokens.pop(token, None)
         return headers
