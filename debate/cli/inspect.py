@@ -222,8 +222,8 @@ def transcript_lines(t: JudgeTranscript) -> list[Text]:
 
 
 def _styled_quotes(rendered: str) -> Text:
-    """Colour the ⟦✓ …⟧ / ⟦✗ …⟧ spans that render_plain produced (the debater's own text
-    cannot contain these brackets: render_plain removes them)."""
+    """Colour the ⟦✓ …⟧ / ⟦✗ …⟧ spans that segments_plain produced (neither the debater's text
+    nor a verified span of the source can contain these brackets: they are removed)."""
     text = Text()
     pos = 0
     while True:
