@@ -149,6 +149,11 @@ def list_users(store: Store) -> list[UserInfo]:
     return [UserInfo(*r) for r in rows]
 
 
+def disabled_names(store: Store) -> set[str]:
+    with store.session() as session:
+        return set(session.scalars(select(User.name).where(User.disabled.is_(True))))
+
+
 def verify_login(store: Store, name: str, password: str) -> bool:
     """True when `password` is the user's and the account is enabled; unknown and
     disabled names cost as much time as known ones."""

@@ -195,6 +195,8 @@ def test_disable_ends_sessions_and_logins_until_enabled(site, capsys):
     code, out, _ = run_cli(["users", "disable", "carol", "--db", url], capsys)
     assert code == 0 and "disabled" in out
     assert not logged_in(http)
+    _code, listing, _ = run_cli(["users", "list", "--db", url], capsys)
+    assert "\tcarol\tjudge\tdisabled" in listing and "\tbob\tjudge\n" in listing
     _again, r = login(base, "carol")
     assert r.status_code == 400
     code, _out, _ = run_cli(["users", "disable", "nobody", "--db", url], capsys)

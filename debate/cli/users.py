@@ -9,6 +9,7 @@ from debate.store.db import open_store
 from debate.users import (
     ROLES,
     add_user,
+    disabled_names,
     generate_password,
     list_users,
     set_disabled,
@@ -79,7 +80,8 @@ def enable(name: str, db_url: str | None) -> None:
 @users.command("list")
 @db_option
 def list_cmd(db_url: str | None) -> None:
-    """List the accounts."""
+    """List the accounts (disabled ones marked)."""
     store = open_store(db_url)
+    disabled = disabled_names(store)
     for u in list_users(store):
-        click.echo(f"{u.id}\t{u.name}\t{u.role}")
+        click.echo(f"{u.id}\t{u.name}\t{u.role}" + ("\tdisabled" if u.name in disabled else ""))
