@@ -222,3 +222,10 @@ def test_a_token_the_store_never_saw_is_refused(site):
     name = next(k for k in http.cookies if k.startswith("access-token-") and "unsecure" not in k)
     forged = httpx.Client(base_url=base, timeout=60, cookies={name: "made-up-token"})
     assert not logged_in(forged)
+
+
+def test_serve_refuses_bad_settings_before_starting(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DEBATE_LOGIN_MAX_DELAY_S", "-5")
+    code, out, err = run_cli(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}"], capsys)
+    assert code == 2
+    assert "DEBATE_LOGIN_MAX_DELAY_S" in err and "serving" not in out
