@@ -182,3 +182,14 @@ def test_reveal_shows_an_apostrophe(site, browser):
     assert APOSTROPHE_ANSWER in message
     assert "&#" not in message and "&amp;" not in message
     page.context.close()
+
+
+def test_admin_can_create_a_campaign_that_allows_repeats(site):
+    from gradio_client import Client
+
+    store, url = site
+    root = Client(url, auth=("root", PASSWORD), verbose=False, download_files=False)
+    root.predict("repeats-ok", "exp", [], 1, "whole", True, True, api_name="/create_campaign")
+    root.predict("no-repeats", "exp", [], 1, "whole", True, api_name="/create_campaign")
+    flags = {c.name: c.allow_repeats for c in queue.list_campaigns(store)}
+    assert flags["repeats-ok"] is True and flags["no-repeats"] is False
