@@ -6,7 +6,9 @@
     documents.EXT    the hidden source texts the exported debates use (id, title, text)
     debates.EXT      id, experiment, protocol, question, answers, correct_index,
                      answer_order, seats (role, answer argued, honest, agent provenance)...
-    turns.EXT        id, debate_id, experiment, protocol, round, role, text, agent
+    turns.EXT        id, debate_id, experiment, protocol, round, role, text (raw, as the
+                     debater wrote it, for audit), rendered_text (as a reader sees it:
+                     verified quotes in the source's own characters), agent
                      name/kind/model id/settings, tokens, latency, ...
     quotes.EXT       id, turn_id, debate_id, experiment, protocol, round, role, verified,
                      source span, fuzzy score
@@ -50,6 +52,7 @@ from sqlalchemy.orm import Session
 
 from debate import __version__
 from debate.errors import UserError
+from debate.quotes import QuoteMark, quote_segments, segments_plain
 from debate.store.db import Store
 from debate.store.models import (
     Activation,
@@ -83,7 +86,7 @@ COLUMNS: dict[str, list[str]] = {
     ],
     "turns": [
         "id", "debate_id", "experiment", "protocol", "question_id", "step", "round", "role",
-        "kind", "status", "text", "answer_index", "honest", "agent_id", "agent_name",
+        "kind", "status", "text", "rendered_text", "answer_index", "honest", "agent_id", "agent_name",
         "agent_kind", "agent_model_id", "agent_backend", "agent_settings", "user_id",
         "prompt_tokens", "completion_tokens", "latency_ms", "shown_sha256", "shown",
         "template_version", "candidates", "metadata", "created_at",
@@ -251,8 +254,37 @@ def _debate_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
             }
 
 
+def _rendered_texts(session: Session, chunk: list[int]) -> dict[int, str]:
+    """Each turn's text as a reader sees it: quotes marked ⟦✓ “…”⟧ / ⟦✗ “…”⟧, a verified
+    quote in the source's own characters (its stored span), never the debater's."""
+    sources = dict(session.execute(
+        select(Debate.id, Document.text)
+        .join(QuestionRow, Debate.question_id == QuestionRow.id)
+        .outerjoin(Document, QuestionRow.document_id == Document.id)
+        .where(Debate.id.in_(chunk))
+    ).all())
+    marks: dict[int, dict[int, QuoteMark]] = {}
+    for tid, pos, verified, start, end in session.execute(
+        select(Quote.turn_id, Quote.position, Quote.verified, Quote.source_start,
+               Quote.source_end)
+        .join(Turn, Quote.turn_id == Turn.id).where(Turn.debate_id.in_(chunk))
+    ):
+        marks.setdefault(tid, {})[pos] = QuoteMark(bool(verified), start, end)
+    out = {}
+    for tid, did, text in session.execute(
+        select(Turn.id, Turn.debate_id, Turn.text).where(Turn.debate_id.in_(chunk))
+    ):
+        by_pos = marks.get(tid, {})
+        ordered = [by_pos.get(p, QuoteMark(False, None, None))
+                   for p in range(max(by_pos) + 1)] if by_pos else []
+        out[tid] = segments_plain(quote_segments(text, ordered, sources.get(did)),
+                                  terminal=False)
+    return out
+
+
 def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
     for chunk in _chunks(ctx.debate_ids):
+        rendered = _rendered_texts(session, chunk)
         for t in session.scalars(
             select(Turn).where(Turn.debate_id.in_(chunk)).order_by(Turn.id)
         ):
@@ -263,6 +295,7 @@ def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "id": t.id, "debate_id": t.debate_id, "experiment": experiment,
                 "protocol": protocol, "question_id": qid, "step": t.step, "round": t.round,
                 "role": t.role, "kind": t.kind, "status": t.status, "text": t.text,
+                "rendered_text": rendered.get(t.id, ""),
                 "answer_index": answer,
                 "honest": None if answer is None or t.kind != "speech" else answer == correct,
                 "agent_id": t.agent_id, **_agent_fields(agent, "agent"), "user_id": t.user_id,

@@ -38,8 +38,10 @@ DatasetError with a one-line message `FILE:LINE: FIELD: PROBLEM`.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,3 +235,18 @@ def questions_to_jsonl(questions: list[Question]) -> Iterator[str]:
             },
             ensure_ascii=False,
         )
+
+
+def _key_text(text: object) -> str:
+    return " ".join(unicodedata.normalize("NFKC", str(text)).split())
+
+
+def question_content_key(text: str, answers: Sequence[object], document_id: int | None) -> str:
+    """A question's identity across the whole store: its text, its answers (as a set) and
+    its source document (documents are stored once per text, so the id names the text).
+    Whitespace runs and Unicode compatibility forms do not make two questions differ."""
+    payload = json.dumps(
+        [_key_text(text), sorted(_key_text(a) for a in answers), document_id],
+        ensure_ascii=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()

@@ -9,20 +9,32 @@ quotes. Quotes do not nest: a `<quote>` inside a quote is quoted text. A stray
 `</quote>` outside a quote is plain text. A `<quote>` never closed runs to the end of the
 turn and is never verified.
 
-Verification. Both the quote and the source are normalised: compatibility forms folded
-(NFKD per character: ligatures, full-width letters, composed accents), lower-cased,
-and every run of whitespace, punctuation (curly quotes and dashes included), symbols and
-control characters turned into one space. The quote is verified iff its normalised form
-occurs in the normalised source on word boundaries; the matched span is mapped back to
-character offsets in the original source. The fuzzy score is the share of the quote's
-word 3-grams found in the source (quotes under three words: 1.0 if their words occur
-consecutively, else 0.0); it is stored for analysis, and never makes a quote verified.
+Verification. Both the quote and the source are normalised character by character:
+each character is decomposed to its compatibility form (NFKD: ligatures, full-width and
+circled or squared letters, composed accents) and case-folded; then every whitespace,
+punctuation or separator character becomes a word boundary, invisible format characters
+(zero-width spaces and joiners, direction marks and overrides, soft hyphens) are dropped,
+and everything else (letters, digits, combining marks, symbols such as the logical-not
+sign or a cross mark) is kept and must match. So no letter or digit, after compatibility
+folding, is ever ignored, and no sign that can change a sentence's meaning is either.
+The quote is verified iff its normalised form occurs in the normalised source on word
+boundaries; the matched span is mapped back to character offsets in the original source.
+The fuzzy score is the share of the quote's word 3-grams found in the source (quotes under
+three words: 1.0 if their words occur consecutively, else 0.0); it is stored for analysis,
+and never makes a quote verified.
+
+Display. A verified quote is always shown from its span of the source (`source[start:end]`,
+the stored span for stored turns), never from the debater's characters: `quote_segments`
+turns a turn's text and its quote checks into `ShownSegment`s, and the renderers below
+(HTML, terminal, model prompt) render those. The debater's raw quote text stays stored for
+audit and is shown only inside unverified quotes.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -101,28 +113,44 @@ def _merge_text(segments: list[Segment]) -> list[Segment]:
 # ---------------------------------------------------------------- normalisation
 
 
-@lru_cache(maxsize=4096)
+_BOUNDARY = " "
+
+
+@lru_cache(maxsize=8192)
 def _fold(ch: str) -> str:
-    """One source character as normalised characters: '' for a separator, else its
-    compatibility decomposition, lower-cased, with separators inside it turned to ' '."""
+    """One character as normalised characters: '' when it is dropped (an invisible format
+    character), ' ' when it is a word boundary (whitespace, punctuation, separators), else
+    its compatibility decomposition, case-folded, with the boundaries inside the
+    decomposition dropped (so word boundaries always fall between source characters)."""
     if ch.isascii():
-        return ch.lower() if ch.isalnum() else ""
-    if _is_separator(ch):
-        return ""
-    out = []
-    # Separators inside a decomposition ("½" -> "1⁄2") are dropped, not spaced, so that
-    # word boundaries always fall between source characters.
-    for c in unicodedata.normalize("NFKD", ch):
-        if _is_separator(c):
-            continue
-        low = c.lower()
-        out.append(low if len(low) == 1 else c)
-    return "".join(out)
-
-
-def _is_separator(ch: str) -> bool:
+        if ch.isalnum():
+            return ch.lower()
+        return _BOUNDARY if _is_boundary(ch) else ch  # ASCII symbols: $ + < = > ^ ` | ~
     cat = unicodedata.category(ch)
-    return ch.isspace() or cat[0] in ("P", "Z", "C") or cat in ("Sk", "Sm", "So", "Sc")
+    if cat == "Cf":
+        return ""
+    if ch.isspace() or cat[0] in ("P", "Z") or cat == "Cc":
+        return _BOUNDARY
+    out = []
+    for c in unicodedata.normalize("NFKD", ch):
+        if c.isspace() or _is_boundary(c) or unicodedata.category(c) == "Cf":
+            continue
+        out.append(c.casefold())
+    return "".join(out) or _BOUNDARY
+
+
+def _is_boundary(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return ch.isspace() or cat[0] in ("P", "Z") or cat == "Cc"
+
+
+def content_chars(text: str) -> str:
+    """The letters and digits of `text` after compatibility folding and case folding: what
+    verification never ignores (used by the tests of that guarantee)."""
+    return "".join(
+        c for ch in text for c in unicodedata.normalize("NFKD", ch).casefold()
+        if unicodedata.category(c)[0] in ("L", "N")
+    )
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
@@ -136,6 +164,8 @@ def normalize_with_map(text: str) -> tuple[str, list[int]]:
     for i, ch in enumerate(text):
         folded = _fold(ch)
         if not folded:
+            continue
+        if folded == _BOUNDARY:
             pending_space = True
             continue
         if pending_space and out:
@@ -149,7 +179,11 @@ def normalize_with_map(text: str) -> tuple[str, list[int]]:
 
 def normalize(text: str) -> str:
     """normalize_with_map(text)[0], without building the map (the hot path for quotes)."""
-    return " ".join("".join([_fold(ch) or " " for ch in text]).split())
+    return _squeeze("".join([_fold(ch) for ch in text]))
+
+
+def _squeeze(folded: str) -> str:
+    return _BOUNDARY.join(w for w in folded.split(_BOUNDARY) if w)
 
 
 @dataclass(frozen=True)
@@ -223,7 +257,7 @@ def _edge_separators(text: str, at_end: bool) -> str:
     chars = reversed(text) if at_end else iter(text)
     run = []
     for ch in chars:
-        if _fold(ch):
+        if _fold(ch).strip():
             break
         run.append(ch)
     return "".join(reversed(run) if at_end else run)
@@ -323,24 +357,91 @@ def escape_html(text: str) -> str:
     return strip_controls(text).translate(_HTML_ESCAPES)
 
 
-def render_html(text: str, source: str | SourceIndex | None) -> str:
-    """HTML for a judge: every character of the debater's text is escaped; only this
-    function emits the quote spans, so markup inside the text stays inert text."""
-    checks = iter(verify_quotes(text, source))
-    out: list[str] = []
+@dataclass(frozen=True)
+class QuoteMark:
+    """What the store says about one quote of a turn (its row in the quotes table)."""
+
+    verified: bool
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True)
+class ShownSegment:
+    """A piece of a turn as a reader sees it. For a verified quote, `text` is the source's
+    own characters (its span), never the debater's; an unverified quote keeps the
+    debater's text (shown as unverified)."""
+
+    kind: str  # "text" | "quote"
+    text: str
+    verified: bool = False
+
+
+def quote_segments(text: str, marks: Sequence[QuoteMark | QuoteCheck],
+                   source: str | None) -> tuple[ShownSegment, ...]:
+    """The turn's segments with each quote paired with its mark (by position).
+
+    A quote is shown as verified only when its mark says so, the span lies inside the
+    source, and the span is not empty; then its text is `source[start:end]`. A quote
+    without a mark (fewer marks than quotes), or with a span that does not fit the
+    source, is shown as unverified with the debater's text.
+    """
+    out: list[ShownSegment] = []
+    k = 0
     for seg in parse_segments(text):
+        if seg.kind == "text":
+            out.append(ShownSegment("text", seg.text))
+            continue
+        mark = marks[k] if k < len(marks) else None
+        k += 1
+        if (
+            mark is not None and mark.verified and source is not None and seg.closed
+            and mark.start is not None and mark.end is not None
+            and 0 <= mark.start < mark.end <= len(source)
+        ):
+            out.append(ShownSegment("quote", source[mark.start : mark.end], True))
+        else:
+            out.append(ShownSegment("quote", seg.text, False))
+    return tuple(out)
+
+
+def checked_segments(text: str, source: str | SourceIndex | None) -> tuple[ShownSegment, ...]:
+    """quote_segments with the quotes verified now (for text not yet stored)."""
+    src = source.text if isinstance(source, SourceIndex) else source
+    return quote_segments(text, verify_quotes(text, source), src)
+
+
+def escape_source_html(text: str) -> str:
+    """The source's own characters as inert HTML, none removed (a verified quote shows
+    exactly its span; the quote's span isolates any direction marks in it)."""
+    return text.translate(_HTML_ESCAPES)
+
+
+def segments_html(segments: Sequence[ShownSegment]) -> str:
+    """HTML for a reader: every character escaped; only this function emits the quote
+    spans, so markup inside any text stays inert text. The debater's text loses its
+    controls and invisible direction/zero-width characters; a verified quote is the
+    source's span, every character kept."""
+    out: list[str] = []
+    for seg in segments:
         if seg.kind == "text":
             out.append(escape_html(seg.text))
             continue
-        check = next(checks)
-        cls = VERIFIED_CLASS if check.verified else UNVERIFIED_CLASS
-        label = "verified quote" if check.verified else "unverified quote"
+        cls = VERIFIED_CLASS if seg.verified else UNVERIFIED_CLASS
+        label = "verified quote" if seg.verified else "unverified quote"
         out.append(
             f'<span class="{cls}" title="{label}">'
-            f"{'&#10003;' if check.verified else '&#10007;'}&nbsp;&ldquo;"
-            f"{escape_html(seg.text)}&rdquo;</span>"
+            f"{'&#10003;' if seg.verified else '&#10007;'}&nbsp;&ldquo;"
+            f"{escape_source_html(seg.text) if seg.verified else escape_html(seg.text)}"
+            "&rdquo;</span>"
         )
     return "".join(out)
+
+
+def render_html(text: str, source: str | SourceIndex | None) -> str:
+    """segments_html of the text with its quotes verified now (verified quotes shown
+    from the source's characters)."""
+    return segments_html(checked_segments(text, source))
 
 
 PLAIN_VERIFIED = "\u2713"  # ✓
@@ -370,20 +471,29 @@ def clean_plain(text: str) -> str:
     return _PLAIN_MARKERS.sub("", strip_controls(text))
 
 
-def render_plain(text: str, source: str | SourceIndex | None) -> str:
-    """Terminal rendering: ⟦✓ “…”⟧ for verified, ⟦✗ “…”⟧ for unverified quotes.
+def segments_plain(segments: Sequence[ShownSegment], *, terminal: bool = True) -> str:
+    """Plain rendering: ⟦✓ “…”⟧ for verified, ⟦✗ “…”⟧ for unverified quotes.
 
-    The marker characters and terminal control sequences are removed from the debater's
-    own text first, so it can neither forge a verified quote nor drive the terminal.
+    The marker characters and control sequences are removed from the debater's own text
+    (plain text and unverified quotes), so it can neither forge a verified quote nor drive
+    the terminal. A verified quote's text is the source's: with terminal=True only its
+    control and marker characters are removed; with terminal=False (a model's prompt) it is shown
+    exactly, character for character.
     """
-    checks = iter(verify_quotes(text, source))
     out: list[str] = []
-    for seg in parse_segments(text):
-        clean = clean_plain(seg.text)
+    for seg in segments:
         if seg.kind == "text":
-            out.append(clean)
+            out.append(clean_plain(seg.text))
             continue
-        check = next(checks)
-        mark = PLAIN_VERIFIED if check.verified else PLAIN_UNVERIFIED
-        out.append(f"{PLAIN_OPEN}{mark} \u201c{clean}\u201d{PLAIN_CLOSE}")
+        if seg.verified:
+            body = clean_plain(seg.text) if terminal else seg.text
+            out.append(f"{PLAIN_OPEN}{PLAIN_VERIFIED} \u201c{body}\u201d{PLAIN_CLOSE}")
+        else:
+            out.append(f"{PLAIN_OPEN}{PLAIN_UNVERIFIED} \u201c{clean_plain(seg.text)}"
+                       f"\u201d{PLAIN_CLOSE}")
     return "".join(out)
+
+
+def render_plain(text: str, source: str | SourceIndex | None) -> str:
+    """segments_plain of the text with its quotes verified now."""
+    return segments_plain(checked_segments(text, source))

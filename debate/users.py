@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from debate.errors import UserError
 from debate.store.db import Store
-from debate.store.models import User
+from debate.store.models import User, WebSession
 
 ROLES = ("judge", "debater", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -91,23 +93,53 @@ def add_user(store: Store, name: str, role: str, password: str) -> UserInfo:
         raise UserError(f"name: a user called {name!r} already exists") from None
 
 
-def set_password(store: Store, name: str, password: str) -> None:
+def set_password(store: Store, name: str, password: str) -> int:
+    """Change the password and, in the same transaction, revoke every web session of the
+    account (a stolen session does not outlive the password). Returns sessions revoked."""
     check_password(password)
     digest = hash_password(password)
-    with store.session() as session:
+    with store.write_session() as session:
         row = session.scalar(select(User).where(User.name == name))
         if row is None:
             raise UserError(f"name: no user called {name!r}")
         row.password_hash = digest
+        return _revoke(session, row.id)
 
 
-def get_user(store: Store, name: str | None) -> UserInfo | None:
+def set_disabled(store: Store, name: str, disabled: bool) -> int:
+    """Disable an account (it cannot log in; every web session of it is revoked at once)
+    or enable it again. Returns the sessions revoked."""
+    with store.write_session() as session:
+        row = session.scalar(select(User).where(User.name == name))
+        if row is None:
+            raise UserError(f"name: no user called {name!r}")
+        row.disabled = disabled
+        return _revoke(session, row.id) if disabled else 0
+
+
+def revoke_sessions(store: Store, name: str) -> int:
+    """Revoke every live web session of the account; returns how many."""
+    with store.write_session() as session:
+        user_id = session.scalar(select(User.id).where(User.name == name))
+        return 0 if user_id is None else _revoke(session, user_id)
+
+
+def _revoke(session: Session, user_id: int) -> int:
+    return session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    ).rowcount or 0
+
+
+def get_user(store: Store, name: str | None, *, enabled_only: bool = False) -> UserInfo | None:
     if not name:
         return None
+    query = select(User.id, User.name, User.role).where(User.name == name)
+    if enabled_only:
+        query = query.where(User.disabled.is_(False))
     with store.session() as session:
-        row = session.execute(
-            select(User.id, User.name, User.role).where(User.name == name)
-        ).first()
+        row = session.execute(query).first()
     return UserInfo(*row) if row else None
 
 
@@ -117,14 +149,22 @@ def list_users(store: Store) -> list[UserInfo]:
     return [UserInfo(*r) for r in rows]
 
 
+def disabled_names(store: Store) -> set[str]:
+    with store.session() as session:
+        return set(session.scalars(select(User.name).where(User.disabled.is_(True))))
+
+
 def verify_login(store: Store, name: str, password: str) -> bool:
-    """True when `password` is the user's; unknown names cost as much time as known ones."""
+    """True when `password` is the user's and the account is enabled; unknown and
+    disabled names cost as much time as known ones."""
     if not isinstance(name, str) or not isinstance(password, str):
         return False
     if len(password) > MAX_PASSWORD or len(name) > 100:
         return False
     with store.session() as session:
-        digest = session.scalar(select(User.password_hash).where(User.name == name))
+        digest = session.scalar(
+            select(User.password_hash).where(User.name == name, User.disabled.is_(False))
+        )
     try:
         ok = _hasher().verify(digest or _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

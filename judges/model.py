@@ -31,11 +31,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from debate.agents.base import AgentIdentity, TranscriptTurn
+from debate.agents.base import AgentIdentity
 from debate.backends.base import Backend, Chat, SamplingSettings
 from debate.backends.context import fit_prompt
-from debate.backends.prompts import LABELS, JudgeView, TemplateSet, judge_prompt
-from debate.protocols import Protocol
+from debate.backends.prompts import LABELS, TemplateSet, judge_prompt
+from debate.view import BlindView, blind_view
 from judges.config import JudgeConfig
 from judges.records import DebateRecord
 
@@ -70,30 +70,10 @@ class Verdict:
     seconds: float
 
 
-def judge_view(debate: DebateRecord, after_round: int | None, order: tuple[int, ...]) -> JudgeView:
-    """What a judge of this protocol is shown, with the answers in `order`."""
-    protocol = Protocol.from_dict(debate.protocol_spec)
-    turns = []
-    if protocol.family not in ("naive", "expert"):
-        for t in debate.turns:
-            if after_round is not None:
-                if t.kind == "question" and t.round >= after_round:
-                    continue
-                if t.round > after_round:
-                    continue
-            turns.append(TranscriptTurn(t.role, t.round, t.kind, t.text))
-    shows_source = protocol.judge_sees_source
-    return JudgeView(
-        question=debate.question,
-        answers=tuple(debate.answers[i] for i in order),
-        family=protocol.family,
-        rounds=protocol.rounds,
-        rounds_shown=protocol.rounds if after_round is None else after_round,
-        turns=tuple(turns),
-        source=debate.source if shows_source else None,
-        source_title=debate.source_title if shows_source else None,
-        verify_source=debate.source,
-    )
+def judge_view(debate: DebateRecord, after_round: int | None, order: tuple[int, ...]) -> BlindView:
+    """What a judge of this protocol is shown, with the answers in `order`: the one blind
+    view (debate.view), the same as a person gets in the web app."""
+    return blind_view(debate.facts, after_round=after_round, order=order)
 
 
 class ModelJudge:

@@ -12,6 +12,16 @@ assignment count is re-read after the lock is held (a fresh READ COMMITTED snaps
 two judges never both take a debate's last slot. On SQLite the whole transaction runs
 under BEGIN IMMEDIATE (store.write_session), which serialises writers.
 
+Blinding holds across experiments: "a question the judge has seen" is keyed on the
+question's content (questions.content_key: text, answers, source), and counts every
+assignment in any campaign (revealed or not), every judgment the person made and every
+debate they argued, unless the campaign allows repeats (then only its own assignments).
+
+A closed campaign hands out nothing new; an assignment claimed before the close may be
+submitted within ASSIGNMENT_LEASE of the judge's last action on it; everything else is
+refused. A campaign that is missing, closed or not open to a judge gets one answer,
+which names nothing (`no_campaign`).
+
 Nothing here returns ground truth except `SubmitResult.reveal`, after the final submit
 and only when the campaign allows it.
 """
@@ -24,10 +34,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,16 +50,17 @@ from debate.store.models import (
     Assignment,
     Campaign,
     Debate,
-    Document,
     Experiment,
     Feedback,
     Judgment,
-    Seat,
     Turn,
     User,
 )
 from debate.store.models import Question as QuestionRow
+from debate.store.views import judged_rounds as store_judged_rounds
+from debate.store.views import load_facts
 from debate.users import UserInfo
+from debate.view import BlindView, ViewTurn, blind_view
 
 MODES = ("whole", "stepped")
 MIN_PERCENT = 1.0
@@ -112,6 +123,8 @@ class CampaignInfo:
     reveal_truth: bool
     judges: tuple[str, ...] | None
     active: bool
+    allow_repeats: bool = False
+    closed_at: datetime | None = None
 
     def allows(self, user: UserInfo) -> bool:
         if user.role not in ("judge", "admin"):
@@ -130,6 +143,8 @@ def _campaign_info(c: Campaign, experiment: str) -> CampaignInfo:
         bool(c.reveal_truth),
         tuple(c.judges) if c.judges is not None else None,
         bool(c.active),
+        bool(c.allow_repeats),
+        _aware(c.closed_at) if c.closed_at is not None else None,
     )
 
 
@@ -142,6 +157,7 @@ def create_campaign(
     judgments_per_debate: int = 1,
     mode: str = "whole",
     reveal_truth: bool = True,
+    allow_repeats: bool = False,
 ) -> CampaignInfo:
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -176,6 +192,7 @@ def create_campaign(
             reveal_truth=reveal_truth,
             judges=judge_list,
             active=True,
+            allow_repeats=allow_repeats,
         )
         session.add(row)
         session.flush()
@@ -200,8 +217,14 @@ def _load_campaign(session: Session, campaign_id: int) -> CampaignInfo:
         .where(Campaign.id == campaign_id)
     ).first()
     if row is None:
-        raise QueueError(f"campaign: no campaign with id {campaign_id}")
+        raise QueueError(no_campaign(campaign_id))
     return _campaign_info(*row)
+
+
+def no_campaign(campaign_id: object) -> str:
+    """The one answer for a campaign that is missing, closed or not open to this judge:
+    a judge learns nothing about campaigns that are not theirs, not even a name."""
+    return f"campaign: no campaign with id {campaign_id} is open to you"
 
 
 def get_campaign(store: Store, campaign_id: int) -> CampaignInfo:
@@ -214,9 +237,12 @@ def campaigns_for(store: Store, user: UserInfo) -> list[CampaignInfo]:
 
 
 def set_campaign_active(store: Store, campaign_id: int, active: bool) -> None:
+    """Close or reopen a campaign. Closing stops new claims at once; an assignment claimed
+    before the close may still be submitted within its lease (ASSIGNMENT_LEASE)."""
     with store.session() as session:
         n = session.execute(
-            update(Campaign).where(Campaign.id == campaign_id).values(active=active)
+            update(Campaign).where(Campaign.id == campaign_id)
+            .values(active=active, closed_at=None if active else utcnow())
         ).rowcount
     if not n:
         raise QueueError(f"campaign: no campaign with id {campaign_id}")
@@ -246,10 +272,7 @@ def _assignment_info(a: Assignment) -> AssignmentInfo:
 
 def judged_rounds(protocol_spec: dict[str, Any]) -> int:
     """Rounds a judge steps through: 0 for protocols without rounds or image debates."""
-    proto = Protocol.from_dict(protocol_spec)
-    if proto.family == "pixel":
-        return 0
-    return proto.rounds
+    return store_judged_rounds(Protocol.from_dict(protocol_spec))
 
 
 def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentInfo | None:
@@ -267,6 +290,33 @@ def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentI
         return _assignment_info(row) if row else None
 
 
+def seen_question_keys(user_id: int, campaign: CampaignInfo):
+    """The content keys of the questions this person has seen, as a subquery: assigned
+    (submitted or not, revealed or not) in any campaign, judged anywhere, or argued as a
+    debater, in any experiment or import. A campaign that allows repeats counts only
+    its own assignments."""
+    assigned = (
+        select(QuestionRow.content_key)
+        .join(Assignment, Assignment.question_id == QuestionRow.id)
+        .where(Assignment.user_id == user_id)
+    )
+    if campaign.allow_repeats:
+        return assigned.where(Assignment.campaign_id == campaign.id)
+    judged = (
+        select(QuestionRow.content_key)
+        .join(Debate, Debate.question_id == QuestionRow.id)
+        .join(Judgment, Judgment.debate_id == Debate.id)
+        .where(Judgment.user_id == user_id)
+    )
+    debated = (
+        select(QuestionRow.content_key)
+        .join(Debate, Debate.question_id == QuestionRow.id)
+        .join(Turn, Turn.debate_id == Debate.id)
+        .where(Turn.user_id == user_id)
+    )
+    return union(assigned, judged, debated)
+
+
 def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postgres: bool):
     taken = (
         select(func.count())
@@ -274,14 +324,15 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
         .where(Assignment.campaign_id == campaign.id, Assignment.debate_id == Debate.id)
         .scalar_subquery()
     )
-    seen = select(Assignment.question_id).where(Assignment.user_id == user_id)
+    seen = seen_question_keys(user_id, campaign)
     query = (
         select(Debate.id, Debate.question_id, Debate.protocol_spec)
+        .join(QuestionRow, QuestionRow.id == Debate.question_id)
         .where(
             Debate.experiment_id == campaign.experiment_id,
             Debate.status == "done",
             taken < campaign.judgments_per_debate,
-            Debate.question_id.not_in(seen),
+            QuestionRow.content_key.not_in(seen),
         )
         .order_by(Debate.id)
         .limit(1)
@@ -294,10 +345,9 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
 
 
 def _check_open(campaign: CampaignInfo, user: UserInfo) -> None:
-    if not campaign.active:
-        raise QueueError(f"campaign {campaign.name!r} is closed")
-    if not campaign.allows(user):
-        raise QueueError(f"campaign {campaign.name!r} is not open to {user.name!r}")
+    """A campaign that is closed or not open to this judge is answered as a missing one."""
+    if not campaign.active or not campaign.allows(user):
+        raise QueueError(no_campaign(campaign.id))
 
 
 def _open_or_claim(
@@ -414,33 +464,38 @@ def _owned_assignment(
 
 
 @dataclass(frozen=True)
-class ShownTurn:
-    label: str  # "Debater A", "Consultant", ...
-    round: int
-    kind: str
-    text: str
-
-
-@dataclass(frozen=True)
 class JudgeView:
-    """Everything shown to a judge before submitting. Holds no ground truth: no correct
-    index, no honest/deceptive label, no agent names, no other judgments."""
+    """Everything shown to a judge before submitting: the one blind view of the debate
+    (debate.view: no correct answer, no honest/deceptive label, no agent names, no other
+    judgments, verified quotes in the source's own characters) and the assignment's
+    place in the campaign."""
 
     assignment_id: int
-    debate_id: int
     campaign: str
     mode: str
-    question: str
-    answers: tuple[str, ...]  # display order
-    claims: tuple[tuple[str, int | None], ...]  # (speaker label, display position argued)
-    turns: tuple[ShownTurn, ...]
-    rounds_shown: int
-    total_rounds: int
-    family: str
-    source: str | None  # the source text, when the protocol lets the judge read it
-    quote_source: str | None  # used only to verify quotes while rendering
+    view: BlindView
     pixel_png: bytes | None = None
     submitted: bool = False
+
+    @property
+    def debate_id(self) -> int:
+        return self.view.debate_id
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return self.view.answers
+
+    @property
+    def turns(self) -> tuple[ViewTurn, ...]:
+        return self.view.turns
+
+    @property
+    def rounds_shown(self) -> int:
+        return self.view.rounds_shown
+
+    @property
+    def total_rounds(self) -> int:
+        return self.view.rounds
 
 
 def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
@@ -450,59 +505,23 @@ def judge_view(store: Store, assignment: AssignmentInfo) -> JudgeView:
 
 
 def _view_rows(session: Session, assignment: AssignmentInfo) -> JudgeView:
-    row = session.execute(
-        select(Campaign.name, Campaign.mode, Debate.id, Debate.protocol_spec,
-               Debate.answer_order, QuestionRow.text, QuestionRow.answers, Document.text)
-        .select_from(Campaign)
-        .join(Debate, Debate.id == assignment.debate_id)
-        .join(QuestionRow, QuestionRow.id == Debate.question_id)
-        .outerjoin(Document, Document.id == QuestionRow.document_id)
-        .where(Campaign.id == assignment.campaign_id)
+    campaign_name, mode = session.execute(
+        select(Campaign.name, Campaign.mode).where(Campaign.id == assignment.campaign_id)
     ).one()
-    campaign_name, mode, debate_id, spec, order, question_text, all_answers, source = row
-    proto = Protocol.from_dict(spec)
-    order = list(order)
-    seats = session.execute(
-        select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate_id)
-    ).all()
-    claims = tuple(
-        (ROLE_LABELS.get(role, role), order.index(ans) if ans in order else None)
-        for role, ans in sorted(seats)
-        if role != "judge"
-    )
-    total = judged_rounds(spec)
-    turn_query = (
-        select(Turn.role, Turn.round, Turn.kind, Turn.text)
-        .where(Turn.debate_id == debate_id, Turn.status != "failed")
-        .order_by(Turn.step, Turn.id)
-    )
-    if total:
-        turn_query = turn_query.where(Turn.round <= assignment.rounds_shown)
-    turns = tuple(
-        ShownTurn(ROLE_LABELS.get(r, r), rnd, kind, text)
-        for r, rnd, kind, text in session.execute(turn_query)
-    )
+    facts = load_facts(session, [assignment.debate_id])[assignment.debate_id]
+    stepped = mode == "stepped" and facts.rounds > 0
     return JudgeView(
         assignment_id=assignment.id,
-        debate_id=debate_id,
         campaign=campaign_name,
         mode=mode,
-        question=question_text,
-        answers=tuple(str(all_answers[i]) for i in order),
-        claims=claims,
-        turns=turns,
-        rounds_shown=assignment.rounds_shown,
-        total_rounds=total,
-        family=proto.family,
-        source=source if proto.judge_sees_source else None,
-        quote_source=source,
+        view=blind_view(facts, after_round=assignment.rounds_shown if stepped else None),
         submitted=assignment.status == "submitted",
     )
 
 
 def _with_pixels(store: Store, view: JudgeView) -> JudgeView:
     """Image debates: the revealed pixels and the two claimed digits, in display order."""
-    if view.family != "pixel":
+    if view.view.family != "pixel":
         return view
     try:
         from debate.pixels.view import pixel_debate_view
@@ -511,7 +530,8 @@ def _with_pixels(store: Store, view: JudgeView) -> JudgeView:
             "image debates cannot be shown: the debate.pixels module is not installed"
         ) from None
     pix = pixel_debate_view(store, view.debate_id)
-    return replace(view, pixel_png=pix.png, answers=tuple(str(c) for c in pix.claims), turns=())
+    shown = replace(view.view, answers=tuple(str(c) for c in pix.claims), turns=())
+    return replace(view, pixel_png=pix.png, view=shown)
 
 
 # ---------------------------------------------------------------- submitting
@@ -561,6 +581,28 @@ def check_explanation(text: Any) -> str:
     return text.strip()
 
 
+# How long after a judge's last action (claim or stepped submit) an assignment claimed
+# before its campaign was closed may still be submitted.
+ASSIGNMENT_LEASE = timedelta(hours=1)
+
+
+def _check_may_submit(campaign: CampaignInfo, user: UserInfo, a: Assignment,
+                      last: datetime | None, now: datetime) -> None:
+    """An open campaign takes every submit of its open assignments. A closed one takes
+    only those claimed before it closed, within the lease; the rest are refused, as for
+    a missing campaign."""
+    if not campaign.allows(user):
+        raise QueueError(no_campaign(campaign.id))
+    if campaign.active:
+        return
+    claimed = _aware(a.created_at)
+    active_since = _aware(last) if last is not None else claimed
+    closed = campaign.closed_at or claimed
+    if claimed > closed or now > active_since + ASSIGNMENT_LEASE:
+        raise QueueError(f"campaign: campaign {campaign.id} is closed and this debate's "
+                         "claim has lapsed; nothing was recorded")
+
+
 def human_judge_agent(session: Session, user: UserInfo) -> int:
     return agent_id(session, AgentIdentity(name=f"human:{user.name}", kind="human",
                                            user_id=user.id))
@@ -595,6 +637,11 @@ def submit_judgment(
         debate = session.get(Debate, a.debate_id)
         campaign = session.get(Campaign, a.campaign_id)
         assert debate is not None and campaign is not None
+        last = session.scalar(
+            select(func.max(Judgment.created_at)).where(Judgment.assignment_id == a.id)
+        )
+        now = utcnow()
+        _check_may_submit(_campaign_info(campaign, ""), user, a, last, now)
         order = list(debate.answer_order)
         values = check_probabilities(percents, len(order))
         probs: list[float] = [0.0] * len(order)
@@ -603,10 +650,6 @@ def submit_judgment(
         total = judged_rounds(debate.protocol_spec)
         stepped = campaign.mode == "stepped" and total > 0
         final = not stepped or a.rounds_shown >= total
-        last = session.scalar(
-            select(func.max(Judgment.created_at)).where(Judgment.assignment_id == a.id)
-        )
-        now = utcnow()
         started = _aware(last) if last is not None else _aware(a.created_at)
         judgment = Judgment(
             debate_id=a.debate_id,

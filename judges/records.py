@@ -8,29 +8,28 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from debate.store.db import Store
-from debate.store.models import Debate, Document, Experiment, Judgment, Turn
+from debate.store.models import Debate, Experiment, Judgment
 from debate.store.models import Question as QuestionRow
+from debate.store.views import load_facts
+from debate.view import DebateFacts
 
 
-@dataclass
-class StoredTurnText:
-    round: int
-    role: str
-    kind: str
-    text: str
-
-
-@dataclass
+@dataclass(frozen=True)
 class DebateRecord:
-    id: int
-    question: str
-    answers: tuple[str, ...]
+    """A debate to judge: the facts a judge may be shown (debate.view builds the blind
+    view from them) and, kept apart from them, the correct answer for the summary."""
+
+    facts: DebateFacts
     correct_index: int
-    answer_order: tuple[int, ...]
-    protocol_spec: dict[str, Any]
-    source: str | None
-    source_title: str | None
-    turns: list[StoredTurnText] = field(default_factory=list)
+    protocol_spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return self.facts.debate_id
+
+    @property
+    def answer_order(self) -> tuple[int, ...]:
+        return self.facts.answer_order
 
 
 @dataclass
@@ -83,34 +82,18 @@ def judged_keys(store: Store, judge_agent_id: int, debate_ids: list[int]
 
 
 def load_debates(store: Store, ids: list[int]) -> list[DebateRecord]:
-    records: dict[int, DebateRecord] = {}
     with store.session() as s:
+        facts = load_facts(s, ids)
+        extra: dict[int, tuple[int, dict[str, Any]]] = {}
         for i in range(0, len(ids), 1000):
             chunk = ids[i: i + 1000]
-            rows = s.execute(
-                select(Debate, QuestionRow, Document.text, Document.title)
+            for did, correct, spec in s.execute(
+                select(Debate.id, QuestionRow.correct_index, Debate.protocol_spec)
                 .join(QuestionRow, Debate.question_id == QuestionRow.id)
-                .outerjoin(Document, QuestionRow.document_id == Document.id)
                 .where(Debate.id.in_(chunk))
-            ).all()
-            for d, q, text, title in rows:
-                records[d.id] = DebateRecord(
-                    id=d.id,
-                    question=q.text,
-                    answers=tuple(q.answers),
-                    correct_index=q.correct_index,
-                    answer_order=tuple(d.answer_order),
-                    protocol_spec=dict(d.protocol_spec),
-                    source=text,
-                    source_title=title,
-                )
-            for t in s.execute(
-                select(Turn.debate_id, Turn.round, Turn.role, Turn.kind, Turn.text)
-                .where(Turn.debate_id.in_(chunk), Turn.status != "failed")
-                .order_by(Turn.debate_id, Turn.step, Turn.id)
             ):
-                records[t.debate_id].turns.append(StoredTurnText(t.round, t.role, t.kind, t.text))
-    return [records[i] for i in ids if i in records]
+                extra[did] = (correct, dict(spec))
+    return [DebateRecord(facts[i], *extra[i]) for i in ids if i in facts]
 
 
 def write_judgments(store: Store, judge_agent_id: int, rows: list[JudgmentWrite]) -> None:

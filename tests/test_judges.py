@@ -11,11 +11,13 @@ from debate.backends.base import Backend, Chat, Generation, SamplingSettings
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.cli import main
 from debate.config import parse_config
+from debate.protocols import Protocol
 from debate.run import run_experiment
 from debate.store.models import Judgment
+from debate.view import DebateFacts, FactTurn
 from judges.config import JudgeConfig
 from judges.model import ModelJudge, judge_view, parse_verdict
-from judges.records import DebateRecord, StoredTurnText
+from judges.records import DebateRecord
 from judges.run import judge_experiment
 
 SOURCE = "The keeper climbed the tower every evening. No ship came through the channel."
@@ -50,15 +52,18 @@ def test_parse_verdict(text, expected):
 
 
 def record(family: str, rounds: int = 2, **spec) -> DebateRecord:
-    return DebateRecord(
-        id=1, question="Why dark?", answers=("No ships", "Blind"), correct_index=0,
-        answer_order=(1, 0),
-        protocol_spec={"name": family, "family": family, "rounds": rounds, **spec},
+    proto = Protocol.from_dict({"name": family, "family": family, "rounds": rounds, **spec})
+    turns = [(1, "A", "Blind! <quote>climbed the tower</quote>"),
+             (1, "B", "Ships <quote>made up words</quote>"),
+             (2, "A", "Round two from A")]
+    facts = DebateFacts(
+        debate_id=1, protocol=family, family=proto.family, rounds=proto.rounds,
+        judge_sees_source=proto.judge_sees_source, question="Why dark?",
+        answers=("No ships", "Blind"), answer_order=(1, 0), seats=(("A", 1), ("B", 0)),
+        turns=tuple(FactTurn(role, rnd, "speech", text, None) for rnd, role, text in turns),
         source=SOURCE, source_title="Lamp",
-        turns=[StoredTurnText(1, "A", "speech", "Blind! <quote>climbed the tower</quote>"),
-               StoredTurnText(1, "B", "speech", "Ships <quote>made up words</quote>"),
-               StoredTurnText(2, "A", "speech", "Round two from A")],
     )
+    return DebateRecord(facts, correct_index=0, protocol_spec=proto.to_dict())
 
 
 def shown(rec: DebateRecord, after_round=None, order=(1, 0)) -> str:

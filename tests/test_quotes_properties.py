@@ -224,10 +224,13 @@ def _expected_display(text: str, source: str) -> tuple[str, list[bool]]:
         if seg.kind == "text":
             out.append(strip_controls(seg.text))
         else:
-            ok = next(checks).verified
+            check = next(checks)
+            ok = check.verified
             flags.append(ok)
-            out.append(("\u2713" if ok else "\u2717") + "\xa0\u201c" + strip_controls(seg.text)
-                       + "\u201d")
+            # a verified quote is shown in the source's characters, never the debater's
+            shown = source[check.start : check.end] if ok else seg.text
+            out.append(("\u2713" if ok else "\u2717") + "\xa0\u201c"
+                       + (shown if ok else strip_controls(shown)) + "\u201d")
     return "".join(out), flags
 
 
@@ -247,7 +250,7 @@ def test_render_html_is_inert_and_faithful(text: str, source: str) -> None:
     ]
     assert out.count(f'class="{VERIFIED_CLASS}"') == sum(flags)
     assert out.count("&#10003;") == sum(flags)
-    # what the reader sees is exactly the debater's text, nothing dropped or added
+    # what the reader sees is the debater's text, verified quotes in the source's words
     assert "".join(parser.data) == expected
 
 

@@ -226,7 +226,7 @@ def test_admin_tabs_work_for_admins(app):
     assert "&lt;script&gt;" in detail and "<script" not in detail
     msg, _ = root.predict("c-new", "exp", ["alice"], 3, "stepped", False,
                           api_name="/create_campaign")
-    assert "c\\-new" in msg  # Markdown-escaped
+    assert "c&#45;new" in msg  # Markdown specials as entities
     c = next(c for c in queue.list_campaigns(store) if c.name == "c-new")
     assert (c.mode, c.judgments_per_debate, c.reveal_truth, c.judges) == \
         ("stepped", 3, False, ("alice",))

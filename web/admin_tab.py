@@ -21,6 +21,7 @@ def campaigns_frame(store: Store) -> pd.DataFrame:
             "id": c.id, "name": c.name, "experiment": c.experiment, "mode": c.mode,
             "per debate": c.judgments_per_debate, "reveal": c.reveal_truth,
             "judges": ", ".join(c.judges) if c.judges else "(all judges)",
+            "repeats": c.allow_repeats,
             "active": c.active, "submitted": st.submitted, "open": st.assigned - st.submitted,
             "target": st.total,
         })
@@ -40,6 +41,8 @@ def build(store: Store) -> dict[str, Any]:
         mode = gr.Radio(["whole", "stepped"], value="whole", label="Mode", elem_id="camp-mode")
         reveal = gr.Checkbox(value=True, label="Show the truth after submitting",
                              elem_id="camp-reveal")
+        repeats = gr.Checkbox(value=False, elem_id="camp-repeats",
+                              label="Allow questions a judge met elsewhere (repeats)")
     create = gr.Button("Create campaign", variant="primary", elem_id="camp-create")
     message = gr.Markdown("", elem_id="admin-message")
     table = gr.Dataframe(value=None, interactive=False, label="Campaigns")
@@ -70,7 +73,8 @@ def build(store: Store) -> dict[str, Any]:
                 campaigns_frame(store), _users())
 
     @user_errors
-    def do_create(n: Any, e: Any, js: Any, k: Any, m: Any, r: Any, request: gr.Request):
+    def do_create(n: Any, e: Any, js: Any, k: Any, m: Any, r: Any, rep: Any = False,
+                  request: gr.Request = None):  # type: ignore[assignment]
         require_admin(store, request)
         try:
             per_debate = int(k)
@@ -78,7 +82,7 @@ def build(store: Store) -> dict[str, Any]:
             raise gr.Error("judgments per debate: give a whole number") from None
         c = queue.create_campaign(store, name=n or "", experiment=e or "", judges=js or None,
                                   judgments_per_debate=per_debate, mode=m or "whole",
-                                  reveal_truth=bool(r))
+                                  reveal_truth=bool(r), allow_repeats=bool(rep))
         return f"Campaign **{md_text(c.name)}** (id {c.id}) created.", campaigns_frame(store)
 
     def _toggle(active: bool):
@@ -98,9 +102,9 @@ def build(store: Store) -> dict[str, Any]:
         password = pw or generate_password()
         u = add_user(store, n or "", role or "", password)
         shown = f" Generated password (shown once): `{password}`" if not pw else ""
-        return f"User **{u.name}** ({u.role}) added.{shown}", _users()
+        return f"User **{md_text(u.name)}** ({md_text(u.role)}) added.{shown}", _users()
 
-    create.click(do_create, inputs=[name, exp, judges, per, mode, reveal],
+    create.click(do_create, inputs=[name, exp, judges, per, mode, reveal, repeats],
                  outputs=[message, table], api_name="create_campaign")
     close.click(_toggle(False), inputs=camp_id, outputs=[message, table], api_name="close_campaign")
     reopen.click(_toggle(True), inputs=camp_id, outputs=[message, table],

@@ -10,13 +10,16 @@ from typing import Any
 
 import gradio as gr
 
+from debate.accounts import LoginPolicy
 from debate.store.db import Store
 from web import admin_tab, browse_tab, debate_tab, judge_tab, results_tab
 from web.auth import current_user, make_auth
 from web.render import CSS, esc
+from web.security import install_guard
 from web.shortcuts import HEAD
 
 TABS = ("Judge", "Debate", "Browse", "Results", "Admin")
+MAX_UPLOAD = "1kb"
 
 
 def tabs_for(role: str) -> dict[str, bool]:
@@ -81,8 +84,13 @@ def launch_app(
     *,
     block: bool = True,
     quiet: bool = False,
+    policy: LoginPolicy | None = None,
 ) -> tuple[gr.Blocks, str]:
-    """Start the server; with block=False returns at once (the server runs in a thread)."""
+    """Start the server; with block=False returns at once (the server runs in a thread).
+
+    `policy`: login throttling and session lifetime (default: LoginPolicy.from_env()).
+    The security guard (web.security) sits in front of every request."""
+    policy = policy or LoginPolicy.from_env()
     demo = build_app(store)
     # After every event Gradio rebuilds a pandas summary of its last 10,000 events, for a
     # monitoring page this app does not serve: work that grows with every click of the day
@@ -94,7 +102,11 @@ def launch_app(
     _app, url, _share = demo.launch(
         server_name=host,
         server_port=port,
-        auth=make_auth(store),
+        auth=make_auth(store, policy),
+        app_kwargs={"lifespan": install_guard(store, policy)},
+        # The app has no upload component: the guard refuses the upload route, and
+        # Gradio's own limit is set tiny should any upload reach it.
+        max_file_size=MAX_UPLOAD,
         auth_message="Log in with the account an admin made for you (`debate users add`).",
         prevent_thread_lock=not block,
         show_error=False,

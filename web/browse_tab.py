@@ -7,7 +7,7 @@ import gradio as gr
 import pandas as pd
 from sqlalchemy import func, select
 
-from debate.quotes import render_html
+from debate.quotes import QuoteMark, quote_segments, segments_html
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Seat, Turn, User
 from debate.store.models import Question as QuestionRow
@@ -71,7 +71,8 @@ def debate_detail_html(store: Store, debate_id: int) -> str:
             .where(Turn.debate_id == d.id).order_by(Turn.step, Turn.id)
         ).all()
         quotes = session.execute(
-            select(Quote.turn_id, Quote.position, Quote.text, Quote.verified, Quote.fuzzy_score)
+            select(Quote.turn_id, Quote.position, Quote.text, Quote.verified, Quote.fuzzy_score,
+                   Quote.source_start, Quote.source_end)
             .join(Turn, Quote.turn_id == Turn.id).where(Turn.debate_id == d.id)
             .order_by(Quote.turn_id, Quote.position)
         ).all()
@@ -100,18 +101,28 @@ def debate_detail_html(store: Store, debate_id: int) -> str:
         out.append(f"<li>{esc(role)}: {esc(name)} ({esc(kind)}{', ' + esc(model) if model else ''})"
                    f" argues {side}{honest}</li>")
     out.append("</ul><p><b>Transcript</b></p>")
+    marks: dict[int, dict[int, QuoteMark]] = {}
+    for tid, pos, _text, verified, _fuzzy, start, end in quotes:
+        marks.setdefault(tid, {})[pos] = QuoteMark(bool(verified), start, end)
     for tid, rnd, role, kind, text, status, uname in turns:
+        by_pos = marks.get(tid, {})
+        ordered = [by_pos.get(p, QuoteMark(False, None, None))
+                   for p in range(max(by_pos) + 1)] if by_pos else []
         who = f" by {esc(uname)}" if uname else ""
         probes = "".join(f" · probe {esc(name)}: {score:+.2f}"
                          for name, score in probe_scores.get(tid, []))
         out.append(f'<div class="turn"><div class="speaker">{esc(role)} · round {rnd} · '
                    f'{esc(kind)} · {esc(status)}{who} (turn {tid}){probes}</div>'
-                   f'<div class="text">{render_html(text, source)}</div></div>')
+                   f'<div class="text">{segments_html(quote_segments(text, ordered, source))}'
+                   '</div></div>')
     out.append("<p><b>Quotes</b></p><table><tr><th>turn</th><th>#</th><th>verified</th>"
-               "<th>fuzzy</th><th>text</th></tr>")
-    for tid, pos, text, verified, fuzzy in quotes:
+               "<th>fuzzy</th><th>debater's text (raw)</th><th>source span</th></tr>")
+    for tid, pos, text, verified, fuzzy, start, end in quotes:
+        # the debater's raw quote, kept for audit; the span's source text beside it
+        span = (esc(source[start:end]) if verified and source and start is not None
+                and end is not None and 0 <= start < end <= len(source) else "")
         out.append(f"<tr><td>{tid}</td><td>{pos}</td><td>{'yes' if verified else 'no'}</td>"
-                   f"<td>{fuzzy:.2f}</td><td>{esc(text)}</td></tr>")
+                   f"<td>{fuzzy:.2f}</td><td>{esc(text)}</td><td>{span}</td></tr>")
     out.append("</table><p><b>Judgments</b></p><ul>")
     for kind, after, probs, expl, ms, uname, aname in judgments:
         who = esc(uname or aname or "?")

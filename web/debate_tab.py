@@ -9,7 +9,9 @@ from typing import Any
 import gradio as gr
 
 from debate.agents.human import submit_human_turn, turn_context, waiting_turns
+from debate.quotes import QuoteMark, quote_segments
 from debate.store.db import Store
+from debate.store.views import load_facts
 from web.auth import current_user, user_errors
 from web.render import LEGEND, answers_html, esc, turns_html
 
@@ -39,6 +41,17 @@ QUOTE_JS = """(text) => {
   const t = text || '';
   return t.slice(0, at) + '<quote>' + sel + '</quote>' + t.slice(at);
 }"""
+
+
+def stored_marks(store: Store, debate_id: int) -> dict[tuple[str, int, str],
+                                                      tuple[QuoteMark, ...]]:
+    """The stored quote marks of each stored turn of the debate, by (role, round, kind):
+    the transcript shows verified quotes from their stored spans of the source."""
+    with store.session() as session:
+        facts = load_facts(session, [debate_id]).get(debate_id)
+    if facts is None:
+        return {}
+    return {(t.role, t.round, t.kind): t.marks or () for t in facts.turns if not t.failed}
 
 
 def _label(p) -> str:
@@ -94,9 +107,12 @@ def build(store: Store) -> dict[str, Any]:
                          "for, and say so.</p>")
         else:
             parts.append(f"<p>You are <b>{esc(who)}</b>: ask the debaters a question.</p>")
-        turns = [(ROLE_LABELS.get(t.role, t.role), t.round, t.kind, t.text) for t in r.transcript]
+        marks = stored_marks(store, r.debate_id)
+        turns = [(ROLE_LABELS.get(t.role, t.role), t.round, t.kind,
+                  quote_segments(t.text, marks.get((t.role, t.round, t.kind), ()), r.source))
+                 for t in r.transcript]
         parts.append(LEGEND if turns else "")
-        parts.append(turns_html(turns, r.source) if turns else "<p><i>You speak first.</i></p>")
+        parts.append(turns_html(turns) if turns else "<p><i>You speak first.</i></p>")
         parts.append("</div>")
         src = ""
         if r.source:

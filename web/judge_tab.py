@@ -116,7 +116,7 @@ def build(store: Store) -> dict[str, Any]:
         user = current_user(store, request, "judge")
         cid = _campaign_id(campaign_value)
         if not queue.get_campaign(store, cid).allows(user):
-            raise gr.Error("campaign: this campaign is not open to you")
+            raise gr.Error(queue.no_campaign(cid))
         return _current(user, cid)
 
     @user_errors

@@ -1,14 +1,14 @@
 """HTML for the web app. Every piece of text from a debater, a dataset or a user is escaped
-here or by debate.quotes.render_html; nothing else builds markup from stored text."""
+here or by debate.quotes.segments_html; nothing else builds markup from stored text. A
+verified quote is shown from the source's own characters (its stored span)."""
 
 from __future__ import annotations
 
 import base64
 import html
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from debate.quotes import render_html
+from debate.quotes import ShownSegment, escape_html, segments_html
 from judges.queue import JudgeView
 
 CSS = """
@@ -18,6 +18,7 @@ CSS = """
 .debate-view .turn { border-left: 3px solid #9ca3af; padding: .3em .8em; margin: .5em 0; }
 .debate-view .speaker { font-weight: 600; color: #374151; }
 .debate-view .round-head { margin-top: 1em; font-weight: 600; color: #6b7280; }
+.quote-verified, .quote-unverified { unicode-bidi: isolate; }
 .quote-verified { background: #dcfce7; color: #14532d; border-radius: 3px; padding: 0 2px; }
 .quote-unverified { background: #fee2e2; color: #7f1d1d; text-decoration: line-through dotted;
   border-radius: 3px; padding: 0 2px; }
@@ -32,13 +33,12 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
 def md_text(text: object) -> str:
-    """Stored text placed inside Markdown: HTML-escaped, and Markdown punctuation
-    backslash-escaped, so links, images and emphasis in it stay literal."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", esc(text))
+    """Stored text placed inside Markdown: in one pass, every HTML and Markdown special
+    character becomes a numeric entity (and controls are removed), so links, images,
+    emphasis and tags in it stay literal, and an apostrophe shows as an apostrophe (no
+    entity is escaped twice)."""
+    return escape_html("" if text is None else str(text))
 
 
 def esc_block(text: object) -> str:
@@ -60,11 +60,12 @@ def claims_html(claims: Iterable[tuple[str, int | None]]) -> str:
     return "".join(parts)
 
 
-def turns_html(turns: Iterable[tuple[str, int, str, str]], quote_source: str | None,
-               stepped_upto: int | None = None) -> str:
+def turns_html(turns: Iterable[tuple[str, int, str, Sequence[ShownSegment]]]) -> str:
+    """Turns as (speaker label, round, kind, segments); verified quotes in the segments
+    already hold the source's characters (debate.quotes.quote_segments)."""
     out: list[str] = []
     current = None
-    for label, rnd, kind, text in turns:
+    for label, rnd, kind, segments in turns:
         if rnd != current:
             current = rnd
             head = "Opening" if rnd == 0 else f"Round {rnd}"
@@ -72,7 +73,7 @@ def turns_html(turns: Iterable[tuple[str, int, str, str]], quote_source: str | N
         what = " (question)" if kind == "question" else ""
         out.append(
             f'<div class="turn"><div class="speaker">{esc(label)}{what}</div>'
-            f'<div class="text">{render_html(text, quote_source)}</div></div>'
+            f'<div class="text">{segments_html(segments)}</div></div>'
         )
     if not out:
         out.append("<p><i>No transcript: judge from the question alone.</i></p>")
@@ -86,11 +87,13 @@ LEGEND = (
 )
 
 
-def judge_html(view: JudgeView) -> str:
+def judge_html(shown: JudgeView) -> str:
+    """The judge's page for one assignment: the blind view (debate.view), escaped."""
+    view = shown.view
     parts = [f'<div class="debate-view" id="debate-view" data-debate="{view.debate_id}">']
     parts.append(f'<p class="question">{esc(view.question)}</p>')
-    if view.pixel_png is not None:
-        data = base64.b64encode(view.pixel_png).decode()
+    if shown.pixel_png is not None:
+        data = base64.b64encode(shown.pixel_png).decode()
         parts.append(
             f'<img class="pixel-image" alt="revealed pixels" src="data:image/png;base64,{data}">'
         )
@@ -102,15 +105,15 @@ def judge_html(view: JudgeView) -> str:
     if view.source is not None:
         parts.append(f'<details open><summary>Source text</summary>'
                      f'<div class="source-text">{esc(view.source)}</div></details>')
-    if view.pixel_png is None:
-        turns = [(t.label, t.round, t.kind, t.text) for t in view.turns]
-        if view.mode == "stepped" and view.total_rounds:
+    if shown.pixel_png is None:
+        turns = [(t.speaker, t.round, t.kind, t.segments) for t in view.turns]
+        if shown.mode == "stepped" and view.rounds:
             parts.append(
-                f"<p><b>Round {view.rounds_shown} of {view.total_rounds} shown.</b> "
+                f"<p><b>Round {view.rounds_shown} of {view.rounds} shown.</b> "
                 "Give your probabilities after this round.</p>"
             )
         parts.append(LEGEND)
-        parts.append(turns_html(turns, view.quote_source))
+        parts.append(turns_html(turns))
     parts.append("</div>")
     return "".join(parts)
 

@@ -59,7 +59,6 @@ from debate.backends.capture import ActivationSettings, CaptureSpec, depth, reso
 from debate.backends.context import Fitted, fit_prompt
 from debate.backends.prompts import (
     LABELS,
-    JudgeView,
     TemplateSet,
     debater_prompt,
     judge_prompt,
@@ -68,6 +67,7 @@ from debate.backends.settings import BackendSettings, build_backend_at, release_
 from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
+from debate.view import DebateFacts, FactTurn, blind_view
 
 # Settings that change how fast a model runs, not what it says: left out of the identity.
 OPERATIONAL = {
@@ -323,18 +323,20 @@ class ModelDebater(Debater):
         for j in todo:
             r = requests[slots[j][0]]
             p = BUILTIN.get(r.protocol)
-            view = JudgeView(
-                question=r.question,
-                answers=r.answers,
-                family=self._family(r),
-                rounds=r.rounds,
-                rounds_shown=r.round,
-                turns=tuple(r.transcript) + (TranscriptTurn(r.role, r.round, r.kind,
-                                                            cands[j]["text"]),),
-                source=r.source if p and p.judge_sees_source else None,
-                source_title=r.source_title if p and p.judge_sees_source else None,
-                verify_source=r.source,
+            # The preference judge reads the blind view a real judge would get after
+            # this turn: the transcript so far plus the candidate (not stored yet, so
+            # its quotes are verified now; a verified quote shows the source's words).
+            turns = tuple(FactTurn(t.role, t.round, t.kind, t.text, None)
+                          for t in (*r.transcript,
+                                    TranscriptTurn(r.role, r.round, r.kind, cands[j]["text"])))
+            order = tuple(range(len(r.answers)))
+            facts = DebateFacts(
+                debate_id=r.debate_id, protocol=r.protocol, family=self._family(r),
+                rounds=r.rounds, judge_sees_source=bool(p and p.judge_sees_source),
+                question=r.question, answers=tuple(r.answers), answer_order=order,
+                seats=(), turns=turns, source=r.source, source_title=r.source_title,
             )
+            view = blind_view(facts, after_round=r.round)
             policy = (self.settings.preference_judge or self.settings).context_policy
             chats.append(fit_prompt(
                 self.judge_backend,

@@ -12,7 +12,8 @@ marked as the chat's `cache_prefix` so a backend can keep its key/value cache.
 
 Judge prompts show what the protocol shows a judge: the question and the answers (as
 A/B in the shown order), the transcript up to the round being judged with quotes marked
-verified or not (never the source, except for the expert-judge protocol).
+verified or not (never the source, except for the expert-judge protocol): the one blind
+view of debate.view, rendered; a verified quote is the source's own characters.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 from debate.agents.base import TranscriptTurn, TurnRequest
 from debate.backends.base import Chat
 from debate.errors import ConfigError
-from debate.quotes import render_plain
+from debate.quotes import segments_plain
+from debate.view import BlindView
 
 LABELS = ("A", "B")
 FORMAT_NAMES = {"debate": "debate", "consultancy": "consultancy", "naive": "question",
@@ -123,13 +125,11 @@ def speaker_name(role: str) -> str:
     return role
 
 
-def transcript_text(turns: tuple[TranscriptTurn, ...] | list[TranscriptTurn],
-                    verify_source: str | None = None, mark_quotes: bool = False) -> str:
-    """One block per turn: 'Debater A (round 1): text'. With mark_quotes, quotes are shown
-    as verified / unverified (checked against `verify_source`); the text cannot forge marks."""
+def transcript_text(turns: tuple[TranscriptTurn, ...] | list[TranscriptTurn]) -> str:
+    """One block per turn: 'Debater A (round 1): text' (what a debater is shown)."""
     blocks = []
     for t in turns:
-        text = render_plain(t.text, verify_source) if mark_quotes else t.text
+        text = t.text
         if t.kind == "choice":
             head = f"{speaker_name(t.role)} (choosing a side)"
         elif t.kind == "question":
@@ -239,22 +239,24 @@ def shown_text(chat: Chat) -> str:
     return "\n\n".join(parts)
 
 
-@dataclass(frozen=True)
-class JudgeView:
-    """What a judge is shown of one debate (answers in the shown order)."""
+def view_transcript(view: BlindView) -> str:
+    """The judge's transcript: one block per turn of the blind view, quotes marked
+    verified (shown in the source's own characters, exactly) or unverified (the
+    debater's text, with the reserved marks removed)."""
+    blocks = []
+    for t in view.turns:
+        text = segments_plain(t.segments, terminal=False)
+        if t.kind == "choice":
+            head = f"{speaker_name(t.role)} (choosing a side)"
+        elif t.kind == "question":
+            head = f"{speaker_name(t.role)} (question after round {t.round})"
+        else:
+            head = f"{speaker_name(t.role)} (round {t.round})"
+        blocks.append(f"{head}: {text.strip()}")
+    return "\n\n".join(blocks)
 
-    question: str
-    answers: tuple[str, ...]
-    family: str
-    rounds: int
-    rounds_shown: int
-    turns: tuple[TranscriptTurn, ...]
-    source: str | None  # shown to the judge (expert protocol only)
-    source_title: str | None
-    verify_source: str | None  # used to mark quotes verified; never shown
 
-
-def judge_prompt(templates: TemplateSet, view: JudgeView, mode: str) -> Chat:
+def judge_prompt(templates: TemplateSet, view: BlindView, mode: str) -> Chat:
     """mode: 'logprob' (reply is one letter, after 'Answer:') or 'text' (reasons, then Answer: X)."""
     fam = _family(view.family)
     values: dict[str, Any] = {
@@ -266,7 +268,7 @@ def judge_prompt(templates: TemplateSet, view: JudgeView, mode: str) -> Chat:
         "rounds_shown": view.rounds_shown,
         "source": view.source or "",
         "source_title": view.source_title or "",
-        "transcript": transcript_text(view.turns, view.verify_source, mark_quotes=True),
+        "transcript": view_transcript(view),
         "max_words": 60,
     }
     values["evidence_rules"] = templates.render(

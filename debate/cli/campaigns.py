@@ -31,17 +31,22 @@ def campaigns() -> None:
               help="whole: the full transcript; stepped: one round at a time, a verdict each.")
 @click.option("--reveal/--no-reveal", default=True, show_default=True,
               help="Show the correct answer after the judge submits.")
+@click.option("--allow-repeats", is_flag=True, default=False,
+              help="Let judges get questions they saw elsewhere (other campaigns, "
+                   "experiments, imports, their own debates). Off by default.")
 @db_option
 def create(name: str, experiment: str, judges: tuple[str, ...], per_debate: int, mode: str,
-           reveal: bool, db_url: str | None) -> None:
+           reveal: bool, allow_repeats: bool, db_url: str | None) -> None:
     """Create campaign NAME over an experiment's finished debates."""
     store = open_store(db_url)
     c = create_campaign(store, name=name, experiment=experiment, judges=list(judges) or None,
-                        judgments_per_debate=per_debate, mode=mode, reveal_truth=reveal)
+                        judgments_per_debate=per_debate, mode=mode, reveal_truth=reveal,
+                        allow_repeats=allow_repeats)
     who = ", ".join(c.judges) if c.judges else "every judge"
     click.echo(f"campaign {c.name!r} (id {c.id}) on {c.experiment!r}: {c.mode}, "
                f"{c.judgments_per_debate} judgment(s) per debate, "
-               f"{'reveal' if c.reveal_truth else 'no reveal'}, judges: {who}")
+               f"{'reveal' if c.reveal_truth else 'no reveal'}, judges: {who}; "
+               f"{'repeats allowed' if c.allow_repeats else 'no question seen before'}")
 
 
 @campaigns.command("list")
@@ -60,7 +65,8 @@ def list_cmd(db_url: str | None) -> None:
 @click.argument("campaign_id", type=int)
 @db_option
 def close(campaign_id: int, db_url: str | None) -> None:
-    """Stop handing out debates of a campaign."""
+    """Stop handing out debates of a campaign. Debates already claimed may still be
+    submitted within their lease (an hour after the judge's last action); nothing else."""
     set_campaign_active(open_store(db_url), campaign_id, False)
     click.echo(f"campaign {campaign_id} closed")
 

@@ -21,18 +21,19 @@ from sqlalchemy.exc import ArgumentError
 
 from debate.cli.options import db_option
 from debate.errors import UserError
-from debate.protocols import CONSULTANT, DEBATER_A, DEBATER_B, JUDGE, Protocol
+from debate.protocols import CONSULTANT, DEBATER_A, DEBATER_B, JUDGE
 from debate.quotes import (
     PLAIN_CLOSE,
     PLAIN_OPEN,
     PLAIN_UNVERIFIED,
     PLAIN_VERIFIED,
     clean_plain,
-    render_plain,
+    segments_plain,
 )
 from debate.store.db import Store, open_store, resolve_url
-from debate.store.models import Debate, Experiment, Judgment, Seat, Turn
-from debate.store.models import Question as QuestionRow
+from debate.store.models import Debate, Experiment, Judgment, Turn
+from debate.store.views import load_facts
+from debate.view import BlindView, blind_view
 
 STATUSES = ("pending", "running", "waiting_human", "done", "failed")
 SPEAKER_LABELS = {
@@ -152,115 +153,55 @@ def list_experiments(db_url: str | None) -> None:
 
 
 @dataclass(frozen=True)
-class ShownTurn:
-    speaker: str  # "Debater A", "Consultant", "Judge"
-    round: int
-    kind: str
-    text: str  # rendered with render_plain: quotes marked verified or unverified
-    failed: bool = False
-
-
-@dataclass(frozen=True)
 class JudgeTranscript:
-    """A debate as its judge sees it: no correct answer, no agent or experiment names."""
+    """A debate as its judge sees it (debate.view's blind view), and the status line."""
 
-    debate_id: int
-    protocol: str
-    family: str
-    rounds: int
+    view: BlindView
     status: str
-    question: str
-    answers: tuple[str, ...]  # display order, labelled A, B, ...
-    claims: tuple[tuple[str, int | None], ...]  # (speaker, display position argued)
-    turns: tuple[ShownTurn, ...]
-    source: str | None  # only when the protocol lets the judge read the source
-    source_title: str | None
 
 
 def judge_transcript(store: Store, debate_id: int) -> JudgeTranscript:
     with store.session() as session:
-        debate = session.get(Debate, debate_id)
-        if debate is None:
-            raise UserError(f"DEBATE_ID: no debate {debate_id} in {store.url}")
-        question = session.get(QuestionRow, debate.question_id)
-        assert question is not None
-        document = question.document
-        source = document.text if document is not None else None
-        protocol = Protocol.from_dict(debate.protocol_spec)
-        order = [int(i) for i in debate.answer_order]
-        answers = tuple(str(question.answers[i]) for i in order)
-        seats = session.execute(
-            select(Seat.role, Seat.answer_index).where(Seat.debate_id == debate.id)
-        ).all()
-        claims = tuple(
-            (SPEAKER_LABELS.get(role, role), order.index(answer) if answer in order else None)
-            for role, answer in sorted(seats)
-            if role != JUDGE
-        )
-        turns = tuple(
-            ShownTurn(
-                SPEAKER_LABELS.get(role, role),
-                rnd,
-                kind,
-                render_plain(text, source) if status != "failed" else "",
-                status == "failed",
-            )
-            for role, rnd, kind, text, status in session.execute(
-                select(Turn.role, Turn.round, Turn.kind, Turn.text, Turn.status)
-                .where(Turn.debate_id == debate.id)
-                .order_by(Turn.step, Turn.id)
-            )
-        )
-        return JudgeTranscript(
-            debate_id=debate.id,
-            protocol=debate.protocol,
-            family=protocol.family,
-            rounds=protocol.rounds,
-            status=debate.status,
-            question=question.text,
-            answers=answers,
-            claims=claims,
-            turns=turns,
-            source=source if protocol.judge_sees_source else None,
-            source_title=(document.title if document is not None else None)
-            if protocol.judge_sees_source
-            else None,
-        )
+        facts = load_facts(session, [debate_id]).get(debate_id)
+    if facts is None:
+        raise UserError(f"DEBATE_ID: no debate {debate_id} in {store.url}")
+    return JudgeTranscript(blind_view(facts), facts.status)
 
 
 def transcript_lines(t: JudgeTranscript) -> list[Text]:
     """The transcript as lines of rich Text (plain text underneath: no markup parsed)."""
+    v = t.view
     lines: list[Text] = []
-    head = Text(f"Debate {t.debate_id}", style="bold")
-    rounds = f"{t.rounds} round{'' if t.rounds == 1 else 's'}"
-    head.append(f"  ·  {t.protocol}  ·  {rounds}  ·  {t.status}", style="dim")
+    head = Text(f"Debate {v.debate_id}", style="bold")
+    rounds = f"{v.rounds} round{'' if v.rounds == 1 else 's'}"
+    head.append(f"  ·  {clean_plain(v.protocol)}  ·  {rounds}  ·  {t.status}", style="dim")
     lines.append(head)
     lines.append(Text(""))
-    lines.append(Text("Question: ", style="bold") + Text(clean_plain(t.question)))
-    for label, answer in zip(ANSWER_LABELS, t.answers):
+    lines.append(Text("Question: ", style="bold") + Text(clean_plain(v.question)))
+    for label, answer in zip(ANSWER_LABELS, v.answers):
         lines.append(Text(f"  {label}: ", style="bold") + Text(clean_plain(answer)))
-    for speaker, position in t.claims:
+    for speaker, position in v.claims:
         side = (
             f"answer {ANSWER_LABELS[position]}"
             if position is not None
             else "the answer it picks at the start"
         )
         lines.append(Text(f"{speaker} argues for {side}.", style="italic"))
-    if t.source is not None:
+    if v.source is not None:
         lines.append(Text(""))
-        title = f" ({clean_plain(t.source_title)})" if t.source_title else ""
+        title = f" ({clean_plain(v.source_title)})" if v.source_title else ""
         lines.append(Text(f"Source text{title}:", style="bold"))
-        lines.append(Text(clean_plain(t.source)))
-    if not t.turns:
+        lines.append(Text(clean_plain(v.source)))
+    if not v.turns:
         lines.append(Text(""))
-        if t.family in ("naive", "expert"):
+        if v.family in ("naive", "expert"):
             lines.append(Text("No arguments: the judge decides from what is shown above.",
                               style="italic"))
         else:
             lines.append(Text("No turns yet.", style="italic"))
         return lines
     current = None
-    for turn in t.turns:
+    for turn in v.turns:
         if turn.round != current:
             current = turn.round
             lines.append(Text(""))
@@ -268,23 +209,21 @@ def transcript_lines(t: JudgeTranscript) -> list[Text]:
                               style="bold underline"))
         what = {"question": " (question)", "choice": " (choice of side)"}.get(turn.kind, "")
         line = Text(f"{turn.speaker}{what}: ", style="bold")
-        if turn.failed:
-            line.append("[this turn failed and will be produced again]", style="italic")
-        else:
-            line.append_text(_styled_quotes(turn.text))
+        line.append_text(_styled_quotes(segments_plain(turn.segments)))
         lines.append(line)
     lines.append(Text(""))
     lines.append(Text(
-        f"{PLAIN_OPEN}{PLAIN_VERIFIED} \u201c\u2026\u201d{PLAIN_CLOSE} verified quote (found in the "
-        f"hidden text)   {PLAIN_OPEN}{PLAIN_UNVERIFIED} \u201c\u2026\u201d{PLAIN_CLOSE} unverified quote",
+        f"{PLAIN_OPEN}{PLAIN_VERIFIED} \u201c\u2026\u201d{PLAIN_CLOSE} verified quote (the hidden "
+        f"text's own words)   {PLAIN_OPEN}{PLAIN_UNVERIFIED} \u201c\u2026\u201d{PLAIN_CLOSE} "
+        "unverified quote",
         style="dim",
     ))
     return lines
 
 
 def _styled_quotes(rendered: str) -> Text:
-    """Colour the ⟦✓ …⟧ / ⟦✗ …⟧ spans that render_plain produced (the debater's own text
-    cannot contain these brackets: render_plain removes them)."""
+    """Colour the ⟦✓ …⟧ / ⟦✗ …⟧ spans that segments_plain produced (neither the debater's text
+    nor a verified span of the source can contain these brackets: they are removed)."""
     text = Text()
     pos = 0
     while True:

@@ -21,12 +21,25 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from debate.questions import question_content_key
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Partial indexes: most turns and judgments are a model's (user_id NULL).
+_HAS_USER = text("user_id IS NOT NULL")
+
+
+def _content_key_default(context: Any) -> str:
+    """questions.content_key from the row being inserted (ORM or Core, one or many rows)."""
+    row = context.get_current_parameters()
+    return question_content_key(row["text"], row["answers"], row.get("document_id"))
 
 
 class Base(DeclarativeBase):
@@ -59,8 +72,13 @@ class Document(Base):
 
 
 class Question(Base):
+    """A question of one experiment. `content_key` is the question's identity across the
+    whole store (text, answers, source document; debate.questions.question_content_key):
+    blinding uses it, so the same question in two experiments or imports is one question."""
+
     __tablename__ = "questions"
-    __table_args__ = (UniqueConstraint("experiment_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("experiment_id", "external_id"),
+                      Index("ix_questions_content_key", "content_key"))
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(200))
@@ -70,6 +88,7 @@ class Question(Base):
     correct_index: Mapped[int] = mapped_column(Integer)
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    content_key: Mapped[str] = mapped_column(String(64), default=_content_key_default)
 
     document: Mapped[Document | None] = relationship()
 
@@ -134,7 +153,10 @@ class Seat(Base):
 
 class Turn(Base):
     __tablename__ = "turns"
-    __table_args__ = (UniqueConstraint("debate_id", "round", "role"),)
+    __table_args__ = (UniqueConstraint("debate_id", "round", "role"),
+                      # "which questions did this person argue" (blinding across experiments)
+                      Index("ix_turns_user", "user_id", sqlite_where=_HAS_USER,
+                            postgresql_where=_HAS_USER))
     id: Mapped[int] = mapped_column(primary_key=True)
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
@@ -178,6 +200,35 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))  # judge | admin | debater
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSession(Base):
+    """A web app login: expires, and is revoked on logout, password change or disable.
+    Only a digest of the browser's token is stored."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """Failed logins per account name or client address: growing delays, then a lock."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))  # account | address
+    key: Mapped[str] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_allowed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Campaign(Base):
@@ -193,6 +244,10 @@ class Campaign(Base):
     judges: Mapped[list[Any] | None] = mapped_column(JSON)  # user names; None = every judge
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # False: a judge never gets a question (by content) they were assigned, judged or
+    # debated anywhere in the store; True: only this campaign's own history counts.
+    allow_repeats: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Assignment(Base):
@@ -216,7 +271,9 @@ class Judgment(Base):
     """A probability for each answer (question's own order) plus an explanation."""
 
     __tablename__ = "judgments"
-    __table_args__ = (Index("ix_judgments_debate", "debate_id"),)
+    __table_args__ = (Index("ix_judgments_debate", "debate_id"),
+                      Index("ix_judgments_user", "user_id", sqlite_where=_HAS_USER,
+                            postgresql_where=_HAS_USER))
     id: Mapped[int] = mapped_column(primary_key=True)
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     judge_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))

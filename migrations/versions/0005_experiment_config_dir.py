@@ -5,7 +5,7 @@ the config's folder. The web app and `debate judge` rebuild agents from the stor
 without the file at hand, so the folder is stored with the experiment.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-29 22:45:00
 """
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: Union[str, None] = "0001"
+down_revision: Union[str, None] = "0002"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
