@@ -23,7 +23,8 @@ def test_export_command(tmp_path, capsys) -> None:
     assert code == 0
     assert stdout.strip() == (
         f"wrote {out}: 1 experiments, 20 documents, 40 debates, 240 turns, "
-        f"{sum(1 for _ in (out / 'quotes.jsonl').open())} quotes, 0 judgments"
+        f"{sum(1 for _ in (out / 'quotes.jsonl').open())} quotes, 0 judgments, "
+        "0 activations, 0 probes, 0 probe_scores"
     )
     first = json.loads((out / "turns.jsonl").read_text().splitlines()[0])
     assert {"id", "debate_id", "experiment", "protocol", "round", "role"} <= set(first)

@@ -106,7 +106,10 @@ def blind_world(sqlite_store, pixel_judges, tmp_path):
         names = list(s.scalars(select(Experiment.name).order_by(Experiment.id)))
     for name in names:
         for mode in ("whole", "stepped"):
-            c = queue.create_campaign(store, name=f"{name}-{mode}", experiment=name, mode=mode)
+            # every experiment asks the same questions: repeats allowed, or the one judge
+            # would (rightly) be kept from all but the first
+            c = queue.create_campaign(store, name=f"{name}-{mode}", experiment=name, mode=mode,
+                                      allow_repeats=True)
             a, view, _ = queue.next_with_view(store, judge, c.id)
             assert a is not None and view is not None, name
             assignments.append(a)
