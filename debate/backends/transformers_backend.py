@@ -56,9 +56,24 @@ from urllib.parse import urlparse
 
 import torch
 
-from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.base import (
+    Backend,
+    BackendError,
+    Chat,
+    Generation,
+    SamplingSettings,
+    continuous_unsupported,
+)
+from debate.backends.continuous import ContinuousGenerator
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
+
+# `generation: auto`, per device type: the faster path in the figures of
+# benchmarks/README.md ("generation"). CPU: the own loop (continuous batching there packs
+# every request into one sequence with a dense mask, and was 3-5x slower). CUDA: the own
+# loop until benchmarks/gpu_run.sh has been run on a GPU (it prints the choice its figures
+# imply); other devices: the own loop.
+AUTO_GENERATION = {"cpu": "own", "cuda": "own"}
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -276,6 +291,7 @@ class TransformersBackend(Backend):
         # transformers 5.x renamed forward's `past_key_values` to `cache`
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._continuous: ContinuousGenerator | None = None
 
     # ------------------------------------------------------------------ setup
     @property
@@ -484,7 +500,20 @@ class TransformersBackend(Backend):
         assert out is not None
         return out.logits[:, -1, :].float()
 
+    def generation_path(self, settings: SamplingSettings) -> str:
+        """`own` or `continuous` for a call with these sampling settings."""
+        choice = self.settings.generation
+        reason = continuous_unsupported(settings)
+        if choice == "auto":
+            choice = AUTO_GENERATION.get(self.device.type, "own")
+            return "own" if reason else choice
+        if choice == "continuous" and reason:
+            raise BackendError(f"{self.where}.generation: continuous cannot run with {reason}")
+        return choice
+
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
+        if self.generation_path(settings) == "continuous":
+            return self._generate_continuous(chats, settings)
         items = [self._item(i, c) for i, c in enumerate(chats)]
         if not self.prefix_enabled:
             for it in items:
@@ -496,6 +525,31 @@ class TransformersBackend(Backend):
             for it, gen in zip(batch, self._generate_split(batch, settings)):
                 results[it.index] = gen
         return [r for r in results if r is not None]
+
+    def _generate_continuous(self, chats: list[Chat], settings: SamplingSettings
+                             ) -> list[Generation]:
+        """The same prompts (same token ids) through transformers' continuous batching."""
+        if self._continuous is None:
+            self._continuous = ContinuousGenerator(self.model, self.settings, self.stop_ids,
+                                                   self.pad_id)
+        items = [self._item(i, c) for i, c in enumerate(chats)]
+        started = time.perf_counter()
+        outs = self._continuous.generate([it.prefix_ids + it.rest_ids for it in items],
+                                         settings.max_new_tokens)
+        elapsed = time.perf_counter() - started
+        self.stats["batches"] += 1
+        return [
+            Generation(
+                text=self.tokenizer.decode(out.tokens, skip_special_tokens=True),
+                prompt=it.prompt,
+                prompt_tokens=it.length,
+                completion_tokens=len(out.tokens) + (out.finish_reason == "stop"),
+                finish_reason=out.finish_reason,
+                meta={"batch_size": len(items), "batch_seconds": round(elapsed, 4),
+                      "prefix_reused_tokens": out.reused_tokens},
+            )
+            for it, out in zip(items, outs)
+        ]
 
     def _generate_split(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
         """Run a batch; on out-of-memory, halve it and try again."""
@@ -749,6 +803,9 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.prefix_cache.clear()
+        if self._continuous is not None:
+            self._continuous.close()
+            self._continuous = None
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
