@@ -165,9 +165,10 @@ def test_both_paths_store_the_same_debates(store, tiny_model_dir, tmp_path):
 def _config(arch: str):
     import transformers as tf
 
-    common = dict(vocab_size=0, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=128, max_position_embeddings=4096, initializer_range=0.2,
-                  tie_word_embeddings=False)
+    common = {"vocab_size": 0, "hidden_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "intermediate_size": 128,
+              "max_position_embeddings": 4096, "initializer_range": 0.2,
+              "tie_word_embeddings": False}
     if arch == "llama":
         return tf.LlamaConfig(num_key_value_heads=2, **common)
     if arch == "mistral":
