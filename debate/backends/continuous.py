@@ -19,7 +19,8 @@ test):
 - `page_size` tokens per page (64: block sharing works in whole pages, so small pages
   share more of a debate's growing transcript);
 - pages for `token_budget` tokens (one full batch of prompts + new tokens, the same bound as
-  the own path) plus `prefix_cache_mb` worth of pages for shared blocks kept between calls;
+  the own path) plus `prefix_cache_mb` worth of pages (at most as many again) for shared
+  blocks kept between calls;
 - at most `max_batch_size` requests and `continuous_max_batch_tokens` tokens per forward step.
 
 What it supports: greedy decoding with stop tokens and `max_new_tokens` (the library's
@@ -70,7 +71,12 @@ def cache_sizing(settings: BackendSettings, config: Any, dtype: torch.dtype) -> 
     """The paged cache's size from the model and the batch settings (not from free memory)."""
     per_token = kv_bytes_per_token(config, dtype)
     batch_pages = math.ceil(settings.token_budget / PAGE_SIZE)
-    shared_pages = int(settings.prefix_cache_mb * 2**20 // (per_token * PAGE_SIZE))
+    # Shared blocks kept between calls: prefix_cache_mb of them, at most one more batch's
+    # worth. (On CPU and without flash attention every forward step builds a dense mask over
+    # the readable cache, sized for the whole cache: a cache far larger than the batch costs
+    # memory for nothing.)
+    shared_pages = min(int(settings.prefix_cache_mb * 2**20 // (per_token * PAGE_SIZE)),
+                       batch_pages)
     return CacheSizing(
         page_size=PAGE_SIZE,
         num_blocks=batch_pages + shared_pages + 1,

@@ -378,6 +378,11 @@ class TransformersBackend(Backend):
                          self._encode(prompt[end:], False), chat.seed, prompt)
         return _Item(index, None, [], self._encode(prompt, True), chat.seed, prompt)
 
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        """The token ids this backend feeds the model for `chat` (either path)."""
+        item = self._item(0, chat)
+        return item.prefix_ids + item.rest_ids
+
     # ------------------------------------------------------------------ batching
     def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
         """Longest first; each batch within max_batch_size rows and token_budget tokens."""
@@ -534,7 +539,7 @@ class TransformersBackend(Backend):
                                                    self.pad_id)
         items = [self._item(i, c) for i, c in enumerate(chats)]
         started = time.perf_counter()
-        outs = self._continuous.generate([it.prefix_ids + it.rest_ids for it in items],
+        outs = self._continuous.generate([it.prefix_ids + it.rest_ids for it in items],  # = prompt_ids
                                          settings.max_new_tokens)
         elapsed = time.perf_counter() - started
         self.stats["batches"] += 1
