@@ -113,10 +113,15 @@ class ArmResult:
     seconds: float = 0.0
     texts: dict[tuple[str, int, str], str] = field(default_factory=dict)
     tokens: int = 0
+    cpu: float = 0.0  # process CPU seconds (all threads) over the whole arm, loading included
 
     @property
     def rate(self) -> float:
         return self.turns / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.turns / self.cpu if self.cpu else 0.0
 
 
 def engine_config(data: Path, name: str, model: str, w: Workload, generation: str):
@@ -264,13 +269,14 @@ def question_ids(store, experiment_id: int) -> dict[int, str]:
         return {i: e for i, e in s.execute(select(Question.id, Question.external_id)).all()}
 
 
-def run_shape(shape: str, w: Workload, work: Path) -> dict[str, ArmResult]:
+def run_shape(shape: str, w: Workload, work: Path, arms: list[str], flip: bool
+              ) -> dict[str, ArmResult]:
     import torch
+    from tiny_model import build_tiny_model
 
     from debate.backends.settings import BackendSettings
     from debate.backends.transformers_backend import TransformersBackend
     from debate.store import open_store
-    from tiny_model import build_tiny_model
 
     model = str(build_tiny_model(work / f"model-{shape}", size=shape))
     backend = TransformersBackend(BackendSettings(model=model, device=w.device,
@@ -289,37 +295,40 @@ def run_shape(shape: str, w: Workload, work: Path) -> dict[str, ArmResult]:
     results = {arm: ArmResult() for arm in ("ours", "continuous", "static", "naive")}
     reference: dict[tuple[str, int, str], str] = {}
     qnames: dict[int, str] = {}
-    arms = ["ours", "continuous", "static", "naive"]
     first_exp = None
     for rep in range(w.reps):
-        order = arms if rep % 2 == 0 else arms[::-1]
+        # alternate the order between reps (and shapes); the first arm of all is ours, whose
+        # debates the slow arms replay and whose text is the reference
+        order = arms if (rep + flip) % 2 == 0 else arms[::-1]
+        if first_exp is None:
+            order = ["ours"] + [a for a in order if a != "ours"]
         for arm in order:
+            cpu0 = time.process_time()
             if arm in ("ours", "continuous"):
                 generation = "own" if arm == "ours" else "continuous"
                 res, exp = run_engine_arm(store, data, f"{arm}-{rep}", model, w, generation)
                 first_exp = first_exp or exp
             else:
-                if first_exp is None:  # the slow arms need stored debates to read states from
-                    res0, first_exp = run_engine_arm(store, data, "seed-debates", model, w, "own")
-                    reference.update(res0.texts)
-                    qnames = question_ids(store, first_exp)
                 if not qnames:
                     qnames = question_ids(store, first_exp)
                 res = run_hf_loop(store, first_exp, backend, w,
                                   1 if arm == "naive" else w.static_batch)
                 res.texts = {(qnames.get(q, q), r, role): t for (q, r, role), t in res.texts.items()}
+            res.cpu = time.process_time() - cpu0
             agg = results[arm]
             agg.turns += res.turns
             agg.seconds += res.seconds
             agg.tokens += res.tokens
+            agg.cpu += res.cpu
             agg.texts.update(res.texts)
             if arm == "ours":
                 reference.update(res.texts)
             print(f"  rep {rep + 1} {arm:<11} {res.turns:>5} turns {res.seconds:>8.2f} s "
-                  f"{res.rate:>8.2f} turns/s", flush=True)
+                  f"{res.rate:>8.2f} turns/s   CPU {res.cpu:.1f} s", flush=True)
     store.dispose()
 
-    print(f"{'arm':<44}{'turns':>7}{'seconds':>10}{'turns/s':>10}{'same text':>12}")
+    print(f"{'arm':<44}{'turns':>7}{'seconds':>10}{'turns/s':>10}{'CPU s':>9}"
+          f"{'turns/CPU s':>13}{'same text':>12}")
     labels = {
         "ours": "ours (engine, generation: own)",
         "continuous": "continuous batching (engine, continuous)",
@@ -329,8 +338,8 @@ def run_shape(shape: str, w: Workload, work: Path) -> dict[str, ArmResult]:
     for arm in arms:
         r = results[arm]
         same = sum(1 for k, v in r.texts.items() if reference.get(k) == v)
-        print(f"{labels[arm]:<44}{r.turns:>7}{r.seconds:>10.2f}{r.rate:>10.2f}"
-              f"{same:>7}/{len(r.texts):<4}")
+        print(f"{labels[arm]:<44}{r.turns:>7}{r.seconds:>10.2f}{r.rate:>10.2f}{r.cpu:>9.1f}"
+              f"{r.cpu_rate:>13.3f}{same:>7}/{len(r.texts):<4}")
         r.same = (same, len(r.texts))  # type: ignore[attr-defined]
     lengths = [len(backend.tokenizer(t, add_special_tokens=False)["input_ids"])
                for t in reference.values()]
@@ -345,12 +354,13 @@ def run_shape(shape: str, w: Workload, work: Path) -> dict[str, ArmResult]:
 def memory_run(work: Path, threads: int | None, device: str, n: int) -> None:
     """Many one-round debates with short turns on the tiny model, leased 100 at a time:
     RSS must not grow with the number of finished debates."""
+    from tiny_model import build_tiny_model
+    from transformers import AutoTokenizer
+
     from debate.config import parse_config
     from debate.run import run_experiment
     from debate.store import open_store
     from debate.store.runs import count_by_status
-    from tiny_model import build_tiny_model
-    from transformers import AutoTokenizer
 
     model = str(build_tiny_model(work / "model-memory", size="tiny"))
     data = work / "memory.jsonl"
@@ -415,6 +425,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads, all arms (0: torch's default)")
+    ap.add_argument("--arms", default="ours,continuous,static,naive",
+                    help="comma-separated subset of the arms (for profiling; ratios need all)")
     ap.add_argument("--memory-debates", type=int, default=0,
                     help="also run the memory check with this many short debates (tiny model)")
     args = ap.parse_args()
@@ -437,17 +449,26 @@ def main() -> None:
         device=args.device,
     )
     w.slow_debates = min(args.slow_debates or (4 if quick else 8), w.debates)
+    arms = [a for a in args.arms.split(",") if a]
+    if "ours" not in arms:
+        arms.insert(0, "ours")  # the reference text, and the debates the slow arms replay
     work = Path(tempfile.mkdtemp(prefix="bench-generation-"))
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at the start")
     ratios: dict[str, tuple[float, float]] = {}
-    for shape in shapes:
-        res = run_shape(shape, w, work)
+    for index, shape in enumerate(shapes):
+        res = run_shape(shape, w, work, arms, bool(index % 2))
+        if set(arms) != {"ours", "continuous", "static", "naive"}:
+            continue
         ours = res["ours"].rate
         ratios[shape] = (ours / res["naive"].rate, ours / res["continuous"].rate)
         print(f"{shape}: ours/naive {ratios[shape][0]:.2f}x, ours/static "
-              f"{ours / res['static'].rate:.2f}x, ours/continuous {ratios[shape][1]:.2f}x",
-              flush=True)
+              f"{ours / res['static'].rate:.2f}x, ours/continuous {ratios[shape][1]:.2f}x "
+              "(wall clock); by CPU time: ours/naive "
+              f"{res['ours'].cpu_rate / res['naive'].cpu_rate:.2f}x, ours/continuous "
+              f"{res['ours'].cpu_rate / res['continuous'].cpu_rate:.2f}x", flush=True)
+    if not ratios:
+        os._exit(0)
     if args.memory_debates:
         memory_run(work, w.threads, w.device, args.memory_debates)
     print(f"peak RSS {peak_rss_mb():.0f} MB")

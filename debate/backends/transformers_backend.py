@@ -65,6 +65,7 @@ from debate.backends.base import (
     continuous_unsupported,
 )
 from debate.backends.continuous import ContinuousGenerator
+from debate.backends.kv_cache import preallocated_cache
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
 
@@ -286,7 +287,8 @@ class TransformersBackend(Backend):
             self.pad_id = 0
         self.stop_ids = self._stop_ids()
         self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
-        self.prefix_enabled = settings.prefix_cache and self._cache_is_plain()
+        self._plain_layers = self._cache_is_plain()
+        self.prefix_enabled = settings.prefix_cache and self._plain_layers
         self.stats: dict[str, float] = {"prefill_tokens": 0, "decode_steps": 0, "batches": 0}
         # transformers 5.x renamed forward's `past_key_values` to `cache`
         params = inspect.signature(self.model.forward).parameters
@@ -344,6 +346,13 @@ class TransformersBackend(Backend):
         from transformers import DynamicCache
 
         return DynamicCache(config=self.model.config)
+
+    def _batch_cache(self, capacity: int):
+        """A cache whose layers are allocated once for `capacity` positions (plain
+        full-attention models); otherwise the library's growing cache."""
+        if self.prefix_enabled or self._plain_layers:
+            return preallocated_cache(self.model.config, capacity)
+        return self._new_cache()
 
     # ------------------------------------------------------------------ prompts
     def render(self, chat: Chat) -> str:
@@ -441,7 +450,7 @@ class TransformersBackend(Backend):
         ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
         mask = torch.ones_like(ids)
         positions = torch.arange(n, device=self.device)[None, :]
-        cache = self._new_cache()
+        cache = self._batch_cache(n)
         logits = self._prefill(ids, mask, positions, cache, 0)
         return logits, cache
 
@@ -594,26 +603,25 @@ class TransformersBackend(Backend):
             rest.append(full[used:])
         p_width = max(plen)
         s_width = max(len(r) for r in rest)
-        cache = self._new_cache()
+        # One cache for the whole batch, allocated once for prompt + new tokens (growing it
+        # by concatenation would copy all of it every step); each row's reused key/values
+        # are written straight into it, left-padded to the longest.
+        cache = self._batch_cache(p_width + s_width + settings.max_new_tokens)
         if p_width:
-            for layer in range(len(cache.layers)):
-                keys, values = [], []
-                for row, it in enumerate(batch):
-                    pad = p_width - plen[row]
+            first = next(iter(entries.values())).layers
+            for layer, lay in enumerate(cache.layers):
+                _, heads, _, dim = first[layer][0].shape
+                lay.allocate(b, heads, dim, self.dtype, self.device)
+                for row in range(b):
                     entry = reused[row]
+                    start = p_width - plen[row]
+                    if start:  # padding: masked, but keep it finite
+                        lay._k[row, :, :start].zero_()
+                        lay._v[row, :, :start].zero_()
                     if entry is not None and plen[row]:
                         k, v = entry.layers[layer]
-                        k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
-                    else:
-                        shape = entries[next(iter(entries))].layers[layer][0].shape
-                        k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
-                                            device=self.device)
-                    if pad:
-                        k = torch.nn.functional.pad(k, (0, 0, pad, 0))
-                        v = torch.nn.functional.pad(v, (0, 0, pad, 0))
-                    keys.append(k)
-                    values.append(v)
-                cache.update(torch.cat(keys), torch.cat(values), layer)
+                        lay.write(row, start, k[:, :, : plen[row]], v[:, :, : plen[row]])
+                lay.set_length(p_width)
         ids = torch.full((b, s_width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((b, p_width + s_width), dtype=torch.long)
         positions = torch.zeros((b, s_width), dtype=torch.long)
@@ -631,12 +639,15 @@ class TransformersBackend(Backend):
         logits = self._prefill(ids, mask, positions, cache, p_width)
         if entries:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
-        history = ids  # for the repetition penalty
+        processors = self._processors(settings)
+        history = ids if processors else None  # for the repetition penalty
         rows = list(range(b))  # batch row -> item row, shrinks as rows finish
         generated: list[list[int]] = [[] for _ in range(b)]
         finish = ["length"] * b
         generators = self._generators(batch, settings)
-        processors = self._processors(settings)
+        # the attention mask for every step, allocated once: step t uses its first columns
+        full_mask = torch.cat([mask, mask.new_ones((b, settings.max_new_tokens))], dim=1)
+        width = mask.shape[1]
         stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
         for step in range(settings.max_new_tokens):
             if step < settings.min_new_tokens and len(stop):
@@ -644,8 +655,8 @@ class TransformersBackend(Backend):
             tokens = self._choose(logits, history, processors, [generators[r] for r in rows],
                                   settings)
             done_rows: list[int] = []
-            for j, r in enumerate(rows):
-                tok = int(tokens[j])
+            for j, tok in enumerate(tokens.tolist()):  # one read-back per step
+                r = rows[j]
                 if tok in self.stop_ids:
                     finish[r] = "stop"
                     done_rows.append(j)
@@ -657,15 +668,16 @@ class TransformersBackend(Backend):
                 keep = [j for j in range(len(rows)) if j not in set(done_rows)]
                 index = torch.tensor(keep, dtype=torch.long, device=dev)
                 cache.batch_select_indices(index)
-                mask, next_pos, tokens, history = (
-                    mask[index], next_pos[index], tokens[index], history[index]
-                )
+                full_mask, next_pos, tokens = full_mask[index], next_pos[index], tokens[index]
+                if history is not None:
+                    history = history[index]
                 rows = [rows[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            history = torch.cat([history, tokens[:, None]], dim=1)
+            width += 1
+            if history is not None:
+                history = torch.cat([history, tokens[:, None]], dim=1)
             out = self.model(
                 input_ids=tokens[:, None],
-                attention_mask=mask,
+                attention_mask=full_mask[:, :width],
                 position_ids=next_pos[:, None],
                 **{self._cache_kw: cache},
                 use_cache=True,
