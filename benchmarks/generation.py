@@ -105,6 +105,8 @@ class Workload:
     reps: int
     threads: int | None
     device: str
+    dtype: str = "auto"
+    attn: str | None = None  # attn_implementation for every arm (None: the model's default)
 
 
 @dataclass
@@ -134,7 +136,8 @@ def engine_config(data: Path, name: str, model: str, w: Workload, generation: st
                      "max_quoted_words": 4000},
         "debater": {"type": "model", "model": model, "device": w.device, "temperature": 0.0,
                     "max_new_tokens": w.turn_tokens, "max_resamples": 0,
-                    "cpu_threads": w.threads, "generation": generation,
+                    "cpu_threads": w.threads, "generation": generation, "dtype": w.dtype,
+                    "attn_implementation": w.attn,
                     "max_batch_size": 64, "token_budget": 1 << 17, "prefix_cache_mb": 256},
     })
 
@@ -279,7 +282,8 @@ def run_shape(shape: str, w: Workload, work: Path, arms: list[str], flip: bool
     from debate.store import open_store
 
     model = str(build_tiny_model(work / f"model-{shape}", size=shape))
-    backend = TransformersBackend(BackendSettings(model=model, device=w.device,
+    backend = TransformersBackend(BackendSettings(model=model, device=w.device, dtype=w.dtype,
+                                                  attn_implementation=w.attn,
                                                   cpu_threads=w.threads, prefix_cache=False))
     params = sum(p.numel() for p in backend.model.parameters())
     data = work / f"questions-{shape}.jsonl"
@@ -415,6 +419,9 @@ def main() -> None:
     ap.add_argument("--shapes", default=None,
                     help="comma-separated: tiny, 25m, 100m (default: tiny,25m; full: +100m)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | float32 ...")
+    ap.add_argument("--attn", default=None,
+                    help="attn_implementation for every arm: sdpa, flash_attention_2, eager")
     ap.add_argument("--debates", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--source-tokens", type=int, default=None)
@@ -447,6 +454,8 @@ def main() -> None:
         reps=args.reps or (1 if quick else 2),
         threads=args.threads if args.threads > 0 else None,
         device=args.device,
+        dtype=args.dtype,
+        attn=args.attn,
     )
     w.slow_debates = min(args.slow_debates or (4 if quick else 8), w.debates)
     arms = [a for a in args.arms.split(",") if a]
