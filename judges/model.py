@@ -13,6 +13,12 @@ the naive-judge protocol.
   reply has one the judgment is stored with probabilities None (unknown), never as right
   or wrong.
 
+Context length: each prompt is checked against the model's context first
+(debate.backends.context). Only the expert-judge protocol shows a source; with
+`context_policy: truncate_source` it is cut to fit (marked; the span in the order's
+meta.source_kept). Any other prompt too long (a transcript past the context) stops the
+run with one line naming the model, its limit and the prompt's length (PromptTooLong).
+
 With both_orders the debate is judged with the answers in the shown order and swapped;
 the stored probabilities (question's own answer order) are the mean over the orders,
 and meta.position_bias is mean P(the answer shown first) - 0.5 (0: no bias).
@@ -22,11 +28,12 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from debate.agents.base import AgentIdentity, TranscriptTurn
 from debate.backends.base import Backend, Chat, SamplingSettings
+from debate.backends.context import fit_prompt
 from debate.backends.prompts import LABELS, JudgeView, TemplateSet, judge_prompt
 from debate.protocols import Protocol
 from judges.config import JudgeConfig
@@ -100,6 +107,8 @@ class ModelJudge:
         c = self.config
         settings = c.model_dump(mode="json", exclude=OPERATIONAL)
         settings["template_version"] = self.templates.version
+        if self.backend.prompt_format():
+            settings["prompt_format"] = self.backend.prompt_format()
         return AgentIdentity(name=c.display_name, kind="model-judge", model_id=c.model,
                              backend=c.backend, settings=settings)
 
@@ -111,10 +120,19 @@ class ModelJudge:
         """One verdict per task; every prompt of the batch goes to the backend at once."""
         started = time.perf_counter()
         prompts: list[tuple[int, tuple[int, ...], Chat]] = []
+        kept: list[dict[str, Any] | None] = []
+        new_tokens = self.config.max_new_tokens if self.config.type == "text" else 0
         for i, task in enumerate(tasks):
             for order in self.orders(task.debate):
                 view = judge_view(task.debate, task.after_round, order)
-                prompts.append((i, order, judge_prompt(self.templates, view, self.config.type)))
+                fitted = fit_prompt(
+                    self.backend,
+                    lambda src, v=view: judge_prompt(self.templates, replace(v, source=src),
+                                                     self.config.type),
+                    view.source, new_tokens, self.config.context_policy,
+                    f"judge (debate {task.debate.id})")
+                prompts.append((i, order, fitted.chat))
+                kept.append(fitted.kept)
         if self.config.type == "logprob":
             per_prompt = self._logprob([c for _, _, c in prompts])
         else:
@@ -122,7 +140,9 @@ class ModelJudge:
         elapsed = time.perf_counter() - started
         per_task = elapsed / max(len(tasks), 1)
         grouped: dict[int, list[tuple[tuple[int, ...], dict[str, Any]]]] = {}
-        for (i, order, _), result in zip(prompts, per_prompt):
+        for (i, order, _), result, span in zip(prompts, per_prompt, kept):
+            if span is not None:
+                result = dict(result, source_kept=span)
             grouped.setdefault(i, []).append((order, result))
         return [self._combine(grouped.get(i, []), per_task) for i in range(len(tasks))]
 
@@ -168,6 +188,8 @@ class ModelJudge:
             entry: dict[str, Any] = {"shown_order": list(order), "shown_probabilities": shown}
             if "samples" in r:
                 entry["samples"] = r["samples"]
+            if "source_kept" in r:
+                entry["source_kept"] = r["source_kept"]
             per_order.append(entry)
             if shown is None:
                 continue

@@ -221,8 +221,7 @@ def test_batched_greedy_is_generate_token_for_token(arch, tokenizer_dir, tmp_pat
     second = backend.generate(debate_chats(6, extra=1), greedy)  # reuses kept prompts
     hf = backend.model
     for chat, got in zip(chats + debate_chats(6, extra=1), first + second):
-        item = backend._item(0, chat)
-        ids = torch.tensor([item.prefix_ids + item.rest_ids])
+        ids = torch.tensor([backend.prompt_ids(chat)])
         with torch.inference_mode():
             out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20,
                               do_sample=False, pad_token_id=backend.pad_id)

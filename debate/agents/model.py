@@ -19,6 +19,15 @@ judge (this model, or `preference_judge`) that sees what the protocol's judge wo
 with the candidate appended; the score is the judge's probability for the debater's own
 answer. All candidates and their scores are stored with the turn.
 
+Context length: every prompt is checked against the model's context before anything is
+generated (debate.backends.context). With `context_policy: truncate_source` (the
+default) a source too long for the model is cut, marked in the prompt, and the span kept
+is stored in the turn's meta.source_kept; the cut leaves room for the rest of the debate
+(up to a quarter of the context) and is kept for the debate's later turns while it fits,
+so they share one prefix. Quotes are verified against the full source all the same.
+`context_policy: refuse` fails the turn with one line instead (so does a prompt that
+does not fit even without its source).
+
 Model output is stored raw. Empty output, unclosed <quote> tags and text imitating
 verified-quote marks are recorded in the turn's meta; rendering escapes them. A backend
 failure (a server down after its retries) becomes a failed turn; the engine marks the
@@ -27,7 +36,10 @@ debate failed and `debate run` retries it on the next run.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +56,7 @@ from debate.backends.base import (
     SamplingSettings,
     continuous_unsupported,
 )
+from debate.backends.context import Fitted, fit_prompt
 from debate.backends.prompts import (
     LABELS,
     JudgeView,
@@ -128,6 +141,8 @@ class ModelDebater(Debater):
         self.templates = templates
         self.judge_backend = judge_backend or backend
         self.judge_templates = judge_templates or TemplateSet.load("judge")
+        # where each source was cut (by its digest), so later turns keep the same cut
+        self._cuts: OrderedDict[str, int] = OrderedDict()
 
     @property
     def identity(self) -> AgentIdentity:
@@ -137,6 +152,10 @@ class ModelDebater(Debater):
             stored["preference_judge"] = s.preference_judge.model_dump(
                 mode="json", exclude=OPERATIONAL)
         stored["template_version"] = self.templates.version
+        if self.backend.prompt_format():
+            stored["prompt_format"] = self.backend.prompt_format()
+        if self.judge_backend is not self.backend and self.judge_backend.prompt_format():
+            stored["preference_judge_prompt_format"] = self.judge_backend.prompt_format()
         return AgentIdentity(
             name=s.name or f"model:{s.model}",
             kind="model",
@@ -169,7 +188,9 @@ class ModelDebater(Debater):
             try:
                 out = self._respond_batch(batch, self.sampling(max_words))
             except BackendError as exc:
-                out = [TurnResult(text="", status="failed", error=str(exc),
+                # retryable False (a prompt too long...): running again cannot help
+                meta = {} if exc.retryable else {"retryable": False}
+                out = [TurnResult(text="", status="failed", error=str(exc), meta=dict(meta),
                                   template_version=self.templates.version) for _ in batch]
             for i, res in zip(idx, out):
                 results[i] = res
@@ -177,14 +198,12 @@ class ModelDebater(Debater):
 
     def _respond_batch(self, requests: list[TurnRequest],
                        sampling: SamplingSettings) -> list[TurnResult]:
-        prompts = [
-            debater_prompt(self.templates, r, self._family(r), self._simultaneous(r))
-            for r in requests
-        ]
+        fitted = [self._fit(r, sampling) for r in requests]
+        prompts = [f.chat for f in fitted]
         n_of = [self.settings.best_of if r.kind == "speech" else 1 for r in requests]
         # candidate slots: (request index, candidate index)
         slots = [(i, k) for i, n in enumerate(n_of) for k in range(n)]
-        chats = [self._chat(prompts[i].chat, requests[i].seed, k, 0) for i, k in slots]
+        chats = [self._chat(prompts[i], requests[i].seed, k, 0) for i, k in slots]
         gens = self.backend.generate(chats, sampling)
         cands: list[dict[str, Any]] = [
             {"gen": g, "attempts": 1, "rejected": []} for g in gens
@@ -203,7 +222,32 @@ class ModelDebater(Debater):
             c["text"] = text
         if any(n > 1 for n in n_of):
             self._score_candidates(requests, slots, cands)
-        return [self._result(i, r, prompts[i].chat, slots, cands) for i, r in enumerate(requests)]
+        results = [self._result(i, r, slots, cands) for i, r in enumerate(requests)]
+        for res, f in zip(results, fitted):
+            if f.kept is not None:
+                res.meta["source_kept"] = f.kept
+        return results
+
+    def _fit(self, r: TurnRequest, sampling: SamplingSettings) -> Fitted:
+        """This request's chat, fitted to the model's context (see the module doc)."""
+        def build(source: str | None) -> Chat:
+            return debater_prompt(self.templates, replace(r, source=source), self._family(r),
+                                  self._simultaneous(r)).chat
+
+        key = hashlib.sha256((r.source or "").encode()).hexdigest() if r.source else None
+        # room for the speeches still to come (each with its heading), so that the cut
+        # made now still fits the debate's later turns and they share one prefix
+        speakers = 1 if r.role == "consultant" else 2
+        reserve = (r.rounds - r.round + 1) * speakers * (sampling.max_new_tokens + 16)
+        fitted = fit_prompt(self.backend, build, r.source, sampling.max_new_tokens,
+                            self.settings.context_policy, "debater", reserve=reserve,
+                            hint=self._cuts.get(key) if key else None)
+        if key and fitted.kept is not None:
+            self._cuts[key] = fitted.kept["end"]
+            self._cuts.move_to_end(key)
+            while len(self._cuts) > 4096:
+                self._cuts.popitem(last=False)
+        return fitted
 
     def _chat(self, chat: Chat, seed: int, candidate: int, attempt: int) -> Chat:
         return Chat(chat.messages, chat.cache_prefix, chat.assistant_prefix,
@@ -239,7 +283,7 @@ class ModelDebater(Debater):
             if not redo:
                 return
             chats = [
-                self._chat(prompts[slots[j][0]].chat, requests[slots[j][0]].seed, slots[j][1],
+                self._chat(prompts[slots[j][0]], requests[slots[j][0]].seed, slots[j][1],
                            attempt)
                 for j in redo
             ]
@@ -273,13 +317,18 @@ class ModelDebater(Debater):
                 source_title=r.source_title if p and p.judge_sees_source else None,
                 verify_source=r.source,
             )
-            chats.append(judge_prompt(self.judge_templates, view, "logprob"))
+            policy = (self.settings.preference_judge or self.settings).context_policy
+            chats.append(fit_prompt(
+                self.judge_backend,
+                lambda src, v=view: judge_prompt(self.judge_templates, replace(v, source=src),
+                                                 "logprob"),
+                view.source, 0, policy, "debater.preference_judge").chat)
         scores = self.judge_backend.score(chats, list(LABELS)) if chats else []
         for j, probs in zip(todo, scores):
             mine = requests[slots[j][0]].my_answer
             cands[j]["score"] = None if probs is None else float(probs[mine])
 
-    def _result(self, i: int, r: TurnRequest, chat: Chat, slots, cands) -> TurnResult:
+    def _result(self, i: int, r: TurnRequest, slots, cands) -> TurnResult:
         mine = [cands[j] for j, (ri, _) in enumerate(slots) if ri == i]
         best = max(range(len(mine)), key=lambda k: (
             mine[k].get("score") is not None, mine[k].get("score") or 0.0,

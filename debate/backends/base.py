@@ -17,6 +17,15 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 class BackendError(RuntimeError):
     """A backend could not produce a result (server down after retries, no logprobs...)."""
 
+    retryable = True  # could running again help (a server back up)?
+
+
+class PromptTooLong(BackendError):
+    """A prompt (plus the tokens to generate) does not fit the model's context: one line
+    naming the model, its limit and the prompt's length. Rerunning cannot help."""
+
+    retryable = False
+
 
 @dataclass(frozen=True)
 class Chat:
@@ -68,6 +77,7 @@ class Generation:
     completion_tokens: int
     finish_reason: str  # stop | length
     meta: dict[str, Any] = field(default_factory=dict)
+    completion_ids: list[int] = field(default_factory=list)  # token ids, where known
 
 
 class Backend(ABC):
@@ -85,6 +95,21 @@ class Backend(ABC):
     def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
         """For each chat, P(label) as the reply's next token, normalised over `labels`
         (None where the backend saw no label among the likely next tokens)."""
+
+    def context_limit(self) -> int | None:
+        """Most tokens (prompt + generated) the model takes; None: unknown here (a server
+        checks for itself)."""
+        return None
+
+    def prompt_lengths(self, chats: list[Chat]) -> list[int]:
+        """Each chat's prompt length in tokens, exactly as it would be fed (backends with a
+        context_limit only)."""
+        raise NotImplementedError
+
+    def prompt_format(self) -> dict[str, Any]:
+        """How prompts are rendered where it departs from the chat as given (e.g. a system
+        message folded into the first user message); recorded with the agent."""
+        return {}
 
     def close(self) -> None:
         """Free the model or the connection pool."""

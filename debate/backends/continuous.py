@@ -90,6 +90,7 @@ class ContinuousResult:
     tokens: list[int]  # generated, stop token excluded
     finish_reason: str  # stop | length
     reused_tokens: int  # prompt tokens whose key/values came from shared cache blocks
+    stop_token: int | None = None  # the stop token that ended it (not in `tokens`)
 
 
 class ContinuousGenerator:
@@ -194,11 +195,11 @@ class ContinuousGenerator:
             if out.error is not None:
                 raise BackendError(f"continuous batching failed a request: {out.error}")
             tokens = list(out.generated_tokens)
-            finish = "length"
+            finish, stop = "length", None
             if tokens and tokens[-1] in self.stop_ids:
-                tokens.pop()
+                stop = tokens.pop()
                 finish = "stop"
-            converted.append(ContinuousResult(tokens, finish, self.reused.pop(rid, 0)))
+            converted.append(ContinuousResult(tokens, finish, self.reused.pop(rid, 0), stop))
         self.stats["requests"] += len(ids)
         self.stats["reused_tokens"] += sum(r.reused_tokens for r in converted)
         return converted

@@ -12,6 +12,10 @@
     prefix_cache_mb: 1024          # bound on the kept prefix caches (least recently used go)
     generation: auto               # own | continuous | auto: which decoding loop (transformers)
     cpu_threads: null              # torch's CPU threads (process-wide); null: torch's default
+    max_context: null              # transformers: tokens a prompt + its reply may take;
+                                   # null: the model's max_position_embeddings (no more)
+    context_policy: truncate_source  # a prompt over max_context: truncate_source (cut the
+                                   # source the speaker sees, marked, span recorded) | refuse
     base_url: http://127.0.0.1:8000/v1   # openai: else $OPENAI_BASE_URL
     api_key_env: OPENAI_API_KEY    # openai: where the key is read from
     max_concurrency: 8             # openai: requests in flight
@@ -24,7 +28,7 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from debate.backends.base import Backend
 
@@ -53,6 +57,9 @@ class BackendSettings(BaseModel):
     # continuous: most tokens in one forward step (prefill chunks + decoding rows)
     continuous_max_batch_tokens: int = Field(default=2048, ge=64)
     cpu_threads: int | None = Field(default=None, ge=1)  # torch threads when on CPU
+    # context length: None = the model's own limit; what to do with a prompt over it
+    max_context: int | None = Field(default=None, ge=16)
+    context_policy: Literal["truncate_source", "refuse"] = "truncate_source"
     # OpenAI-compatible servers
     base_url: str | None = None
     api_key: str | None = None
@@ -63,6 +70,13 @@ class BackendSettings(BaseModel):
     score_endpoint: Literal["chat", "completions"] = "chat"
     # OpenAI allows up to 20; vLLM up to its --max-logprobs
     top_logprobs: int = Field(default=20, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _max_context_needs_a_tokenizer(self) -> BackendSettings:
+        if self.max_context is not None and self.backend != "transformers":
+            raise ValueError("max_context is for the transformers backend (a server checks "
+                             "its own context length)")
+        return self
 
     def backend_key(self) -> str:
         return self.model_dump_json()

@@ -28,26 +28,42 @@ Each batch is left-padded and decoded by a small loop over the model's forward p
 a row's text does not depend on what else is in its batch). Finished rows are dropped
 from the batch as they stop.
 
-Prefix reuse: a Chat may name its `cache_prefix`, the text its first message starts with
-that other prompts share (a debate's instructions and source). The prompt is tokenised as
-prefix + rest; the prefix's key/value cache is computed once, kept in an LRU cache
-bounded by `prefix_cache_mb`, and copied into every batch that needs it: each row's
-cached prefix is left-padded to the batch's longest prefix, and the rest of its prompt
-follows (the padding in between is masked; positions continue from the prefix). A long
-source is thus encoded once per debate, not once per turn.
-The whole prompt's key/values of a debate's latest requests are kept too (up to four per
-prefix, same LRU bound): the next turn's prompt repeats the transcript so far, so a row
-starts from whichever kept entry shares the most leading tokens with it and only the new
-speeches are encoded. On CPU, prefixes and scored prompts are fed one at a time without
-padding, so attention takes torch's causal kernel instead of a materialised mask.
+Prompts are tokenised whole: the ids fed are tokenizer(prompt) (no special tokens added
+under a chat template, which writes its own), so a stored prompt reproduces the turn
+anywhere. A template that refuses a system message (Gemma's) or drops it gets the system
+text folded into the first user message (prompt_format(), recorded with the agent).
+Every prompt is checked against the context limit first (PromptTooLong, one line).
+
+Prefix reuse works on token ids. A Chat may name its `cache_prefix`, the text its first
+message starts with that other prompts share (a debate's instructions and source); the
+prompt's leading tokens that lie inside that text are encoded once, kept in an LRU cache
+bounded by `prefix_cache_mb`, and copied into every batch that needs it. The whole
+prompt's key/values of a debate's latest requests are kept too (up to four per prefix,
+same LRU bound): the next turn's prompt repeats the transcript so far. Each row starts
+from whichever kept entry shares the longest common prefix of token ids with its own ids
+(a token that merges across the end of the shared text is simply fed again); the cached
+part is left-padded to the batch's longest, the rest of the prompt follows (the padding
+in between is masked; positions continue from the cached part). On CPU, prefixes and
+scored prompts are fed one at a time without padding, so attention takes torch's causal
+kernel instead of a materialised mask.
+
+Sliding-window models keep reuse while a batch's padded prompt + reply stays inside the
+window (sliding attention is then full attention); longer prompts go without, batched
+apart, and the backend says so once (a warning; `reuse_notes`). Other cache layouts
+(linear attention...) go without reuse, said once likewise.
+
+The repetition penalty (as transformers' RepetitionPenaltyLogitsProcessor) applies to
+every token of the prompt, cached or fed, and every token generated, never to padding.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import socket
 import time
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +77,17 @@ from debate.backends.base import (
     BackendError,
     Chat,
     Generation,
+    PromptTooLong,
     SamplingSettings,
     continuous_unsupported,
 )
+from debate.backends.context import too_long_message
 from debate.backends.continuous import ContinuousGenerator
-from debate.backends.kv_cache import preallocated_cache
+from debate.backends.kv_cache import PreallocatedLayer, preallocated_cache
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # `generation: auto`, per device type: the faster path in the figures of
 # benchmarks/README.md ("generation"). CPU: the own loop (continuous batching there packs
@@ -259,15 +279,19 @@ class PrefixCache:
 @dataclass
 class _Item:
     index: int
-    prefix_key: str | None
-    prefix_ids: list[int]
-    rest_ids: list[int]
+    prefix_key: str | None  # the chat's cache_prefix text: which prefix entry to share
+    ids: list[int]  # the whole prompt, tokenised whole
+    prefix_len: int  # leading tokens of `ids` that lie inside the cache_prefix text
     seed: int
     prompt: str
 
     @property
     def length(self) -> int:
-        return len(self.prefix_ids) + len(self.rest_ids)
+        return len(self.ids)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        return self.ids[: self.prefix_len]
 
 
 class TransformersBackend(Backend):
@@ -281,14 +305,22 @@ class TransformersBackend(Backend):
             torch.set_num_threads(settings.cpu_threads)
         self.tokenizer, self.model = load_pretrained(settings, where, self.device, self.dtype)
         self._template = self._choose_template(where)
+        self.system_folded = self._system_role_check(where)
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         if self.pad_id is None:
             self.pad_id = 0
         self.stop_ids = self._stop_ids()
+        self._tokenised_cache: OrderedDict[str, tuple[array, array | None]] = OrderedDict()
+        self._limit = self._context_limit(where)
         self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
-        self._plain_layers = self._cache_is_plain()
-        self.prefix_enabled = settings.prefix_cache and self._plain_layers
+        self.window, off = self._cache_layout()
+        self.prefix_enabled = settings.prefix_cache and off is None
+        # every layer a plain full-attention DynamicLayer: batches get a preallocated cache
+        self._plain_layers = off is None and self.window is None
+        self.reuse_notes: list[str] = []  # what was said about prefix reuse being off
+        if settings.prefix_cache and off is not None:
+            self._say_reuse_off(off)
         self.stats: dict[str, float] = {"prefill_tokens": 0, "decode_steps": 0, "batches": 0}
         # transformers 5.x renamed forward's `past_key_values` to `cache`
         params = inspect.signature(self.model.forward).parameters
@@ -320,6 +352,45 @@ class TransformersBackend(Backend):
             raise ConfigError(f"{where}.chat_template: no such template file {choice!r}")
         return path.read_text(encoding="utf-8")
 
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        if self._template == "plain":
+            return render_plain_template(messages)
+        extra = {} if self._template is None else {"chat_template": self._template}
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **extra
+        )
+
+    def _system_role_check(self, where: str) -> bool:
+        """Does the chat template take a system message? Some (Gemma's) raise on one, some
+        drop it. Then the system text is folded into the first user message (True); a
+        template that fails on a plain user message as well is a one-line config error."""
+        if self._template == "plain":
+            return False
+        system, user = "\u2063SYSTEM-PROBE\u2063", "\u2063USER-PROBE\u2063"
+        try:
+            text = self._apply_template([{"role": "system", "content": system},
+                                         {"role": "user", "content": user}])
+            if system in text:
+                return False
+            why = "drops the system message"
+        except Exception as exc:  # noqa: BLE001 - jinja's TemplateError and friends
+            why = f"fails on a system message ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        try:
+            text = self._apply_template([{"role": "user", "content": system + "\n\n" + user}])
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(
+                f"{where}.chat_template: the chat template of {self.settings.model!r} {why} and "
+                f"fails on a user message too ({str(exc).splitlines()[0]}); set "
+                "chat_template: plain or give a template file"
+            ) from None
+        if system not in text or user not in text:
+            raise ConfigError(
+                f"{where}.chat_template: the chat template of {self.settings.model!r} {why} and "
+                "drops text from a user message too; set chat_template: plain or give a "
+                "template file"
+            )
+        return True
+
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
         if self.tokenizer.eos_token_id is not None:
@@ -331,16 +402,48 @@ class TransformersBackend(Backend):
             ids.update(int(i) for i in gen_eos)
         return ids
 
-    def _cache_is_plain(self) -> bool:
-        """Prefix reuse needs ordinary full-attention key/value layers."""
-        from transformers import DynamicCache
+    def _text_config(self) -> Any:
+        config = self.model.config
+        return config.get_text_config() if hasattr(config, "get_text_config") else config
 
+    def _context_limit(self, where: str) -> int | None:
+        """max_context if set (never past the model's positions), else the model's
+        max_position_embeddings (n_positions for GPT-2)."""
+        own = getattr(self._text_config(), "max_position_embeddings", None)
+        own = int(own) if isinstance(own, int) and own > 0 else None
+        wanted = self.settings.max_context
+        if wanted is None:
+            return own
+        if own is not None and wanted > own:
+            raise ConfigError(
+                f"{where}.max_context: {wanted} is more than {self.settings.model!r} takes "
+                f"({own} positions, max_position_embeddings)"
+            )
+        return wanted
+
+    def _cache_layout(self) -> tuple[int | None, str | None]:
+        """(sliding window or None, why prefix reuse cannot work or None). Reuse needs
+        full-attention key/value layers; sliding-window layers are full attention as long
+        as a batch's prompt and reply stay inside the window, so reuse is kept there."""
         try:
-            cache = DynamicCache(config=self.model.config)
-        except Exception:  # noqa: BLE001 - unusual architectures: no reuse
-            return False
+            cache = self._new_cache()
+        except Exception as exc:  # noqa: BLE001 - unusual architectures: no reuse
+            return None, f"its cache cannot be built from the config ({type(exc).__name__})"
         layers = getattr(cache, "layers", [])
-        return bool(layers) and all(type(lay).__name__ == "DynamicLayer" for lay in layers)
+        kinds = {type(lay).__name__ for lay in layers}
+        if not layers or not kinds <= {"DynamicLayer", "DynamicSlidingWindowLayer"}:
+            names = ", ".join(sorted(kinds)) or "none"
+            return None, f"its cache layers ({names}) are not plain key/value layers"
+        windows = [int(lay.sliding_window) for lay in layers
+                   if type(lay).__name__ == "DynamicSlidingWindowLayer"]
+        return (min(windows) if windows else None), None
+
+    def _say_reuse_off(self, why: str) -> None:
+        """Once per backend (a run builds one per model): why prefix reuse is off."""
+        note = f"{self.where}: prefix key/value reuse is off for {self.settings.model!r}: {why}"
+        if note not in self.reuse_notes:
+            self.reuse_notes.append(note)
+            log.warning("%s", note)
 
     def _new_cache(self):
         from transformers import DynamicCache
@@ -350,47 +453,96 @@ class TransformersBackend(Backend):
     def _batch_cache(self, capacity: int):
         """A cache whose layers are allocated once for `capacity` positions (plain
         full-attention models); otherwise the library's growing cache."""
-        if self.prefix_enabled or self._plain_layers:
+        if self._plain_layers:
             return preallocated_cache(self.model.config, capacity)
         return self._new_cache()
 
     # ------------------------------------------------------------------ prompts
-    def render(self, chat: Chat) -> str:
-        messages = [dict(m) for m in chat.messages]
-        if self._template == "plain":
-            text = render_plain_template(messages)
-        elif self._template is None:
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = self.tokenizer.apply_chat_template(
-                messages, chat_template=self._template, tokenize=False, add_generation_prompt=True
-            )
-        return text + chat.assistant_prefix
+    def context_limit(self) -> int | None:
+        return self._limit
 
-    def _encode(self, text: str, first: bool) -> list[int]:
-        # Chat templates write their own special tokens; the plain template lets the
-        # tokenizer add its BOS to the first piece.
-        special = first and self._template == "plain"
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+    def prompt_format(self) -> dict[str, Any]:
+        return {"system_message": "folded into the first user message"} if self.system_folded \
+            else {}
+
+    def _messages(self, chat: Chat) -> list[dict[str, str]]:
+        messages = [dict(m) for m in chat.messages]
+        if not self.system_folded:
+            return messages
+        system = [m["content"] for m in messages if m["role"] == "system"]
+        others = [m for m in messages if m["role"] != "system"]
+        if not system:
+            return others
+        head = "\n\n".join(system)
+        for m in others:
+            if m["role"] == "user":
+                m["content"] = head + "\n\n" + m["content"]
+                return others
+        return [{"role": "user", "content": head}] + others
+
+    def render(self, chat: Chat) -> str:
+        return self._apply_template(self._messages(chat)) + chat.assistant_prefix
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Chat templates write their own special tokens (BOS included), as
+        apply_chat_template(tokenize=True) assumes; with the plain template the tokenizer
+        adds its own."""
+        return self._template == "plain"
+
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids: tokenizer(prompt) as a whole, never in pieces."""
+        return self._tokenised(prompt)[0].tolist()
+
+    def _tokenised(self, prompt: str) -> tuple[array, array | None]:
+        """(ids, each token's end offset in characters or None for a slow tokenizer),
+        remembered for the last 256 prompts: a turn's prompt is tokenised to check its length, then again
+        to generate."""
+        hit = self._tokenised_cache.get(prompt)
+        if hit is not None:
+            return hit
+        special = self.adds_special_tokens
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(prompt, add_special_tokens=special, return_offsets_mapping=True)
+            out = (array("q", enc["input_ids"]), array("q", (e for _, e in enc["offset_mapping"])))
+        else:
+            out = (array("q", self.tokenizer(prompt, add_special_tokens=special)["input_ids"]), None)
+        self._tokenised_cache[prompt] = out
+        while len(self._tokenised_cache) > 256:
+            self._tokenised_cache.popitem(last=False)
+        return out
+
+    def prompt_lengths(self, chats: list[Chat]) -> list[int]:
+        return [len(self._tokenised(self.render(c))[0]) for c in chats]
 
     def _item(self, index: int, chat: Chat) -> _Item:
         prompt = self.render(chat)
-        cut = -1
-        if chat.cache_prefix:
-            cut = prompt.find(chat.cache_prefix)
-        if cut >= 0:
-            end = cut + len(chat.cache_prefix or "")
-            prefix_text = prompt[:end]
-            return _Item(index, prefix_text, self._encode(prefix_text, True),
-                         self._encode(prompt[end:], False), chat.seed, prompt)
-        return _Item(index, None, [], self._encode(prompt, True), chat.seed, prompt)
+        packed, offsets = self._tokenised(prompt)
+        ids = packed.tolist()
+        cut = prompt.find(chat.cache_prefix) if chat.cache_prefix else -1
+        if cut < 0:
+            return _Item(index, None, ids, 0, chat.seed, prompt)
+        end = cut + len(chat.cache_prefix or "")
+        if offsets is not None:
+            # the leading tokens that end inside the shared text (special tokens: (0, 0))
+            inside = next((i for i, stop in enumerate(offsets) if stop > end), len(offsets))
+        else:
+            alone = self.tokenizer(prompt[:end], add_special_tokens=self.adds_special_tokens)
+            inside = _common_prefix(ids, list(alone["input_ids"]))
+        key = prompt[:end] if inside > 0 else None
+        return _Item(index, key, ids, inside, chat.seed, prompt)
+
+    def _check_lengths(self, items: list[_Item], new_tokens: int) -> None:
+        if self._limit is None:
+            return
+        for it in items:
+            if it.length + new_tokens > self._limit:
+                raise PromptTooLong(too_long_message(
+                    self.where, self.settings.model, self._limit, it.length, new_tokens))
 
     def prompt_ids(self, chat: Chat) -> list[int]:
         """The token ids this backend feeds the model for `chat` (either path)."""
-        item = self._item(0, chat)
-        return item.prefix_ids + item.rest_ids
+        return list(self._item(0, chat).ids)
 
     # ------------------------------------------------------------------ batching
     def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
@@ -415,7 +567,9 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------ prefix caches
     def _fill_prefixes(self, items: list[_Item]) -> dict[str, PrefixEntry]:
-        """The cached prefix of every item, computing the missing ones in batches."""
+        """The cached prefix of every item, computing the missing ones in batches. An
+        entry holds the first tokens of one prompt (tokenised whole) up to the end of the
+        shared text; a row reuses as many of them as its own ids share."""
         found: dict[str, PrefixEntry] = {}
         missing: dict[str, list[int]] = {}
         for it in items:
@@ -429,7 +583,7 @@ class TransformersBackend(Backend):
                 self.prefix_cache.misses += 1
                 missing[it.prefix_key] = it.prefix_ids
         pending = [
-            _Item(i, key, ids, [], 0, "") for i, (key, ids) in enumerate(missing.items())
+            _Item(i, key, ids, len(ids), 0, "") for i, (key, ids) in enumerate(missing.items())
         ]
         for batch in self._batches(pending, 0):
             for key, entry in self._encode_prefixes(batch).items():
@@ -459,18 +613,18 @@ class TransformersBackend(Backend):
         if self._one_row_at_a_time():
             out: dict[str, PrefixEntry] = {}
             for it in batch:
-                _, cache = self._prefill_alone(it.prefix_ids)
-                self.stats["prefill_tokens"] += len(it.prefix_ids)
+                _, cache = self._prefill_alone(it.ids)
+                self.stats["prefill_tokens"] += len(it.ids)
                 layers = [(lay.keys, lay.values) for lay in cache.layers]
                 nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-                out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+                out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
             return out
-        width = max(len(it.prefix_ids) for it in batch)
+        width = max(len(it.ids) for it in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, it in enumerate(batch):
-            n = len(it.prefix_ids)
-            ids[row, width - n:] = torch.tensor(it.prefix_ids)
+            n = len(it.ids)
+            ids[row, width - n:] = torch.tensor(it.ids)
             mask[row, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = self._new_cache()
@@ -479,14 +633,14 @@ class TransformersBackend(Backend):
         self.stats["prefill_tokens"] += int(mask.sum())
         out = {}
         for row, it in enumerate(batch):
-            start = width - len(it.prefix_ids)
+            start = width - len(it.ids)
             layers = [
                 (lay.keys[row: row + 1, :, start:, :].clone(),
                  lay.values[row: row + 1, :, start:, :].clone())
                 for lay in cache.layers
             ]
             nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-            out[it.prefix_key or ""] = PrefixEntry(list(it.prefix_ids), layers, nbytes)
+            out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
         return out
 
     # ------------------------------------------------------------------ generation
@@ -497,7 +651,7 @@ class TransformersBackend(Backend):
         masked attention materialises them, and 32 rows x 2,000 tokens at once would take
         gigabytes. Returns the last position's logits."""
         b, s = ids.shape
-        heads = getattr(self.model.config, "num_attention_heads", 1) or 1
+        heads = getattr(self._text_config(), "num_attention_heads", 1) or 1
         budget = self.settings.prefill_chunk_mb * 2**20
         chunk = max(16, int(budget // (4 * b * heads * (past + s))))
         out = None
@@ -525,19 +679,35 @@ class TransformersBackend(Backend):
             raise BackendError(f"{self.where}.generation: continuous cannot run with {reason}")
         return choice
 
+    def _fits_window(self, length: int) -> bool:
+        """Do `length` positions (prompt + reply, padding included) stay inside the
+        sliding window, so that sliding layers attend to everything, like full ones?"""
+        return self.window is None or length < self.window
+
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
         if self.generation_path(settings) == "continuous":
             return self._generate_continuous(chats, settings)
         items = [self._item(i, c) for i, c in enumerate(chats)]
-        if not self.prefix_enabled:
-            for it in items:
-                it.rest_ids = it.prefix_ids + it.rest_ids
-                it.prefix_ids = []
-                it.prefix_key = None
+        self._check_lengths(items, settings.max_new_tokens)
+        for it in items:
+            if not self.prefix_enabled:
+                it.prefix_key, it.prefix_len = None, 0
+            elif it.prefix_key is not None and not self._fits_window(
+                    it.length + settings.max_new_tokens):
+                self._say_reuse_off(
+                    f"a prompt and its reply that reach its sliding window of {self.window} "
+                    "tokens go without (reuse is kept for those inside the window)")
+                it.prefix_key, it.prefix_len = None, 0
+        # with a sliding window, rows without reuse are batched apart from those with it
+        # (their length would push the padded layout of a shared batch past the window)
+        groups = [items] if self.window is None else [
+            [it for it in items if it.prefix_key is not None],
+            [it for it in items if it.prefix_key is None]]
         results: list[Generation | None] = [None] * len(items)
-        for batch in self._batches(items, settings.max_new_tokens):
-            for it, gen in zip(batch, self._generate_split(batch, settings)):
-                results[it.index] = gen
+        for group in groups:
+            for batch in self._batches(group, settings.max_new_tokens):
+                for it, gen in zip(batch, self._generate_split(batch, settings)):
+                    results[it.index] = gen
         return [r for r in results if r is not None]
 
     def _generate_continuous(self, chats: list[Chat], settings: SamplingSettings
@@ -547,9 +717,9 @@ class TransformersBackend(Backend):
             self._continuous = ContinuousGenerator(self.model, self.settings, self.stop_ids,
                                                    self.pad_id)
         items = [self._item(i, c) for i, c in enumerate(chats)]
+        self._check_lengths(items, settings.max_new_tokens)
         started = time.perf_counter()
-        outs = self._continuous.generate([it.prefix_ids + it.rest_ids for it in items],  # = prompt_ids
-                                         settings.max_new_tokens)
+        outs = self._continuous.generate([it.ids for it in items], settings.max_new_tokens)
         elapsed = time.perf_counter() - started
         self.stats["batches"] += 1
         return [
@@ -561,6 +731,8 @@ class TransformersBackend(Backend):
                 finish_reason=out.finish_reason,
                 meta={"batch_size": len(items), "batch_seconds": round(elapsed, 4),
                       "prefix_reused_tokens": out.reused_tokens},
+                completion_ids=out.tokens + ([out.stop_token] if out.stop_token is not None
+                                             else []),
             )
             for it, out in zip(items, outs)
         ]
@@ -578,29 +750,39 @@ class TransformersBackend(Backend):
             return (self._generate_split(batch[:half], settings)
                     + self._generate_split(batch[half:], settings))
 
+    def _reuse_plan(self, batch: list[_Item], entries: dict[str, PrefixEntry],
+                    new_tokens: int) -> tuple[list[PrefixEntry | None], list[int]]:
+        """For each row, the cached entry sharing the most leading token ids with its
+        prompt (the debate's prefix, or an earlier prompt of the same debate, whose
+        transcript so far this prompt repeats) and how many of them it reuses. At least
+        one token is left to feed."""
+        reused: list[PrefixEntry | None] = []
+        plen: list[int] = []
+        for it in batch:
+            best, used = None, 0
+            if it.prefix_key in entries:
+                candidates = [entries[it.prefix_key]]
+                candidates += self.prefix_cache.extensions(it.prefix_key or "")
+                for entry in candidates:
+                    n = min(_common_prefix(entry.ids, it.ids), len(it.ids) - 1)
+                    if n > used:
+                        best, used = entry, n
+            reused.append(best)
+            plen.append(used)
+        if self.window is not None and any(plen):
+            width = max(plen) + max(it.length - n for it, n in zip(batch, plen))
+            if not self._fits_window(width + new_tokens):
+                # the padded layout would outgrow the window: this batch goes without
+                return [None] * len(batch), [0] * len(batch)
+        return reused, plen
+
     @torch.inference_mode()
     def _generate_batch(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
         started = time.perf_counter()
         entries = self._fill_prefixes(batch) if self.prefix_enabled else {}
         b = len(batch)
-        # Each row starts from the cached entry sharing the most leading tokens with its
-        # prompt: the prefix itself, or an earlier prompt of the same debate (whose
-        # transcript so far this prompt repeats). At least one token is left to feed.
-        reused: list[PrefixEntry | None] = []
-        plen: list[int] = []
-        rest: list[list[int]] = []
-        for it in batch:
-            full = it.prefix_ids + it.rest_ids
-            best, used = None, 0
-            if it.prefix_key in entries:
-                best, used = entries[it.prefix_key], len(it.prefix_ids)
-                for ext in self.prefix_cache.extensions(it.prefix_key or ""):
-                    n = min(_common_prefix(ext.ids, full), len(full) - 1)
-                    if n > used:
-                        best, used = ext, n
-            reused.append(best)
-            plen.append(used)
-            rest.append(full[used:])
+        reused, plen = self._reuse_plan(batch, entries, settings.max_new_tokens)
+        rest = [it.ids[n:] for it, n in zip(batch, plen)]
         p_width = max(plen)
         s_width = max(len(r) for r in rest)
         # One cache for the whole batch, allocated once for prompt + new tokens (growing it
@@ -608,20 +790,38 @@ class TransformersBackend(Backend):
         # are written straight into it, left-padded to the longest.
         cache = self._batch_cache(p_width + s_width + settings.max_new_tokens)
         if p_width:
-            first = next(iter(entries.values())).layers
+            like = next(e for e in reused if e is not None).layers
             for layer, lay in enumerate(cache.layers):
-                _, heads, _, dim = first[layer][0].shape
-                lay.allocate(b, heads, dim, self.dtype, self.device)
+                if isinstance(lay, PreallocatedLayer):
+                    _, heads, _, dim = like[layer][0].shape
+                    lay.allocate(b, heads, dim, self.dtype, self.device)
+                    for row in range(b):
+                        entry, start = reused[row], p_width - plen[row]
+                        if start:  # padding: masked, but keep it finite
+                            lay._k[row, :, :start].zero_()
+                            lay._v[row, :, :start].zero_()
+                        if entry is not None and plen[row]:
+                            k, v = entry.layers[layer]
+                            lay.write(row, start, k[:, :, : plen[row]], v[:, :, : plen[row]])
+                    lay.set_length(p_width)
+                    continue
+                # sliding-window layers (reuse inside the window): the library's own layer
+                keys, values = [], []
                 for row in range(b):
-                    entry = reused[row]
-                    start = p_width - plen[row]
-                    if start:  # padding: masked, but keep it finite
-                        lay._k[row, :, :start].zero_()
-                        lay._v[row, :, :start].zero_()
+                    pad, entry = p_width - plen[row], reused[row]
                     if entry is not None and plen[row]:
                         k, v = entry.layers[layer]
-                        lay.write(row, start, k[:, :, : plen[row]], v[:, :, : plen[row]])
-                lay.set_length(p_width)
+                        k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
+                    else:
+                        shape = like[layer][0].shape
+                        k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
+                                            device=self.device)
+                    if pad:
+                        k = torch.nn.functional.pad(k, (0, 0, pad, 0))
+                        v = torch.nn.functional.pad(v, (0, 0, pad, 0))
+                    keys.append(k)
+                    values.append(v)
+                cache.update(torch.cat(keys), torch.cat(values), layer)
         ids = torch.full((b, s_width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((b, p_width + s_width), dtype=torch.long)
         positions = torch.zeros((b, s_width), dtype=torch.long)
@@ -631,19 +831,22 @@ class TransformersBackend(Backend):
             mask[row, p_width - plen[row]: p_width] = 1
             mask[row, p_width + s_width - n:] = 1
             positions[row, s_width - n:] = torch.arange(plen[row], plen[row] + n)
-        next_pos = torch.tensor([plen[r] + len(rest[r]) for r in range(b)], dtype=torch.long)
+        next_pos = torch.tensor([it.length for it in batch], dtype=torch.long)
         self.stats["prefill_tokens"] += sum(len(r) for r in rest)
         self.stats["batches"] += 1
         dev = self.device
         ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
         logits = self._prefill(ids, mask, positions, cache, p_width)
-        if entries:
+        if entries and p_width:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
         processors = self._processors(settings)
-        history = ids if processors else None  # for the repetition penalty
+        # The repetition penalty sees every token of each prompt (cached or fed, never
+        # padding) and every token generated so far: `seen` marks them per row.
+        seen = self._seen(batch, logits.shape[-1], settings)
         rows = list(range(b))  # batch row -> item row, shrinks as rows finish
         generated: list[list[int]] = [[] for _ in range(b)]
         finish = ["length"] * b
+        stopped_by: list[list[int]] = [[] for _ in range(b)]
         generators = self._generators(batch, settings)
         # the attention mask for every step, allocated once: step t uses its first columns
         full_mask = torch.cat([mask, mask.new_ones((b, settings.max_new_tokens))], dim=1)
@@ -652,13 +855,14 @@ class TransformersBackend(Backend):
         for step in range(settings.max_new_tokens):
             if step < settings.min_new_tokens and len(stop):
                 logits[:, stop] = float("-inf")
-            tokens = self._choose(logits, history, processors, [generators[r] for r in rows],
+            tokens = self._choose(logits, seen, processors, [generators[r] for r in rows],
                                   settings)
             done_rows: list[int] = []
             for j, tok in enumerate(tokens.tolist()):  # one read-back per step
                 r = rows[j]
                 if tok in self.stop_ids:
                     finish[r] = "stop"
+                    stopped_by[r].append(tok)
                     done_rows.append(j)
                 else:
                     generated[r].append(tok)
@@ -669,12 +873,12 @@ class TransformersBackend(Backend):
                 index = torch.tensor(keep, dtype=torch.long, device=dev)
                 cache.batch_select_indices(index)
                 full_mask, next_pos, tokens = full_mask[index], next_pos[index], tokens[index]
-                if history is not None:
-                    history = history[index]
+                if seen is not None:
+                    seen = seen[index]
                 rows = [rows[j] for j in keep]
+            if seen is not None:
+                seen[torch.arange(len(rows), device=dev), tokens] = True
             width += 1
-            if history is not None:
-                history = torch.cat([history, tokens[:, None]], dim=1)
             out = self.model(
                 input_ids=tokens[:, None],
                 attention_mask=full_mask[:, :width],
@@ -698,8 +902,17 @@ class TransformersBackend(Backend):
                 finish_reason=finish[row],
                 meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
                       "prefix_reused_tokens": plen[row]},
+                completion_ids=generated[row] + stopped_by[row],
             ))
         return results
+
+    def _seen(self, batch: list[_Item], vocab: int, settings: SamplingSettings) -> Any:
+        if settings.repetition_penalty == 1.0:
+            return None
+        seen = torch.zeros((len(batch), vocab), dtype=torch.bool, device=self.device)
+        for row, it in enumerate(batch):
+            seen[row, torch.tensor(it.ids, dtype=torch.long, device=self.device)] = True
+        return seen
 
     def _keep_prompts(self, batch: list[_Item], cache: Any, plen: list[int],
                       rest: list[list[int]], p_width: int, s_width: int) -> None:
@@ -719,7 +932,7 @@ class TransformersBackend(Backend):
                 layers.append((parts[0], parts[1]))
             nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
             self.prefix_cache.put_extension(
-                it.prefix_key, PrefixEntry(it.prefix_ids + it.rest_ids, layers, nbytes))
+                it.prefix_key, PrefixEntry(list(it.ids), layers, nbytes))
 
     def _generators(self, batch: list[_Item], settings: SamplingSettings) -> list[Any]:
         if settings.greedy:
@@ -733,16 +946,9 @@ class TransformersBackend(Backend):
 
     @staticmethod
     def _processors(settings: SamplingSettings) -> list[Any]:
-        from transformers import (
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
         procs: list[Any] = []
-        if settings.repetition_penalty != 1.0:
-            procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
         if not settings.greedy:
             procs.append(TemperatureLogitsWarper(settings.temperature))
             if settings.top_k > 0:
@@ -752,10 +958,15 @@ class TransformersBackend(Backend):
         return procs
 
     @staticmethod
-    def _choose(logits: torch.Tensor, history: torch.Tensor, processors: list[Any],
+    def _choose(logits: torch.Tensor, seen: torch.Tensor | None, processors: list[Any],
                 generators: list[Any], settings: SamplingSettings) -> torch.Tensor:
+        if seen is not None:
+            # as transformers' RepetitionPenaltyLogitsProcessor: scores of tokens seen
+            # are divided by the penalty (multiplied where negative)
+            p = settings.repetition_penalty
+            logits = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
         for proc in processors:
-            logits = proc(history, logits)
+            logits = proc(None, logits)
         if settings.greedy:
             return logits.argmax(dim=-1)
         probs = torch.softmax(logits, dim=-1)
@@ -766,13 +977,17 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------ scoring
     def label_token_ids(self, labels: list[str]) -> list[list[int]]:
-        """For each label, the ids of the tokens that start it (with and without a space)."""
+        """For each label, the ids of the tokens that start it (with and without a space).
+        A token that is only a space is skipped: a sentencepiece-style tokenizer (Llama 2,
+        Mistral, Gemma) writes " A" as "▁" + "A", and "▁" starts every label."""
         out: list[list[int]] = []
         owner: dict[int, str] = {}
         for label in labels:
             ids: set[int] = set()
             for variant in (label, " " + label):
                 toks = self.tokenizer(variant, add_special_tokens=False)["input_ids"]
+                while len(toks) > 1 and not self.tokenizer.decode([toks[0]]).strip():
+                    toks = toks[1:]
                 if toks:
                     ids.add(int(toks[0]))
             for i in ids:
@@ -788,9 +1003,7 @@ class TransformersBackend(Backend):
     def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
         label_ids = self.label_token_ids(labels)
         items = [self._item(i, c) for i, c in enumerate(chats)]
-        for it in items:
-            it.rest_ids = it.prefix_ids + it.rest_ids
-            it.prefix_ids, it.prefix_key = [], None
+        self._check_lengths(items, 0)
         results: list[list[float] | None] = [None for _ in items]
         for batch in self._batches(items, 0):
             for it, probs in zip(batch, self._score_batch(batch, label_ids)):
@@ -800,14 +1013,14 @@ class TransformersBackend(Backend):
     @torch.inference_mode()
     def _score_batch(self, batch: list[_Item], label_ids: list[list[int]]) -> list[list[float]]:
         if self._one_row_at_a_time():
-            logits = torch.cat([self._prefill_alone(it.rest_ids)[0] for it in batch])
+            logits = torch.cat([self._prefill_alone(it.ids)[0] for it in batch])
         else:
-            width = max(len(it.rest_ids) for it in batch)
+            width = max(len(it.ids) for it in batch)
             ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, it in enumerate(batch):
-                n = len(it.rest_ids)
-                ids[row, width - n:] = torch.tensor(it.rest_ids, dtype=torch.long)
+                n = len(it.ids)
+                ids[row, width - n:] = torch.tensor(it.ids, dtype=torch.long)
                 mask[row, width - n:] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self._prefill(ids.to(self.device), mask.to(self.device),
