@@ -231,3 +231,28 @@ def test_batched_greedy_is_generate_token_for_token(arch, tokenizer_dir, tmp_pat
     assert len({g.text for g in first}) > 1
     if backend.prefix_enabled:
         assert all(g.meta["prefix_reused_tokens"] > 0 for g in second)
+
+
+def test_preallocated_layer_matches_the_growing_layer():
+    """Written in place, grown past its capacity, rows dropped: the same keys/values as
+    transformers' DynamicLayer at every step, with no copy of the cache per step."""
+    from transformers.cache_utils import DynamicLayer
+
+    from debate.backends.kv_cache import PreallocatedLayer
+
+    torch.manual_seed(0)
+    grow, fixed = DynamicLayer(), PreallocatedLayer(capacity=6)
+    rows = 3
+    for step, n in enumerate([4, 1, 1, 3, 1]):  # 10 positions > capacity 6
+        if step == 3:
+            keep = torch.tensor([0, 2])
+            grow.batch_select_indices(keep)
+            fixed.batch_select_indices(keep)
+            rows = 2
+        k, v = torch.randn(rows, 2, n, 8), torch.randn(rows, 2, n, 8)
+        a, b = grow.update(k, v), fixed.update(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        assert fixed.get_seq_length() == grow.get_seq_length()
+        if step == 2:  # within capacity: the returned keys are a view of one buffer
+            assert b[0].data_ptr() == fixed._k.data_ptr()
+    assert fixed.capacity >= 10
