@@ -26,7 +26,14 @@ Generation: requests are sorted by length and cut into batches of at most
 Each batch is left-padded and decoded by a small loop over the model's forward pass
 (greedy, or temperature / top-k / top-p sampling with one seeded generator per row, so
 a row's text does not depend on what else is in its batch). Finished rows are dropped
-from the batch as they stop.
+from the batch as they stop. The batch's key/value cache is allocated once for its
+longest prompt + new tokens (kv_cache.PreallocatedLayer, for models whose layers are all
+plain full attention): each step writes one position per row in place instead of
+concatenating (copying) the whole cache, and the reused rows are written straight into
+it; one read-back of the chosen tokens per step.
+
+`generation: continuous` sends the same ids to transformers' ContinuousBatchingManager
+instead (continuous.py; greedy only); `auto` picks per device (AUTO_GENERATION).
 
 Prompts are tokenised whole: the ids fed are tokenizer(prompt) (no special tokens added
 under a chat template, which writes its own), so a stored prompt reproduces the turn
@@ -37,7 +44,7 @@ Every prompt is checked against the context limit first (PromptTooLong, one line
 Prefix reuse works on token ids. A Chat may name its `cache_prefix`, the text its first
 message starts with that other prompts share (a debate's instructions and source); the
 prompt's leading tokens that lie inside that text are encoded once, kept in an LRU cache
-bounded by `prefix_cache_mb`, and copied into every batch that needs it. The whole
+bounded by `prefix_cache_mb`, and written into every batch that needs it. The whole
 prompt's key/values of a debate's latest requests are kept too (up to four per prefix,
 same LRU bound): the next turn's prompt repeats the transcript so far. Each row starts
 from whichever kept entry shares the longest common prefix of token ids with its own ids
