@@ -11,6 +11,7 @@
     prefix_cache: true             # reuse each debate's shared prefix key/value cache
     prefix_cache_mb: 1024          # bound on the kept prefix caches (least recently used go)
     generation: auto               # own | continuous | auto: which decoding loop (transformers)
+    continuous_max_batch_tokens: 2048   # continuous: most tokens in one forward step
     cpu_threads: null              # torch's CPU threads (process-wide); null: torch's default
     max_context: null              # transformers: tokens a prompt + its reply may take;
                                    # null: the model's max_position_embeddings (no more)
