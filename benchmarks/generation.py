@@ -107,6 +107,10 @@ class Workload:
     device: str
     dtype: str = "auto"
     attn: str | None = None  # attn_implementation for every arm (None: the model's default)
+    # room for every debate's kept prefix + transcripts (4 per debate), so the run measures
+    # reuse, not LRU eviction (32 debates of the 25m model with 1,500-token sources need
+    # ~2.5 GB; a smaller bound re-encodes the sources every step)
+    prefix_cache_mb: float = 4096
 
 
 @dataclass
@@ -138,7 +142,8 @@ def engine_config(data: Path, name: str, model: str, w: Workload, generation: st
                     "max_new_tokens": w.turn_tokens, "max_resamples": 0,
                     "cpu_threads": w.threads, "generation": generation, "dtype": w.dtype,
                     "attn_implementation": w.attn,
-                    "max_batch_size": 64, "token_budget": 1 << 17, "prefix_cache_mb": 256},
+                    "max_batch_size": 64, "token_budget": 1 << 17,
+                    "prefix_cache_mb": w.prefix_cache_mb},
     })
 
 
@@ -345,9 +350,8 @@ def run_shape(shape: str, w: Workload, work: Path, arms: list[str], flip: bool
         print(f"{labels[arm]:<44}{r.turns:>7}{r.seconds:>10.2f}{r.rate:>10.2f}{r.cpu:>9.1f}"
               f"{r.cpu_rate:>13.3f}{same:>7}/{len(r.texts):<4}")
         r.same = (same, len(r.texts))  # type: ignore[attr-defined]
-    lengths = [len(backend.tokenizer(t, add_special_tokens=False)["input_ids"])
-               for t in reference.values()]
-    print(f"mean tokens per turn {sum(lengths) / max(len(lengths), 1):.0f}; peak RSS "
+    words = [len(t.split()) for t in reference.values()]
+    print(f"mean words per turn {sum(words) / max(len(words), 1):.0f}; peak RSS "
           f"{peak_rss_mb():.0f} MB"
           + (f"; peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
              if backend.device.type == "cuda" else ""), flush=True)
@@ -432,6 +436,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads, all arms (0: torch's default)")
+    ap.add_argument("--prefix-cache-mb", type=float, default=4096)
+    ap.add_argument("--flip", action="store_true",
+                    help="start with the reversed arm order (ours always runs first)")
     ap.add_argument("--arms", default="ours,continuous,static,naive",
                     help="comma-separated subset of the arms (for profiling; ratios need all)")
     ap.add_argument("--memory-debates", type=int, default=0,
@@ -456,6 +463,7 @@ def main() -> None:
         device=args.device,
         dtype=args.dtype,
         attn=args.attn,
+        prefix_cache_mb=args.prefix_cache_mb,
     )
     w.slow_debates = min(args.slow_debates or (4 if quick else 8), w.debates)
     arms = [a for a in args.arms.split(",") if a]
@@ -466,7 +474,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} at the start")
     ratios: dict[str, tuple[float, float]] = {}
     for index, shape in enumerate(shapes):
-        res = run_shape(shape, w, work, arms, bool(index % 2))
+        res = run_shape(shape, w, work, arms, bool(index % 2) != args.flip)
         if set(arms) != {"ours", "continuous", "static", "naive"}:
             continue
         ours = res["ours"].rate
