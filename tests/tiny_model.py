@@ -9,8 +9,8 @@ or padded in a batch (float noise from padding cannot flip a token).
 Both are written with `save_pretrained`, so loading them takes exactly the path a hub id
 takes (`AutoTokenizer` / `AutoModelForCausalLM.from_pretrained(directory)`).
 
-`build_tiny_model(path)` is used by the tests; `build_tiny_model(path, size="100m")`
-builds a ~100M-parameter model for the GPU run of benchmarks/generation.py.
+`build_tiny_model(path)` is used by the tests; `size="25m"` (~25M parameters, cost in the
+weights) and `size="100m"` (~100M) are the larger shapes of benchmarks/generation.py.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ _WORDS = ["the", "keeper", "climbed", "tower", "every", "evening", "for", "thirt
 SIZES = {
     # name: (hidden, layers, heads, kv heads, intermediate, vocab)
     "tiny": (32, 2, 2, 1, 64, 600),
+    # ~25M: cost in the weights (the shape of the outside measurement in issue 17)
+    "25m": (512, 8, 8, 2, 1280, 4000),
     "100m": (1024, 8, 16, 4, 3072, 4000),
 }
 

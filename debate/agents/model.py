@@ -49,12 +49,19 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
 from debate.agents.registry import BuildContext, register_agent_type
-from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.base import (
+    Backend,
+    BackendError,
+    Chat,
+    Generation,
+    SamplingSettings,
+    continuous_unsupported,
+)
 from debate.backends.capture import ActivationSettings, CaptureSpec, depth, resolve_layers
 from debate.backends.context import Fitted, fit_prompt
 from debate.backends.prompts import (
@@ -73,7 +80,7 @@ from debate.view import DebateFacts, FactTurn, blind_view
 OPERATIONAL = {
     "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
     "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
-    "cpu_threads", "activations",
+    "cpu_threads", "activations", "generation", "continuous_max_batch_tokens",
 }
 FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
 
@@ -114,6 +121,20 @@ class ModelDebaterSettings(BackendSettings):
             raise PydanticCustomError(
                 "best_of", "best_of > 1 needs temperature > 0 (greedy candidates are identical)")
         return v
+
+    @model_validator(mode="after")
+    def _continuous_needs_greedy(self) -> ModelDebaterSettings:
+        if self.generation == "continuous":
+            reason = continuous_unsupported(SamplingSettings(
+                temperature=self.temperature, repetition_penalty=self.repetition_penalty,
+                min_new_tokens=self.min_new_tokens))
+            if reason is None and self.activations is not None:
+                reason = "activations (captured by hooks on the own generation loop only)"
+            if reason:
+                raise PydanticCustomError(
+                    "generation", "generation: continuous cannot run with {reason}; use "
+                    "generation: own or auto", {"reason": reason})
+        return self
 
     def backend_settings(self) -> BackendSettings:
         return BackendSettings(**{k: getattr(self, k) for k in BackendSettings.model_fields})

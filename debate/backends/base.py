@@ -74,6 +74,19 @@ class SamplingSettings:
         return self.temperature <= 0
 
 
+def continuous_unsupported(settings: SamplingSettings) -> str | None:
+    """Why these sampling settings cannot run on the continuous path (None: they can)."""
+    if not settings.greedy:
+        return "temperature > 0 (continuous batching has no per-request seeded sampling)"
+    if settings.repetition_penalty != 1.0:
+        return "repetition_penalty != 1 (not supported by continuous batching)"
+    if settings.min_new_tokens > 0:
+        return "min_new_tokens > 0 (not supported by continuous batching)"
+    if settings.capture is not None:
+        return "activations (captured by hooks on the own generation loop only)"
+    return None
+
+
 @dataclass
 class Generation:
     text: str

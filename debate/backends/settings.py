@@ -10,6 +10,8 @@
     token_budget: 65536            # padded tokens (prompt + new) in one batch
     prefix_cache: true             # reuse each debate's shared prefix key/value cache
     prefix_cache_mb: 1024          # bound on the kept prefix caches (least recently used go)
+    generation: auto               # own | continuous | auto: which decoding loop (transformers)
+    continuous_max_batch_tokens: 2048   # continuous: most tokens in one forward step
     cpu_threads: null              # torch's CPU threads (process-wide); null: torch's default
     max_context: null              # transformers: tokens a prompt + its reply may take;
                                    # null: the model's max_position_embeddings (no more)
@@ -51,6 +53,12 @@ class BackendSettings(BaseModel):
     prefill_chunk_mb: float = Field(default=128.0, gt=0)
     trust_remote_code: bool = False
     attn_implementation: str | None = None  # e.g. eager, sdpa, flash_attention_2
+    # own: the backend's batched loop with prefix key/value reuse; continuous: transformers'
+    # ContinuousBatchingManager (paged cache, block sharing; greedy only); auto: by device,
+    # from the figures in benchmarks/README.md (see transformers_backend.AUTO_GENERATION)
+    generation: Literal["own", "continuous", "auto"] = "auto"
+    # continuous: most tokens in one forward step (prefill chunks + decoding rows)
+    continuous_max_batch_tokens: int = Field(default=2048, ge=64)
     cpu_threads: int | None = Field(default=None, ge=1)  # torch threads when on CPU
     # context length: None = the model's own limit; what to do with a prompt over it
     max_context: int | None = Field(default=None, ge=16)

@@ -26,7 +26,14 @@ Generation: requests are sorted by length and cut into batches of at most
 Each batch is left-padded and decoded by a small loop over the model's forward pass
 (greedy, or temperature / top-k / top-p sampling with one seeded generator per row, so
 a row's text does not depend on what else is in its batch). Finished rows are dropped
-from the batch as they stop.
+from the batch as they stop. The batch's key/value cache is allocated once for its
+longest prompt + new tokens (kv_cache.PreallocatedLayer, for models whose layers are all
+plain full attention): each step writes one position per row in place instead of
+concatenating (copying) the whole cache, and the reused rows are written straight into
+it; one read-back of the chosen tokens per step.
+
+`generation: continuous` sends the same ids to transformers' ContinuousBatchingManager
+instead (continuous.py; greedy only); `auto` picks per device (AUTO_GENERATION).
 
 Prompts are tokenised whole: the ids fed are tokenizer(prompt) (no special tokens added
 under a chat template, which writes its own), so a stored prompt reproduces the turn
@@ -37,7 +44,7 @@ Every prompt is checked against the context limit first (PromptTooLong, one line
 Prefix reuse works on token ids. A Chat may name its `cache_prefix`, the text its first
 message starts with that other prompts share (a debate's instructions and source); the
 prompt's leading tokens that lie inside that text are encoded once, kept in an LRU cache
-bounded by `prefix_cache_mb`, and copied into every batch that needs it. The whole
+bounded by `prefix_cache_mb`, and written into every batch that needs it. The whole
 prompt's key/values of a debate's latest requests are kept too (up to four per prefix,
 same LRU bound): the next turn's prompt repeats the transcript so far. Each row starts
 from whichever kept entry shares the longest common prefix of token ids with its own ids
@@ -80,12 +87,22 @@ from debate.backends.base import (
     Generation,
     PromptTooLong,
     SamplingSettings,
+    continuous_unsupported,
 )
 from debate.backends.context import too_long_message
+from debate.backends.continuous import ContinuousGenerator
+from debate.backends.kv_cache import PreallocatedLayer, preallocated_cache
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# `generation: auto`, per device type: the faster path in the figures of
+# benchmarks/README.md ("generation"). CPU: the own loop (continuous batching there packs
+# every request into one sequence with a dense mask, and was 3-5x slower). CUDA: the own
+# loop until benchmarks/gpu_run.sh has been run on a GPU (it prints the choice its figures
+# imply); other devices: the own loop.
+AUTO_GENERATION = {"cpu": "own", "cuda": "own"}
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -307,6 +324,8 @@ class TransformersBackend(Backend):
         self.prefix_cache = PrefixCache(int(settings.prefix_cache_mb * 2**20))
         self.window, off = self._cache_layout()
         self.prefix_enabled = settings.prefix_cache and off is None
+        # every layer a plain full-attention DynamicLayer: batches get a preallocated cache
+        self._plain_layers = off is None and self.window is None
         self.reuse_notes: list[str] = []  # what was said about prefix reuse being off
         if settings.prefix_cache and off is not None:
             self._say_reuse_off(off)
@@ -314,6 +333,7 @@ class TransformersBackend(Backend):
         # transformers 5.x renamed forward's `past_key_values` to `cache`
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._continuous: ContinuousGenerator | None = None
 
     # ------------------------------------------------------------------ setup
     @property
@@ -438,6 +458,13 @@ class TransformersBackend(Backend):
 
         return DynamicCache(config=self.model.config)
 
+    def _batch_cache(self, capacity: int):
+        """A cache whose layers are allocated once for `capacity` positions (plain
+        full-attention models); otherwise the library's growing cache."""
+        if self._plain_layers:
+            return preallocated_cache(self.model.config, capacity)
+        return self._new_cache()
+
     # ------------------------------------------------------------------ prompts
     def context_limit(self) -> int | None:
         return self._limit
@@ -521,6 +548,10 @@ class TransformersBackend(Backend):
                 raise PromptTooLong(too_long_message(
                     self.where, self.settings.model, self._limit, it.length, new_tokens))
 
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        """The token ids this backend feeds the model for `chat` (either path)."""
+        return list(self._item(0, chat).ids)
+
     # ------------------------------------------------------------------ batching
     def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
         """Longest first; each batch within max_batch_size rows and token_budget tokens."""
@@ -581,7 +612,7 @@ class TransformersBackend(Backend):
         ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
         mask = torch.ones_like(ids)
         positions = torch.arange(n, device=self.device)[None, :]
-        cache = self._new_cache()
+        cache = self._batch_cache(n)
         logits = self._prefill(ids, mask, positions, cache, 0)
         return logits, cache
 
@@ -645,12 +676,25 @@ class TransformersBackend(Backend):
         assert out is not None
         return out.logits[:, -1, :].float()
 
+    def generation_path(self, settings: SamplingSettings) -> str:
+        """`own` or `continuous` for a call with these sampling settings."""
+        choice = self.settings.generation
+        reason = continuous_unsupported(settings)
+        if choice == "auto":
+            choice = AUTO_GENERATION.get(self.device.type, "own")
+            return "own" if reason else choice
+        if choice == "continuous" and reason:
+            raise BackendError(f"{self.where}.generation: continuous cannot run with {reason}")
+        return choice
+
     def _fits_window(self, length: int) -> bool:
         """Do `length` positions (prompt + reply, padding included) stay inside the
         sliding window, so that sliding layers attend to everything, like full ones?"""
         return self.window is None or length < self.window
 
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[Generation]:
+        if self.generation_path(settings) == "continuous":
+            return self._generate_continuous(chats, settings)
         items = [self._item(i, c) for i, c in enumerate(chats)]
         self._check_lengths(items, settings.max_new_tokens)
         for it in items:
@@ -673,6 +717,33 @@ class TransformersBackend(Backend):
                 for it, gen in zip(batch, self._generate_split(batch, settings)):
                     results[it.index] = gen
         return [r for r in results if r is not None]
+
+    def _generate_continuous(self, chats: list[Chat], settings: SamplingSettings
+                             ) -> list[Generation]:
+        """The same prompts (same token ids) through transformers' continuous batching."""
+        if self._continuous is None:
+            self._continuous = ContinuousGenerator(self.model, self.settings, self.stop_ids,
+                                                   self.pad_id)
+        items = [self._item(i, c) for i, c in enumerate(chats)]
+        self._check_lengths(items, settings.max_new_tokens)
+        started = time.perf_counter()
+        outs = self._continuous.generate([it.ids for it in items], settings.max_new_tokens)
+        elapsed = time.perf_counter() - started
+        self.stats["batches"] += 1
+        return [
+            Generation(
+                text=self.tokenizer.decode(out.tokens, skip_special_tokens=True),
+                prompt=it.prompt,
+                prompt_tokens=it.length,
+                completion_tokens=len(out.tokens) + (out.finish_reason == "stop"),
+                finish_reason=out.finish_reason,
+                meta={"batch_size": len(items), "batch_seconds": round(elapsed, 4),
+                      "prefix_reused_tokens": out.reused_tokens},
+                completion_ids=out.tokens + ([out.stop_token] if out.stop_token is not None
+                                             else []),
+            )
+            for it, out in zip(items, outs)
+        ]
 
     def _generate_split(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
         """Run a batch; on out-of-memory, halve it and try again."""
@@ -722,19 +793,35 @@ class TransformersBackend(Backend):
         rest = [it.ids[n:] for it, n in zip(batch, plen)]
         p_width = max(plen)
         s_width = max(len(r) for r in rest)
-        cache = self._new_cache()
+        # One cache for the whole batch, allocated once for prompt + new tokens (growing it
+        # by concatenation would copy all of it every step); each row's reused key/values
+        # are written straight into it, left-padded to the longest.
+        cache = self._batch_cache(p_width + s_width + settings.max_new_tokens)
         if p_width:
-            like = next(e for e in reused if e is not None)
-            for layer in range(len(cache.layers)):
+            like = next(e for e in reused if e is not None).layers
+            for layer, lay in enumerate(cache.layers):
+                if isinstance(lay, PreallocatedLayer):
+                    _, heads, _, dim = like[layer][0].shape
+                    lay.allocate(b, heads, dim, self.dtype, self.device)
+                    for row in range(b):
+                        entry, start = reused[row], p_width - plen[row]
+                        if start:  # padding: masked, but keep it finite
+                            lay._k[row, :, :start].zero_()
+                            lay._v[row, :, :start].zero_()
+                        if entry is not None and plen[row]:
+                            k, v = entry.layers[layer]
+                            lay.write(row, start, k[:, :, : plen[row]], v[:, :, : plen[row]])
+                    lay.set_length(p_width)
+                    continue
+                # sliding-window layers (reuse inside the window): the library's own layer
                 keys, values = [], []
                 for row in range(b):
-                    pad = p_width - plen[row]
-                    entry = reused[row]
+                    pad, entry = p_width - plen[row], reused[row]
                     if entry is not None and plen[row]:
                         k, v = entry.layers[layer]
                         k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
                     else:
-                        shape = like.layers[layer][0].shape
+                        shape = like[layer][0].shape
                         k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
                                             device=self.device)
                     if pad:
@@ -761,6 +848,7 @@ class TransformersBackend(Backend):
         logits = self._prefill(ids, mask, positions, cache, p_width)
         if entries and p_width:
             self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
+        processors = self._processors(settings)
         # The repetition penalty sees every token of each prompt (cached or fed, never
         # padding) and every token generated so far: `seen` marks them per row.
         seen = self._seen(batch, logits.shape[-1], settings)
@@ -769,7 +857,9 @@ class TransformersBackend(Backend):
         finish = ["length"] * b
         stopped_by: list[list[int]] = [[] for _ in range(b)]
         generators = self._generators(batch, settings)
-        processors = self._processors(settings)
+        # the attention mask for every step, allocated once: step t uses its first columns
+        full_mask = torch.cat([mask, mask.new_ones((b, settings.max_new_tokens))], dim=1)
+        width = mask.shape[1]
         stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
         for step in range(settings.max_new_tokens):
             if step < settings.min_new_tokens and len(stop):
@@ -777,8 +867,8 @@ class TransformersBackend(Backend):
             tokens = self._choose(logits, seen, processors, [generators[r] for r in rows],
                                   settings)
             done_rows: list[int] = []
-            for j, r in enumerate(rows):
-                tok = int(tokens[j])
+            for j, tok in enumerate(tokens.tolist()):  # one read-back per step
+                r = rows[j]
                 if tok in self.stop_ids:
                     finish[r] = "stop"
                     stopped_by[r].append(tok)
@@ -791,17 +881,17 @@ class TransformersBackend(Backend):
                 keep = [j for j in range(len(rows)) if j not in set(done_rows)]
                 index = torch.tensor(keep, dtype=torch.long, device=dev)
                 cache.batch_select_indices(index)
-                mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+                full_mask, next_pos, tokens = full_mask[index], next_pos[index], tokens[index]
                 if seen is not None:
                     seen = seen[index]
                 rows = [rows[j] for j in keep]
             if seen is not None:
                 seen[torch.arange(len(rows), device=dev), tokens] = True
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            width += 1
             hooks.decode(rows)
             out = self.model(
                 input_ids=tokens[:, None],
-                attention_mask=mask,
+                attention_mask=full_mask[:, :width],
                 position_ids=next_pos[:, None],
                 **{self._cache_kw: cache},
                 use_cache=True,
@@ -955,6 +1045,9 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.prefix_cache.clear()
+        if self._continuous is not None:
+            self._continuous.close()
+            self._continuous = None
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
