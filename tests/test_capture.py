@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from debate.agents.model import ModelDebaterSettings
 from debate.backends.base import Chat, SamplingSettings
 from debate.backends.capture import (
     ActivationSettings,
@@ -198,3 +199,14 @@ def test_best_of_n_stores_the_chosen_candidates_vectors(sqlite_store, tiny_model
         np.testing.assert_array_equal(vectors[t.id], by_text[(t.shown, chosen["raw_text"])])
         if other["raw_text"] != chosen["raw_text"]:
             assert not np.array_equal(vectors[t.id], by_text[(t.shown, other["raw_text"])])
+
+
+def test_activations_keep_a_debater_on_the_own_loop(tiny_model_dir):
+    """Capture hooks live in the own generation loop: `auto` stays there when activations
+    are asked for, and `generation: continuous` with activations is refused up front."""
+    spec = resolve_layers(ActivationSettings(layers=[1], positions=["prompt_last"]), 2, "debater")
+    auto = make_backend(tiny_model_dir)
+    assert auto.generation_path(SamplingSettings(max_new_tokens=4, capture=spec)) == "own"
+    with pytest.raises(ValueError, match="generation: continuous cannot run with activations"):
+        ModelDebaterSettings(model="m", generation="continuous", temperature=0,
+                             activations={"layers": [1], "positions": ["prompt_last"]})
