@@ -11,6 +11,11 @@
     temperature: 0.0            # text judge sampling (> 0 when samples > 1)
     max_new_tokens: 256         # text judge
     templates: my_judge_templates/   # optional: replaces built-in judge template files
+    context_policy: truncate_source  # a prompt past the model's context: cut the source an
+                                # expert judge is shown (marked) | refuse; a transcript too
+                                # long stops the run with one line either way
+    max_context: null           # transformers: tokens a prompt + reply may take (default: the
+                                # model's max_position_embeddings)
 """
 
 from __future__ import annotations
