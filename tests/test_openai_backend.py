@@ -163,6 +163,10 @@ def make_handler(state: ModelServer):
 
 
 class QuietServer(ThreadingHTTPServer):
+    # a judge sends its prompts' requests at once: the default listen backlog of 5 drops
+    # connections on a loaded machine, which the client then reports as an outage
+    request_queue_size = 128
+
     def handle_error(self, request, client_address) -> None:
         pass  # a client that hung up (its pool closed after a failure) is not news
 
