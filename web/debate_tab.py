@@ -8,7 +8,12 @@ from typing import Any
 
 import gradio as gr
 
-from debate.agents.human import submit_human_turn, turn_context, waiting_turns
+from debate.human_turns import (
+    HumanTurnSettings,
+    submit_human_turn,
+    turn_context,
+    waiting_turns,
+)
 from debate.quotes import QuoteMark, quote_segments
 from debate.store.db import Store
 from debate.store.views import load_facts
@@ -60,6 +65,7 @@ def _label(p) -> str:
 
 
 def build(store: Store) -> dict[str, Any]:
+    settings = HumanTurnSettings.from_env()  # a bad DEBATE_LEASE_SECONDS: refused at start
     gr.Markdown("Turns waiting for you. Select text in the source and press **Insert quote** "
                 "to quote it; quotes that match the source are shown to the judge as verified.")
     with gr.Row():
@@ -146,7 +152,7 @@ def build(store: Store) -> dict[str, Any]:
         if not debate_value:
             raise gr.Error("debate: choose a waiting turn first")
         new_status = submit_human_turn(store, user.name, user.id, debate_value, role, rnd, body,
-                                       chosen)
+                                       chosen, settings=settings)
         choices, first = _choices(user)
         what = {"done": "The debate is finished.",
                 "waiting_human": "The debate now waits for the next person's turn.",
