@@ -8,15 +8,15 @@ from typing import Any
 
 import gradio as gr
 
+from debate.browse import stored_marks
 from debate.human_turns import (
     HumanTurnSettings,
     submit_human_turn,
     turn_context,
     waiting_turns,
 )
-from debate.quotes import QuoteMark, quote_segments
+from debate.quotes import quote_segments
 from debate.store.db import Store
-from debate.store.views import load_facts
 from web.auth import current_user, user_errors
 from web.render import LEGEND, answers_html, esc, turns_html
 
@@ -46,17 +46,6 @@ QUOTE_JS = """(text) => {
   const t = text || '';
   return t.slice(0, at) + '<quote>' + sel + '</quote>' + t.slice(at);
 }"""
-
-
-def stored_marks(store: Store, debate_id: int) -> dict[tuple[str, int, str],
-                                                      tuple[QuoteMark, ...]]:
-    """The stored quote marks of each stored turn of the debate, by (role, round, kind):
-    the transcript shows verified quotes from their stored spans of the source."""
-    with store.session() as session:
-        facts = load_facts(session, [debate_id]).get(debate_id)
-    if facts is None:
-        return {}
-    return {(t.role, t.round, t.kind): t.marks or () for t in facts.turns if not t.failed}
 
 
 def _label(p) -> str:
