@@ -1,5 +1,5 @@
-"""Reads behind the web app's Browse tab (admins only) and the Debate tab's transcript:
-named queries, so the web handlers send no SQL of their own.
+"""Reads behind the web app's tabs (Browse and Results are admins only; the Debate tab's
+transcript): named queries, so the web handlers send no SQL of their own.
 
 `debate_detail` returns everything about one debate, ground truth included (which answer
 is correct, who argued which side): only admin views may show it.
@@ -8,6 +8,7 @@ is correct, who argued which side): only admin views may show it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,12 +23,24 @@ MAX_ROWS = 500
 DEBATE_COLUMNS = ["id", "experiment", "protocol", "variant", "status", "steps", "judgments"]
 
 
+def experiment_names(store: Store) -> list[str]:
+    """The experiments in the store, by name."""
+    with store.session() as session:
+        return list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
+
+
+def experiment_folder_by_name(store: Store, name: str) -> Path | None:
+    """The folder of the config file experiment `name` was run from (None if unknown)."""
+    with store.session() as session:
+        folder = session.scalar(select(Experiment.config_dir).where(Experiment.name == name))
+    return Path(folder) if folder else None
+
+
 def filter_options(store: Store) -> tuple[list[str], list[str]]:
     """The experiment names and the protocols in the store, sorted."""
     with store.session() as session:
-        exps = list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
         protos = list(session.scalars(select(Debate.protocol).distinct().order_by(Debate.protocol)))
-    return exps, protos
+    return experiment_names(store), protos
 
 
 def find_debates(store: Store, experiment: str | None, protocol: str | None,

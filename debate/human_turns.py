@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -312,8 +313,15 @@ class AgentCache:
     `size` experiments at once: the least recently used one's agents are closed to make
     room, and `clear()` closes them all. Thread-safe (Gradio serves requests in threads)."""
 
-    def __init__(self, size: int):
+    def __init__(
+        self,
+        size: int,
+        build: Callable[[Store, int], tuple[dict[int, Debater], list[Debater]]] | None = None,
+    ):
+        """`build(store, experiment_id)` -> (agent id -> Debater, the instances to close);
+        by default from the experiment's stored config."""
         self.size = size
+        self._build = build or _build_agents
         self._built: OrderedDict[tuple[str, int], tuple[dict[int, Debater], list[Debater]]] = (
             OrderedDict())
         self._lock = threading.Lock()
@@ -324,7 +332,7 @@ class AgentCache:
             if key in self._built:
                 self._built.move_to_end(key)
                 return self._built[key][0]
-            agents, instances = _build_agents(store, experiment_id)
+            agents, instances = self._build(store, experiment_id)
             self._built[key] = (agents, instances)
             while len(self._built) > self.size:
                 _, (_, old) = self._built.popitem(last=False)
