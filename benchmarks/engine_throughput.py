@@ -137,14 +137,14 @@ def arm_naive(workdir: Path, n: int) -> dict:
     rows, one commit per turn."""
     from sqlalchemy import func, select
 
-    from debate.engine import EngineOptions
     from debate.steps import build_request, quote_rows, turn_write
     from debate.store.models import Debate, Quote, Turn
     from debate.store.runs import StoredTurn, load_states
+    from debate.store.workers import default_worker_id
 
     setup = set_up(workdir, n, "naive.db")
     store = setup.store
-    worker = EngineOptions().worker  # the per-turn record (truncation, hash) the engine makes
+    worker = default_worker_id()  # turn_write: the per-turn record the engine makes
     t0, c0 = time.perf_counter(), time.process_time()
     turns = 0
     with store.sessions() as session:

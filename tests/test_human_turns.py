@@ -165,3 +165,16 @@ def test_web_handlers_send_no_sql():
         text = p.read_text()
         assert "import select" not in text and "from sqlalchemy" not in text, p.name
         assert "store.session()" not in text and "store.write_session()" not in text, p.name
+
+
+def test_steps_is_pure_of_models():
+    """Applying a protocol loads no model library (debate.steps is shared by the engine, the
+    human-turn service and the benchmarks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, debate.steps; "
+            "print(sorted(m for m in ('torch', 'transformers', 'gradio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,8 @@ expiry; see store.workers for how workers are named and what counts as proof).
 
 Every write of a step happens in one transaction that first locks the debates it writes
 and checks this worker still holds their leases; a debate whose lease was taken over is
-skipped, so no turn is ever stored twice.
+skipped, so no turn is ever stored twice. The turns themselves (rows, quotes, activations)
+are written by store.turns.write_turns, the one turn writer.
 """
 
 from __future__ import annotations
