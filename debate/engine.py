@@ -32,10 +32,11 @@ from typing import Self
 from sqlalchemy.exc import DBAPIError
 
 from debate.agents.base import Debater, TurnRequest, TurnResult
-from debate.protocols import JUDGE, Slot, opposite_seat_answer
+from debate.protocols import Slot
 from debate.quotes import SourceIndex
 from debate.steps import (
     build_request,
+    choice_seat_answers,
     parse_choice,
     pending_slots,
     quote_rows,
@@ -398,9 +399,7 @@ class Engine:
             item.write.meta["choice_unparsed"] = True
         chosen = state.answer_order[pick]
         item.write.meta["choice"] = chosen
-        return opposite_seat_answer(
-            {r: s.answer_index for r, s in state.seats.items() if r != JUDGE}, slot.role, chosen
-        )
+        return choice_seat_answers(state, slot.role, chosen)
 
     def _verify_quotes(self, made: list[_Pending]) -> None:
         """Check every quote of the step against its debate's source.

@@ -34,10 +34,17 @@ from debate.agents.registry import BuildContext
 from debate.config import ExperimentConfig
 from debate.engine import Engine, EngineOptions
 from debate.errors import ConfigError, UserError
-from debate.protocols import JUDGE, Limits, Slot, opposite_seat_answer
+from debate.protocols import Limits, Slot
 from debate.quotes import count_words, quoted_word_count
 from debate.run import build_seat_agents
-from debate.steps import build_request, pending_slots, quote_rows, request_sha256, step_index
+from debate.steps import (
+    build_request,
+    choice_seat_answers,
+    pending_slots,
+    quote_rows,
+    request_sha256,
+    step_index,
+)
 from debate.store.db import Store
 from debate.store.experiments import agent_id
 from debate.store.models import Agent, Debate, Experiment, Turn
@@ -277,9 +284,7 @@ def submit_human_turn(
             raise HumanTurnError("choice: pick the answer you will argue for")
         chosen = state.answer_order[pos]
         meta["choice"] = chosen
-        seat_answers = opposite_seat_answer(
-            {r: s.answer_index for r, s in state.seats.items() if r != JUDGE}, pending.role, chosen
-        )
+        seat_answers = choice_seat_answers(state, pending.role, chosen)
     index = step_index(state)
     assert index is not None
     turn = TurnWrite(

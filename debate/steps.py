@@ -3,8 +3,8 @@
 Pure functions, no I/O: which schedule step a debate is at and which of its slots are
 still to speak (`step_index`, `pending_slots`), what each speaker is shown
 (`build_request`, with `request_sha256` as its digest), how an open protocol's choice
-turn is read (`parse_choice`), and how an agent's result becomes the row the store writes
-(`turn_write`, `quote_rows`). The engine, the human-turn service and the benchmarks share
+turn is read and what it means for the seats (`parse_choice`, `choice_seat_answers`),
+and how an agent's result becomes the row the store writes (`turn_write`, `quote_rows`). The engine, the human-turn service and the benchmarks share
 them, so a turn is built the same way whoever speaks.
 """
 
@@ -14,7 +14,7 @@ import hashlib
 import re
 
 from debate.agents.base import TranscriptTurn, TurnRequest, TurnResult
-from debate.protocols import Limits, Slot
+from debate.protocols import JUDGE, Limits, Slot, opposite_seat_answer
 from debate.quotes import SourceIndex, truncate_words, verify_quotes
 from debate.store.runs import DebateState, protocol_schedule
 from debate.store.turns import TurnWrite
@@ -101,6 +101,14 @@ def parse_choice(result: TurnResult, shown_answers: tuple[str, ...]) -> int | No
     if m:
         return {"a": 0, "1": 0, "b": 1, "2": 1}[m.group(1)]
     return None
+
+
+def choice_seat_answers(state: DebateState, chooser: str, chosen: int) -> dict[str, int]:
+    """Seat answers after an open protocol's choice turn: the chooser argues `chosen` (an
+    index into the question's answers), every other debater seat the other answer."""
+    return opposite_seat_answer(
+        {r: s.answer_index for r, s in state.seats.items() if r != JUDGE}, chooser, chosen
+    )
 
 
 def quote_rows(text: str, source: str | SourceIndex | None) -> list[dict]:

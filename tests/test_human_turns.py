@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from engine_agents import write_questions
 from sqlalchemy import select
 from test_web_support import add_accounts, run_scripted
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
+from debate.config import parse_config
 from debate.errors import ConfigError
 from debate.human_turns import (
     AgentCache,
@@ -21,6 +23,7 @@ from debate.human_turns import (
     submit_human_turn,
     waiting_turns,
 )
+from debate.run import run_experiment
 from debate.store.models import Debate, Quote, Turn
 from debate.store.turns import TurnRefused, TurnWrite, write_waiting_turn
 from debate.users import get_user
@@ -178,3 +181,33 @@ def test_steps_is_pure_of_models():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_persons_choice_turn_sets_the_seats(sqlite_store, tmp_path):
+    """Open debate: the person in seat A chooses the second answer shown; seat A then argues
+    it and seat B the other, as after a model's choice (debate.steps.choice_seat_answers)."""
+    store = sqlite_store
+    add_accounts(store, ("p1", "debater"), ("p2", "debater"))
+    cfg = parse_config({
+        "name": "open", "protocol": {"name": "open-debate", "rounds": 1}, "both_orders": False,
+        "dataset": {"name": "jsonl", "path": str(write_questions(tmp_path / "q.jsonl", 1))},
+        "debater": {"type": "human"},
+    })
+    run_experiment(store, cfg, tmp_path, show_progress=False)
+    who = get_user(store, "p1")
+    (pending,) = waiting_turns(store, "p1", who.id)
+    assert pending.kind == "choice"
+    with pytest.raises(HumanTurnError, match="choice: pick"):
+        submit_human_turn(store, who.name, who.id, pending.debate_id, pending.role,
+                          pending.round, "I argue for the second.", choice=2)
+    status = submit_human_turn(store, who.name, who.id, pending.debate_id, pending.role,
+                               pending.round, "I argue for the second.", choice=1)
+    assert status == "waiting_human"
+    with store.session() as s:
+        debate = s.get(Debate, pending.debate_id)
+        seats = {seat.role: seat.answer_index for seat in debate.seats}
+        meta = s.scalar(select(Turn.meta).where(Turn.debate_id == debate.id,
+                                                Turn.kind == "choice"))
+    assert seats[pending.role] == debate.answer_order[1] == meta["choice"]
+    other = next(r for r in seats if r not in (pending.role, "judge"))
+    assert seats[other] == debate.answer_order[0]
