@@ -137,13 +137,14 @@ def arm_naive(workdir: Path, n: int) -> dict:
     rows, one commit per turn."""
     from sqlalchemy import func, select
 
-    from debate.engine import Engine, build_request, quote_rows
+    from debate.steps import build_request, quote_rows, turn_write
     from debate.store.models import Debate, Quote, Turn
     from debate.store.runs import StoredTurn, load_states
+    from debate.store.workers import default_worker_id
 
     setup = set_up(workdir, n, "naive.db")
     store = setup.store
-    engine = Engine(store, setup.agents)  # for its per-turn record (truncation, hash)
+    worker = default_worker_id()  # turn_write: the per-turn record the engine makes
     t0, c0 = time.perf_counter(), time.process_time()
     turns = 0
     with store.sessions() as session:
@@ -159,8 +160,8 @@ def arm_naive(workdir: Path, n: int) -> dict:
                     t_call = time.perf_counter()
                     result = agent.respond([request])[0]
                     latency = (time.perf_counter() - t_call) * 1000
-                    w = engine._turn_write(state, slot, index, seat.agent_id, request, result,
-                                           latency)
+                    w = turn_write(worker, state, slot, index, seat.agent_id, request, result,
+                                   latency)
                     turn = Turn(
                         debate_id=w.debate_id, step=w.step, round=w.round, role=w.role,
                         kind=w.kind, agent_id=w.agent_id, text=w.text, status=w.status,

@@ -216,7 +216,7 @@ def run_hf_loop(store, experiment_id: int, backend, w: Workload, batch_rows: int
     import torch
 
     from debate.backends.prompts import TemplateSet, debater_prompt
-    from debate.engine import build_request
+    from debate.steps import build_request
     from debate.store.runs import StoredTurn
 
     states = debate_states(store, experiment_id, w.slow_debates)

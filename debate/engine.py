@@ -20,7 +20,6 @@ leases to expire.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -32,24 +31,32 @@ from typing import Self
 
 from sqlalchemy.exc import DBAPIError
 
-from debate.agents.base import Debater, TranscriptTurn, TurnRequest, TurnResult
-from debate.protocols import JUDGE, Limits, Slot, opposite_seat_answer
-from debate.quotes import SourceIndex, truncate_words, verify_quotes
+from debate.agents.base import Debater, TurnRequest, TurnResult
+from debate.protocols import Slot
+from debate.quotes import SourceIndex
+from debate.steps import (
+    build_request,
+    choice_seat_answers,
+    parse_choice,
+    pending_slots,
+    quote_rows,
+    step_index,
+    turn_write,
+)
 from debate.store.db import Store
 from debate.store.faults import DEFAULT_RETRY_SECONDS, Reconnect, classify
 from debate.store.runs import (
     DebateState,
     DebateUpdate,
     StoredTurn,
-    TurnWrite,
     active_counts,
     claim_debates,
     load_states,
-    protocol_schedule,
     release_debates,
     renew_leases,
     write_step,
 )
+from debate.store.turns import TurnWrite
 from debate.store.workers import default_worker_id
 
 log = logging.getLogger(__name__)
@@ -97,104 +104,6 @@ class EngineOptions:
 
 
 ProgressHook = Callable[[RunStats, int], None]
-
-
-def step_index(state: DebateState) -> int | None:
-    """Index of the first schedule step with a missing turn; None when all are done."""
-    schedule = protocol_schedule(state.protocol)
-    if not state.turns:
-        return 0 if schedule else None
-    done = {(t.round, t.role) for t in state.turns}
-    for i, step in enumerate(schedule):
-        for slot in step:
-            if (slot.round, slot.role) not in done:
-                return i
-    return None
-
-
-def pending_slots(state: DebateState, index: int) -> list[Slot]:
-    step = protocol_schedule(state.protocol)[index]
-    if not state.turns:
-        return list(step)
-    done = {(t.round, t.role) for t in state.turns}
-    return [s for s in step if (s.round, s.role) not in done]
-
-
-def visible_transcript(state: DebateState, index: int) -> tuple[TranscriptTurn, ...]:
-    """Turns from earlier steps: turns within one step do not see each other."""
-    return tuple(
-        TranscriptTurn(t.role, t.round, t.kind, t.text) for t in state.turns if t.step < index
-    )
-
-
-def seat_limits(state: DebateState, role: str) -> Limits:
-    """The protocol's limits, tightened by the seat's agent's own word limit if it has one."""
-    seat = state.seats.get(role)
-    return state.protocol.limits.tightened(seat.max_words if seat is not None else None)
-
-
-def build_request(state: DebateState, slot: Slot, index: int) -> TurnRequest:
-    shown_answers = tuple(state.answers[i] for i in state.answer_order)
-    seat = state.seats.get(slot.role)
-    my_answer = None
-    if slot.kind == "speech" and seat is not None and seat.answer_index is not None:
-        my_answer = state.answer_order.index(seat.answer_index)
-    sees = state.protocol.sees_source(slot.role)
-    return TurnRequest(
-        debate_id=state.id,
-        question_id=state.question_id,
-        question=state.question,
-        answers=shown_answers,
-        my_answer=my_answer,
-        role=slot.role,
-        round=slot.round,
-        rounds=state.protocol.rounds,
-        kind=slot.kind,
-        protocol=state.protocol.name,
-        transcript=visible_transcript(state, index),
-        source=state.source if sees else None,
-        source_title=state.source_title if sees else None,
-        limits=seat_limits(state, slot.role),
-        seed=state.seed + 7919 * index,
-    )
-
-
-def request_sha256(request: TurnRequest) -> str:
-    """A digest of everything the speaker was shown, for agents that do not report it."""
-    parts = [request.question, *request.answers, str(request.my_answer), request.role,
-             str(request.round), request.kind, request.source or ""]
-    for t in request.transcript:
-        parts.append(f"{t.role}|{t.round}|{t.kind}|{t.text}")
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-
-def parse_choice(result: TurnResult, shown_answers: tuple[str, ...]) -> int | None:
-    """The display position an open-protocol agent chose, or None if it is unclear."""
-    if isinstance(result.meta.get("choice"), int) and 0 <= result.meta["choice"] < 2:
-        return result.meta["choice"]
-    text = result.text.strip().lower()
-    hits = [i for i, a in enumerate(shown_answers) if a.strip().lower() in text]
-    if len(hits) == 1:
-        return hits[0]
-    m = re.search(r"\b(?:answer|choose|choice|side)\s*[:\-]?\s*\(?([ab12])\)?\b", text)
-    if m:
-        return {"a": 0, "1": 0, "b": 1, "2": 1}[m.group(1)]
-    return None
-
-
-def quote_rows(text: str, source: str | SourceIndex | None) -> list[dict]:
-    """The quotes table's rows (without turn_id) for the quotes of one turn."""
-    return [
-        {
-            "position": pos,
-            "text": check.text,
-            "verified": check.verified,
-            "source_start": check.start,
-            "source_end": check.end,
-            "fuzzy_score": check.fuzzy,
-        }
-        for pos, check in enumerate(verify_quotes(text, source))
-    ]
 
 
 @dataclass
@@ -394,8 +303,8 @@ class Engine:
                 if result.status == "waiting":
                     waiting.add(state.id)
                     continue
-                item.write = self._turn_write(
-                    state, slot, item.index, agent_id, item.request, result, latency
+                item.write = turn_write(
+                    self.options.worker, state, slot, item.index, agent_id, item.request, result, latency
                 )
                 if slot.kind == "choice" and result.status != "failed":
                     choices[state.id] = self._choice(state, slot, item, result)
@@ -490,9 +399,7 @@ class Engine:
             item.write.meta["choice_unparsed"] = True
         chosen = state.answer_order[pick]
         item.write.meta["choice"] = chosen
-        return opposite_seat_answer(
-            {r: s.answer_index for r, s in state.seats.items() if r != JUDGE}, slot.role, chosen
-        )
+        return choice_seat_answers(state, slot.role, chosen)
 
     def _verify_quotes(self, made: list[_Pending]) -> None:
         """Check every quote of the step against its debate's source.
@@ -528,47 +435,3 @@ class Engine:
                     if quoted > limit:
                         w.meta["over_quote_limit"] = quoted
             del index
-
-    def _turn_write(
-        self,
-        state: DebateState,
-        slot: Slot,
-        index: int,
-        agent_id: int,
-        request: TurnRequest,
-        result: TurnResult,
-        latency_ms: float,
-    ) -> TurnWrite:
-        text = result.text if result.text is not None else ""
-        status = result.status
-        meta = dict(result.meta)
-        meta["worker"] = self.options.worker
-        if slot.kind == "speech" and status != "failed":
-            # the seat's limits, as its agent was told them in the request
-            text, cut = truncate_words(text, request.limits.max_words)
-            if cut:
-                status = "truncated"
-                meta["raw_text"] = result.text
-        if result.error:
-            meta["error"] = result.error
-        return TurnWrite(
-            debate_id=state.id,
-            step=index,
-            round=slot.round,
-            role=slot.role,
-            kind=slot.kind,
-            agent_id=agent_id,
-            user_id=result.user_id,
-            text=text,
-            status=status,
-            shown=result.shown,
-            shown_sha256=result.shown_sha256 or request_sha256(request),
-            template_version=result.template_version,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            latency_ms=latency_ms,
-            candidates=result.candidates,
-            meta=meta,
-            quotes=[],
-            activations=result.activations if status != "failed" else None,
-        )

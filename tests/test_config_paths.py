@@ -14,9 +14,9 @@ from engine_agents import write_questions
 from sqlalchemy import select
 from test_web_support import add_accounts
 
-from debate.agents.human import submit_human_turn, waiting_turns
 from debate.backends.settings import BackendSettings, resolve_model
 from debate.config import parse_config
+from debate.human_turns import submit_human_turn, waiting_turns
 from debate.run import run_experiment
 from debate.store import open_store
 from debate.store.models import Debate, Experiment, Judgment, Turn

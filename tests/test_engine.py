@@ -20,10 +20,11 @@ from engine_agents import (
 from sqlalchemy import event, func, select
 
 from debate.agents.base import WordLimitedDebater
-from debate.engine import Engine, EngineOptions, request_sha256
+from debate.engine import Engine, EngineOptions
 from debate.protocols import JUDGE
 from debate.quotes import TRUNCATION_MARK, count_words
 from debate.run import run_experiment
+from debate.steps import request_sha256
 from debate.store import open_store
 from debate.store.models import Agent, Debate, Quote, Seat, Turn
 from debate.store.runs import claim_debates, reset_failed, write_step
@@ -370,7 +371,8 @@ def test_a_step_for_debates_whose_lease_was_taken_over_is_dropped(store, questio
     with store.session() as s:
         s.get(Debate, ids[0]).lease_owner = "w2"
     assert claim_debates(store, exp, "w3", 100, lease_seconds=60) == []  # all held
-    from debate.store.runs import DebateUpdate, TurnWrite
+    from debate.store.runs import DebateUpdate
+    from debate.store.turns import TurnWrite
 
     writes = [TurnWrite(i, 0, 1, "A", "speech", None, None, "hi", "ok", None, None, None, None,
                         None, None, None, {}, []) for i in ids]

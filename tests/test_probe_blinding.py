@@ -25,7 +25,9 @@ from debate.protocols import BUILTIN, Protocol
 from debate.run import run_experiment
 from debate.store.models import Activation, Debate, Experiment, Turn
 from debate.store.probes import save_probe, write_probe_scores
-from debate.store.runs import _ACTIVATIONS, _bulk_insert, activation_columns
+from debate.store.turns import ACTIVATIONS as _ACTIVATIONS
+from debate.store.turns import activation_columns
+from debate.store.turns import bulk_insert as _bulk_insert
 from debate.users import get_user
 from judges import queue
 from judges.model import judge_view

@@ -224,7 +224,9 @@ def test_planted_direction_in_stored_activations_through_the_cli(tmp_path, capsy
     from debate.config import parse_config
     from debate.run import run_experiment
     from debate.store.models import Debate, Question, Seat
-    from debate.store.runs import _ACTIVATIONS, _bulk_insert, activation_columns
+    from debate.store.turns import ACTIVATIONS as _ACTIVATIONS
+    from debate.store.turns import activation_columns
+    from debate.store.turns import bulk_insert as _bulk_insert
 
     url = f"sqlite:///{tmp_path / 'planted.db'}"
     store = open_store(url)

@@ -390,7 +390,7 @@ def test_export_renders_the_span_and_keeps_the_raw_text(tampered):
 
 
 def test_a_human_debater_cannot_earn_the_mark_with_inserted_symbols(sqlite_store, tmp_path):
-    from debate.agents.human import submit_human_turn, waiting_turns
+    from debate.human_turns import submit_human_turn, waiting_turns
 
     store = sqlite_store
     add_accounts(store, ("p1", "debater"), ("judge1", "judge"))

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from test_web_support import add_accounts, run_scripted
 
-from debate.agents.human import HumanTurnError, submit_human_turn, turn_context, waiting_turns
+from debate.human_turns import HumanTurnError, submit_human_turn, turn_context, waiting_turns
 from debate.store.models import Debate, Turn
 from debate.users import get_user
 

@@ -5,12 +5,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from debate.browse import experiment_names
 from debate.store.db import Store
 from debate.users import ROLES, add_user, generate_password, list_users
 from judges import queue
 from web.auth import require_admin, user_errors
 from web.render import md_text
-from web.results_tab import experiment_names
 
 
 def campaigns_frame(store: Store) -> pd.DataFrame:

@@ -6,11 +6,13 @@ No component holds data in the page config: everything is loaded per logged-in u
 """
 
 import os
+from contextlib import asynccontextmanager
 from typing import Any
 
 import gradio as gr
 
 from debate.accounts import LoginPolicy
+from debate.human_turns import release_agents
 from debate.store.db import Store
 from web import admin_tab, browse_tab, debate_tab, judge_tab, results_tab
 from web.auth import current_user, make_auth
@@ -77,6 +79,21 @@ def _quiet_unless(store: Store, role: str, fn, n_outputs: int):
     return wrapper
 
 
+def _lifespan(store: Store, policy: LoginPolicy):
+    """The security guard at startup; the Debate tab's cached agents closed at shutdown."""
+    guard = install_guard(store, policy)
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        async with guard(app):
+            try:
+                yield
+            finally:
+                release_agents()
+
+    return lifespan
+
+
 def launch_app(
     store: Store,
     host: str = "127.0.0.1",
@@ -103,7 +120,7 @@ def launch_app(
         server_name=host,
         server_port=port,
         auth=make_auth(store, policy),
-        app_kwargs={"lifespan": install_guard(store, policy)},
+        app_kwargs={"lifespan": _lifespan(store, policy)},
         # The app has no upload component: the guard refuses the upload route, and
         # Gradio's own limit is set tiny should any upload reach it.
         max_file_size=MAX_UPLOAD,

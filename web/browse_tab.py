@@ -5,92 +5,29 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-from sqlalchemy import func, select
 
+from debate.browse import DEBATE_COLUMNS, MAX_ROWS, debate_detail, filter_options, find_debates
 from debate.quotes import QuoteMark, quote_segments, segments_html
 from debate.store.db import Store
-from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Seat, Turn, User
-from debate.store.models import Question as QuestionRow
 from debate.store.probes import turn_probe_scores
 from web.auth import require_admin, user_errors
 from web.render import esc, esc_block
 
 STATUSES = ["pending", "running", "waiting_human", "done", "failed"]
-MAX_ROWS = 500
-
-
-def filter_options(store: Store) -> tuple[list[str], list[str]]:
-    with store.session() as session:
-        exps = list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
-        protos = list(session.scalars(select(Debate.protocol).distinct().order_by(Debate.protocol)))
-    return exps, protos
-
-
-def find_debates(store: Store, experiment: str | None, protocol: str | None,
-                 status: str | None) -> pd.DataFrame:
-    judged = (select(Judgment.debate_id, func.count().label("n"))
-              .group_by(Judgment.debate_id).subquery())
-    query = (
-        select(Debate.id, Experiment.name, Debate.protocol, Debate.variant, Debate.status,
-               Debate.steps_done, func.coalesce(judged.c.n, 0))
-        .join(Experiment, Debate.experiment_id == Experiment.id)
-        .outerjoin(judged, judged.c.debate_id == Debate.id)
-        .order_by(Debate.id)
-        .limit(MAX_ROWS)
-    )
-    if experiment:
-        query = query.where(Experiment.name == experiment)
-    if protocol:
-        query = query.where(Debate.protocol == protocol)
-    if status:
-        query = query.where(Debate.status == status)
-    with store.session() as session:
-        rows = session.execute(query).all()
-    return pd.DataFrame(rows, columns=["id", "experiment", "protocol", "variant", "status",
-                                       "steps", "judgments"])
 
 
 def debate_detail_html(store: Store, debate_id: int) -> str:
-    with store.session() as session:
-        d = session.get(Debate, debate_id)
-        if d is None:
-            raise gr.Error(f"debate: no debate with id {debate_id}")
-        q = session.get(QuestionRow, d.question_id)
-        assert q is not None
-        source = q.document.text if q.document is not None else None
-        exp = session.get(Experiment, d.experiment_id)
-        seats = session.execute(
-            select(Seat.role, Seat.answer_index, Agent.name, Agent.kind, Agent.model_id)
-            .outerjoin(Agent, Seat.agent_id == Agent.id)
-            .where(Seat.debate_id == d.id).order_by(Seat.role)
-        ).all()
-        turns = session.execute(
-            select(Turn.id, Turn.round, Turn.role, Turn.kind, Turn.text, Turn.status,
-                   User.name)
-            .outerjoin(User, Turn.user_id == User.id)
-            .where(Turn.debate_id == d.id).order_by(Turn.step, Turn.id)
-        ).all()
-        quotes = session.execute(
-            select(Quote.turn_id, Quote.position, Quote.text, Quote.verified, Quote.fuzzy_score,
-                   Quote.source_start, Quote.source_end)
-            .join(Turn, Quote.turn_id == Turn.id).where(Turn.debate_id == d.id)
-            .order_by(Quote.turn_id, Quote.position)
-        ).all()
-        judgments = session.execute(
-            select(Judgment.kind, Judgment.after_round, Judgment.probabilities,
-                   Judgment.explanation, Judgment.time_taken_ms, User.name, Agent.name)
-            .outerjoin(User, Judgment.user_id == User.id)
-            .outerjoin(Agent, Judgment.judge_agent_id == Agent.id)
-            .where(Judgment.debate_id == d.id).order_by(Judgment.id)
-        ).all()
-        answers = list(q.answers)
-        correct = q.correct_index
+    d = debate_detail(store, debate_id)
+    if d is None:
+        raise gr.Error(f"debate: no debate with id {debate_id}")
+    answers, correct, source = d.answers, d.correct, d.source
+    seats, turns, quotes, judgments = d.seats, d.turns, d.quotes, d.judgments
     # admins only (this tab): probe scores are ground truth in disguise
     probe_scores = turn_probe_scores(store, [t[0] for t in turns])
     out = [(f'<div class="debate-view"><p><b>Debate {d.id}</b> · experiment '
-            f'{esc(exp.name if exp else "?")} · {esc(d.protocol)} · {esc(d.variant)} · '
+            f'{esc(d.experiment or "?")} · {esc(d.protocol)} · {esc(d.variant)} · '
             f'status <b>{esc(d.status)}</b></p>'),
-           f'<p class="question">{esc(q.text)}</p><ol>']
+           f'<p class="question">{esc(d.question)}</p><ol>']
     for pos, i in enumerate(d.answer_order):
         mark = " <b>(correct)</b>" if i == correct else ""
         out.append(f"<li>shown {pos + 1}: {esc(answers[i])}{mark}</li>")
@@ -145,7 +82,7 @@ def build(store: Store) -> dict[str, Any]:
         proto = gr.Dropdown(label="Protocol", choices=[], value=None, allow_custom_value=True)
         status = gr.Dropdown(label="Status", choices=STATUSES, value=None)
         search = gr.Button("Filter", elem_id="browse-filter")
-    table = gr.Dataframe(value=None, interactive=False, label="Debates (first 500)")
+    table = gr.Dataframe(value=None, interactive=False, label=f"Debates (first {MAX_ROWS})")
     with gr.Row():
         debate_id = gr.Number(label="Debate id", precision=0, value=None)
         open_btn = gr.Button("Open", elem_id="browse-open")
@@ -163,7 +100,8 @@ def build(store: Store) -> dict[str, Any]:
     @user_errors
     def do_search(e: Any, p: Any, s: Any, request: gr.Request):
         require_admin(store, request)
-        return find_debates(store, e or None, p or None, s or None)
+        return pd.DataFrame(find_debates(store, e or None, p or None, s or None),
+                            columns=DEBATE_COLUMNS)
 
     @user_errors
     def do_open(value: Any, request: gr.Request):

@@ -8,10 +8,15 @@ from typing import Any
 
 import gradio as gr
 
-from debate.agents.human import submit_human_turn, turn_context, waiting_turns
-from debate.quotes import QuoteMark, quote_segments
+from debate.browse import stored_marks
+from debate.human_turns import (
+    HumanTurnSettings,
+    submit_human_turn,
+    turn_context,
+    waiting_turns,
+)
+from debate.quotes import quote_segments
 from debate.store.db import Store
-from debate.store.views import load_facts
 from web.auth import current_user, user_errors
 from web.render import LEGEND, answers_html, esc, turns_html
 
@@ -43,23 +48,13 @@ QUOTE_JS = """(text) => {
 }"""
 
 
-def stored_marks(store: Store, debate_id: int) -> dict[tuple[str, int, str],
-                                                      tuple[QuoteMark, ...]]:
-    """The stored quote marks of each stored turn of the debate, by (role, round, kind):
-    the transcript shows verified quotes from their stored spans of the source."""
-    with store.session() as session:
-        facts = load_facts(session, [debate_id]).get(debate_id)
-    if facts is None:
-        return {}
-    return {(t.role, t.round, t.kind): t.marks or () for t in facts.turns if not t.failed}
-
-
 def _label(p) -> str:
     return (f"Debate {p.debate_id} · {p.experiment} · {ROLE_LABELS.get(p.role, p.role)}, "
             f"round {p.round} ({p.kind})")
 
 
 def build(store: Store) -> dict[str, Any]:
+    settings = HumanTurnSettings.from_env()  # a bad DEBATE_LEASE_SECONDS: refused at start
     gr.Markdown("Turns waiting for you. Select text in the source and press **Insert quote** "
                 "to quote it; quotes that match the source are shown to the judge as verified.")
     with gr.Row():
@@ -146,7 +141,7 @@ def build(store: Store) -> dict[str, Any]:
         if not debate_value:
             raise gr.Error("debate: choose a waiting turn first")
         new_status = submit_human_turn(store, user.name, user.id, debate_value, role, rnd, body,
-                                       chosen)
+                                       chosen, settings=settings)
         choices, first = _choices(user)
         what = {"done": "The debate is finished.",
                 "waiting_human": "The debate now waits for the next person's turn.",

@@ -9,18 +9,12 @@ from typing import Any
 
 import gradio as gr
 import yaml
-from sqlalchemy import select
 
+from debate.browse import experiment_folder_by_name, experiment_names
 from debate.store.db import Store
-from debate.store.models import Experiment
 from debate.store.tournaments import tournament_games, tournament_names
 from web.auth import require_admin, user_errors
 from web.render import esc, md_text, png_tag
-
-
-def experiment_names(store: Store) -> list[str]:
-    with store.session() as session:
-        return list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
 
 
 def analysis_html(store: Store, experiments: list[str] | None, by: list[str]) -> str:
@@ -154,11 +148,8 @@ def build(store: Store) -> dict[str, Any]:
             progress((done, total), desc=f"judged {done} of {total} debates")
 
         # relative paths in the judge settings are read from the experiment config's folder
-        with store.session() as session:
-            folder = session.scalar(select(Experiment.config_dir)
-                                    .where(Experiment.name == str(experiment)))
         out = judge_experiment(store, str(experiment), config, progress=report,
-                               config_dir=Path(folder) if folder else None)
+                               config_dir=experiment_folder_by_name(store, str(experiment)))
         summary = json.dumps(out, default=str)[:500] if out is not None else "done"
         return f"Model judge finished on {md_text(experiment)}: {md_text(summary)}"
 

@@ -29,8 +29,9 @@ from debate.importers.nyu_rooms import GPT4_NAME, Room, RoomError, parse_room
 from debate.protocols import Limits, Protocol
 from debate.store.db import Store
 from debate.store.experiments import agent_id, document_ids, find_experiment, sha256_text
-from debate.store.models import Debate, Experiment, Feedback, Judgment, Quote, Seat, Turn
+from debate.store.models import Debate, Experiment, Feedback, Judgment, Seat
 from debate.store.models import Question as QuestionRow
+from debate.store.turns import TurnWrite, write_turns
 
 DEFAULT_EXPERIMENT = "nyu-2023"
 DATASET = "nyu-debate-2023"
@@ -199,31 +200,30 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
         for role, person in room.roles.items()
     ]
     session.execute(insert(Seat), seats)
+    writes = []
     for turn in room.turns:
-        row = Turn(
+        meta: dict[str, Any] = {"speaker": turn.speaker, "timestamp": turn.timestamp}
+        bad = [{"position": q.position, "token_span": list(q.token_span),
+                "reason": q.problem} for q in turn.quotes if q.problem]
+        if bad:
+            meta["unverified_quotes"] = bad
+        writes.append(TurnWrite(
             debate_id=debate.id,
             step=turn.step,
             round=turn.round,
             role=turn.role,
             kind=turn.kind,
             agent_id=people[turn.speaker],
+            user_id=None,
             text=turn.text,
             status="ok",
-            meta={"speaker": turn.speaker, "timestamp": turn.timestamp},
-        )
-        session.add(row)
-        session.flush()
-        if turn.quotes:
-            session.execute(insert(Quote), [
-                {"turn_id": row.id, "position": q.position, "text": q.text,
-                 "verified": q.problem is None, "source_start": q.start, "source_end": q.end,
-                 "fuzzy_score": 1.0 if q.problem is None else 0.0}
-                for q in turn.quotes
-            ])
-            bad = [{"position": q.position, "token_span": list(q.token_span),
-                    "reason": q.problem} for q in turn.quotes if q.problem]
-            if bad:
-                row.meta = {**row.meta, "unverified_quotes": bad}
+            meta=meta,
+            quotes=[{"position": q.position, "text": q.text, "verified": q.problem is None,
+                     "source_start": q.start, "source_end": q.end,
+                     "fuzzy_score": 1.0 if q.problem is None else 0.0}
+                    for q in turn.quotes],
+        ))
+    write_turns(session, writes)
     final_judgment_of: dict[str, int] = {}
     for j in room.judgments:
         row = Judgment(

@@ -24,7 +24,8 @@ from debate.protocols import DEBATER_A, DEBATER_B, get_protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import agent_id, find_experiment, insert_questions
-from debate.store.models import Debate, Experiment, Judgment, Seat, Turn
+from debate.store.models import Debate, Experiment, Judgment, Seat
+from debate.store.turns import TurnWrite, write_turns
 
 PROTOCOL = "pixel-debate"
 QUESTION_TEXT = "Which digit is in this image?"
@@ -128,9 +129,10 @@ def store_games(
             for step, pixel in enumerate(g.pixels):
                 role = DEBATER_A if step % 2 == 0 else DEBATER_B
                 text, meta = pixel_turn(pixel, data.images[g.image], width)
-                turns.append({"debate_id": did, "step": step, "round": step // 2 + 1,
-                              "role": role, "kind": "pixel", "agent_id": roles[role][0],
-                              "text": text, "status": "ok", "meta": meta, "created_at": now})
+                turns.append(TurnWrite(
+                    debate_id=did, step=step, round=step // 2 + 1, role=role, kind="pixel",
+                    agent_id=roles[role][0], user_id=None, text=text, status="ok", meta=meta,
+                    created_at=now))
             probs = two_claim_probabilities(g.logits, g.truth, g.lie)
             judgments.append({
                 "debate_id": did, "judge_agent_id": judge_id, "kind": "final",
@@ -140,8 +142,7 @@ def store_games(
             })
         if seats:
             session.execute(insert(Seat), seats)
-        if turns:
-            session.execute(insert(Turn), turns)
+        write_turns(session, turns)
         if judgments:
             session.execute(insert(Judgment), judgments)
         return exp.id, name

@@ -10,7 +10,8 @@ expiry; see store.workers for how workers are named and what counts as proof).
 
 Every write of a step happens in one transaction that first locks the debates it writes
 and checks this worker still holds their leases; a debate whose lease was taken over is
-skipped, so no turn is ever stored twice.
+skipped, so no turn is ever stored twice. The turns themselves (rows, quotes, activations)
+are written by store.turns.write_turns, the one turn writer.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from debate.agents.base import recorded_max_words
 from debate.protocols import Protocol, Slot
 from debate.store.db import Store
-from debate.store.models import Activation, Agent, Debate, Document, Quote, Seat, Turn
+from debate.store.models import Activation, Agent, Debate, Document, Seat, Turn
 from debate.store.models import Question as QuestionRow
-from debate.store.vectors import encode_vector
+from debate.store.turns import TurnWrite, write_turns
 from debate.store.workers import dead_local_owners
 
 ACTIVE = ("pending", "running")
@@ -291,65 +292,12 @@ def load_states(store: Store, ids: list[int]) -> list[DebateState]:
 
 
 @dataclass
-class TurnWrite:
-    debate_id: int
-    step: int
-    round: int
-    role: str
-    kind: str
-    agent_id: int | None
-    user_id: int | None
-    text: str
-    status: str
-    shown: str | None
-    shown_sha256: str | None
-    template_version: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_ms: float | None
-    candidates: list[dict[str, Any]] | None
-    meta: dict[str, Any]
-    quotes: list[dict[str, Any]]  # position, text, verified, source_start, source_end, fuzzy_score
-    activations: dict[tuple[int, str], Any] | None = None  # (layer, position) -> numpy vector
-
-
-@dataclass
 class DebateUpdate:
     debate_id: int
     steps_done: int
     status: str
     error: str | None = None
     seat_answers: dict[str, int] = field(default_factory=dict)
-
-
-_TURNS = Turn.__table__
-_QUOTES = Quote.__table__
-# turns column <- TurnWrite attribute
-_TURN_FIELDS = [
-    (name, name)
-    for name in (
-        "debate_id", "step", "round", "role", "kind", "agent_id", "user_id", "text", "status",
-        "shown", "shown_sha256", "template_version", "prompt_tokens", "completion_tokens",
-        "latency_ms", "candidates",
-    )
-] + [("metadata", "meta")]
-_ACTIVATIONS = Activation.__table__
-
-
-def activation_columns(vectors: list[tuple[int, tuple[int, str], Any]]) -> dict[str, list[Any]]:
-    """Rows of the activations table, column-wise, from (turn id, (layer, position), vector)."""
-    encoded = [encode_vector(vec) for _, _, vec in vectors]
-    return {
-        "turn_id": [tid for tid, _, _ in vectors],
-        "layer": [int(key[0]) for _, key, _ in vectors],
-        "position": [key[1] for _, key, _ in vectors],
-        "dtype": [e[2] for e in encoded],
-        "shape": [e[1] for e in encoded],
-        "data": [e[0] for e in encoded],
-    }
-
-
-_QUOTE_FIELDS = ("position", "text", "verified", "source_start", "source_end", "fuzzy_score")
 
 
 def write_step(
@@ -382,59 +330,9 @@ def write_step(
         if lost:
             turns = [t for t in turns if t.debate_id in held]
             updates = [u for u in updates if u.debate_id in held]
-        if turns:
-            conn = session.connection()
-            columns: dict[str, list[Any]] = {
-                name: [getattr(t, attr) for t in turns] for name, attr in _TURN_FIELDS
-            }
-            columns["created_at"] = [now] * len(turns)
-            if conn.dialect.name == "sqlite":
-                # This transaction holds SQLite's write lock (BEGIN IMMEDIATE): nobody else
-                # can insert turns, so ids can be given here and RETURNING skipped.
-                first = (conn.execute(select(func.max(_TURNS.c.id))).scalar() or 0) + 1
-                turn_ids: Sequence[int] = range(first, first + len(turns))
-                columns["id"] = list(turn_ids)
-                _bulk_insert(conn, _TURNS, columns)
-            else:
-                rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-                turn_ids = conn.execute(
-                    _TURNS.insert().returning(_TURNS.c.id, sort_by_parameter_order=True), rows
-                ).scalars().all()
-            quotes = [(tid, q) for tid, t in zip(turn_ids, turns) for q in t.quotes]
-            if quotes:
-                _bulk_insert(conn, _QUOTES, {
-                    "turn_id": [tid for tid, _ in quotes],
-                    **{name: [q[name] for _, q in quotes] for name in _QUOTE_FIELDS},
-                })
-            vectors = [(tid, key, vec) for tid, t in zip(turn_ids, turns)
-                       for key, vec in (t.activations or {}).items()]
-            if vectors:
-                _bulk_insert(conn, _ACTIVATIONS, activation_columns(vectors))
+        write_turns(session, turns)
         _apply_updates(session, updates, now, worker, lease_seconds)
     return lost
-
-
-def _bulk_insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
-    """Insert rows given column-wise (name -> one value per row).
-
-    On SQLite the values go through the column types' own bind processors (JSON,
-    DateTime...) straight to the driver's executemany, skipping SQLAlchemy's per-row
-    statement machinery: this is the engine's hot path. None stays SQL NULL."""
-    names = list(columns)
-    if conn.dialect.name != "sqlite":
-        conn.execute(table.insert(), [dict(zip(names, v)) for v in zip(*columns.values())])
-        return
-    dialect = conn.dialect
-    values = []
-    for name, column in columns.items():
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        values.append(
-            column if process is None else [None if v is None else process(v) for v in column]
-        )
-    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    marks = ", ".join("?" for _ in names)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})",
-                         list(zip(*values)))
 
 
 def _apply_updates(
