@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from test_web_support import add_accounts
+from web_world import add_accounts
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.config import parse_config

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, text, update
-from test_web_support import add_accounts, write_questions
+from web_world import add_accounts, write_questions
 
 from debate.config import parse_config
 from debate.questions import question_content_key

@@ -22,7 +22,7 @@ from cli_runner import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
-from test_web_support import add_accounts, run_scripted
+from web_world import add_accounts, run_scripted
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.export import export_store
