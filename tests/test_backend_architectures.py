@@ -171,7 +171,7 @@ def test_sliding_window_models_keep_reuse_inside_the_window_and_say_once_when_no
     caplog.set_level(logging.WARNING, logger="debate.backends.transformers_backend")
     for _ in range(2):  # twice: said once all the same
         out = backend.generate(short + long, greedy)
-        for chat, gen in zip(short + long, out):
+        for gen in out:
             ids = whole_ids(backend, gen.prompt)
             assert gen.completion_ids == reference(backend, ids, 12)
     assert all(g.prompt_tokens > WINDOW for g in out[2:])
@@ -257,7 +257,7 @@ def test_templates_that_refuse_a_system_role_get_it_folded_into_the_first_user_t
     backend = make_backend(arch_dir(arch))
     chat = Chat(({"role": "system", "content": "Rules here."},
                  {"role": "user", "content": "Round one."}))
-    with pytest.raises(Exception, match="System role not supported|roles must alternate"):
+    with pytest.raises(Exception, match=r"System role not supported|roles must alternate"):
         backend.tokenizer.apply_chat_template([dict(m) for m in chat.messages], tokenize=False)
     assert backend.system_folded
     assert backend.prompt_format() == {"system_message": "folded into the first user message"}

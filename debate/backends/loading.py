@@ -53,7 +53,7 @@ def pick_device(device: str, dtype: str, where: str) -> tuple[torch.device, torc
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ConfigError(f"{where}.device: unknown device {device!r} (auto, cpu, cuda, cuda:N)")
+        raise ConfigError(f"{where}.device: unknown device {device!r} (auto, cpu, cuda, cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{where}.device: {device!r} asked for, but CUDA is not available here")
     if dtype == "auto":
