@@ -485,7 +485,7 @@ def main() -> None:
               f"{res['ours'].cpu_rate / res['naive'].cpu_rate:.2f}x, ours/continuous "
               f"{res['ours'].cpu_rate / res['continuous'].cpu_rate:.2f}x", flush=True)
     if not ratios:
-        os._exit(0)
+        return
     if args.memory_debates:
         memory_run(work, w.threads, w.device, args.memory_debates)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
@@ -500,7 +500,6 @@ def main() -> None:
               f"(ours/continuous {ratios[head][1]:.2f}x on {head})")
     print(f"generation_vs_continuous ratio={ratios[head][1]:.2f} target=1")
     print(f"generation ratio={ratios[head][0]:.2f} target={target:g}")
-    os._exit(0)  # skip slow interpreter teardown of torch threads
 
 
 if __name__ == "__main__":

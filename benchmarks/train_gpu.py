@@ -161,7 +161,7 @@ def _param_count(model_dir: Path) -> int:
     total = 0
     for f in model_dir.glob("*.safetensors"):
         with safe_open(str(f), "pt") as fh:
-            for k in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
+            for k in fh.keys():
                 total += math.prod(fh.get_slice(k).get_shape())
     return total
 

@@ -184,7 +184,7 @@ def test_bootstrap_equals_a_per_replicate_loop_with_the_same_draws(sqlite_store)
             for g, protocol in enumerate(groups["protocol"]):
                 # Average over the answer orders within each consultant side, then over sides.
                 by_side: dict = {}
-                for (p, first, side), (total, n) in sums.items():
+                for (p, _first, side), (total, n) in sums.items():
                     if p == protocol and n > 0:
                         by_side.setdefault(side, []).append(total / n)
                 side_means = [sum(v) / len(v) for v in by_side.values()]
@@ -321,7 +321,7 @@ def test_judges_pooled_metadata_grouping_where_and_unknown_fields(sqlite_store) 
     assert pooled.loc["cats", "accuracy"] == 0.5 and pooled.loc["cats", "n"] == 2
     only_ann = analyze(sqlite_store, by=["judge"], where={"judge": "ann", "batch": "one"}).tables["accuracy"]
     assert only_ann["judge"].tolist() == ["ann"] and only_ann["accuracy"].iloc[0] == 1.0
-    with pytest.raises(UserError, match="unknown field 'colour'.*metadata: batch, topic"):
+    with pytest.raises(UserError, match=r"unknown field 'colour'.*metadata: batch, topic"):
         analyze(sqlite_store, by=["colour"])
     with pytest.raises(UserError, match="--experiment: no experiment named 'nope'"):
         analyze(sqlite_store, experiments=["nope"])

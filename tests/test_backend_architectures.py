@@ -171,7 +171,7 @@ def test_sliding_window_models_keep_reuse_inside_the_window_and_say_once_when_no
     caplog.set_level(logging.WARNING, logger="debate.backends.transformers_backend")
     for _ in range(2):  # twice: said once all the same
         out = backend.generate(short + long, greedy)
-        for chat, gen in zip(short + long, out):
+        for gen in out:
             ids = whole_ids(backend, gen.prompt)
             assert gen.completion_ids == reference(backend, ids, 12)
     assert all(g.prompt_tokens > WINDOW for g in out[2:])
@@ -257,7 +257,7 @@ def test_templates_that_refuse_a_system_role_get_it_folded_into_the_first_user_t
     backend = make_backend(arch_dir(arch))
     chat = Chat(({"role": "system", "content": "Rules here."},
                  {"role": "user", "content": "Round one."}))
-    with pytest.raises(Exception, match="System role not supported|roles must alternate"):
+    with pytest.raises(Exception, match=r"System role not supported|roles must alternate"):
         backend.tokenizer.apply_chat_template([dict(m) for m in chat.messages], tokenize=False)
     assert backend.system_folded
     assert backend.prompt_format() == {"system_message": "folded into the first user message"}
@@ -295,13 +295,34 @@ def test_padded_batches_as_on_a_gpu_give_the_same_tokens_and_scores(arch_dir, ar
     alone = backend.score(chats, ["A", "B"])
     monkeypatch.setattr(TransformersBackend, "_one_row_at_a_time", lambda self: False)
     padded = make_backend(arch_dir(arch), max_batch_size=8)
-    first, second = padded.generate(chats, greedy), padded.generate(chats, greedy)
+    fed = spy_on_prefill(padded, monkeypatch)
+    first = padded.generate(chats, greedy)
+    # the prefixes of both debates were encoded from scratch together, as one batch
+    assert [rows for rows, padding, past in fed if past == 0] == [2]
+    second = padded.generate(chats, greedy)
     assert all(g.meta["prefix_reused_tokens"] > 0 for g in first + second)
     for chat, a, b in zip(chats, first, second):
         want = reference(padded, whole_ids(padded, padded.render(chat)), 10)
         assert a.completion_ids == want and b.completion_ids == want
-    for x, y in zip(alone, padded.score(chats, ["A", "B"])):
+    fed.clear()
+    scores = padded.score(chats, ["A", "B"])
+    # the scored prompts (of different lengths) went in one left-padded batch
+    assert fed == [(6, True, 0)]
+    for x, y in zip(alone, scores):
         assert x == pytest.approx(y, abs=1e-5)
+
+
+def spy_on_prefill(backend: TransformersBackend, monkeypatch) -> list[tuple[int, bool, int]]:
+    """Record each prefill the backend makes: (rows, any left padding, cached positions)."""
+    fed: list[tuple[int, bool, int]] = []
+    real = backend._prefill
+
+    def prefill(ids, mask, positions, cache, past):
+        fed.append((ids.shape[0], bool((mask[:, past:] == 0).any()), past))
+        return real(ids, mask, positions, cache, past)
+
+    monkeypatch.setattr(backend, "_prefill", prefill)
+    return fed
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

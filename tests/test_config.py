@@ -108,7 +108,7 @@ def test_missing_dataset_key_is_named() -> None:
 
 
 def test_bad_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="absent.yaml: no such file"):
+    with pytest.raises(ConfigError, match=r"absent.yaml: no such file"):
         load_config(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nprotocol: [debate\n", encoding="utf-8")
@@ -116,5 +116,5 @@ def test_bad_files(tmp_path: Path) -> None:
         load_config(bad)
     listy = tmp_path / "list.yaml"
     listy.write_text("- a\n- b\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="list.yaml: expected a mapping at the top level"):
+    with pytest.raises(ConfigError, match=r"list.yaml: expected a mapping at the top level"):
         load_config(listy)

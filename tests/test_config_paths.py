@@ -12,7 +12,7 @@ import yaml
 from cli_runner import run_cli
 from engine_agents import write_questions
 from sqlalchemy import select
-from test_web_support import add_accounts
+from web_world import add_accounts
 
 from debate.backends.settings import BackendSettings, resolve_model
 from debate.config import parse_config

@@ -131,7 +131,7 @@ def test_errors_that_persist_while_the_database_answers_are_bounded_too(tmp_path
         raise wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement "
                                                    "timeout"))
 
-    with pytest.raises(DatabaseUnavailable, match="kept failing for .* although it answers"):
+    with pytest.raises(DatabaseUnavailable, match=r"kept failing for .* although it answers"):
         reconnect.call(always)
     store.dispose()
 

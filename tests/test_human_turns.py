@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from engine_agents import write_questions
 from sqlalchemy import select
-from test_web_support import add_accounts, run_scripted
+from web_world import add_accounts, run_scripted
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
 from debate.config import parse_config

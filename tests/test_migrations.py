@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, inspect, select, text
+from web_world import add_accounts, run_scripted
 
-from debate.store.db import head_revision, make_engine, upgrade
-from debate.store.models import Base
+from debate.store import open_store
+from debate.store.db import MIGRATIONS_DIR, _alembic_config, head_revision, make_engine, upgrade
+from debate.store.models import Base, Judgment
+from debate.users import get_user
+from judges import queue
 
 
 def test_migrations_match_the_orm(db_url):
@@ -32,13 +38,53 @@ def test_every_orm_table_is_created_by_the_migrations(db_url):
 
 
 def test_downgrade_to_base_and_back(sqlite_url):
-    from alembic import command
-
-    from debate.store.db import _alembic_config
-
     engine = make_engine(sqlite_url)
     upgrade(engine)
     command.downgrade(_alembic_config(engine), "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     assert upgrade(engine) == head_revision()
     engine.dispose()
+
+
+def _rows(engine, tables: list[str]) -> dict[str, list[tuple]]:
+    """Every row of `tables`, in a stable order (the table's columns as they are)."""
+    out = {}
+    with engine.connect() as conn:
+        for name in tables:
+            rows = conn.execute(text(f'SELECT * FROM "{name}"')).fetchall()
+            out[name] = sorted((tuple(r) for r in rows), key=repr)
+    return out
+
+
+def test_upgrade_from_the_previous_revision_keeps_a_filled_database(db_url, tmp_path):
+    """A database filled through the platform (experiment, debates, turns, quotes,
+    accounts, a campaign with submitted judgments), taken back to the revision before
+    head, upgrades to head with every row of the older tables kept as it was."""
+    store = open_store(db_url)
+    run_scripted(store, tmp_path, "exp", n_questions=3, rounds=2)
+    add_accounts(store, ("j0", "judge"))
+    campaign = queue.create_campaign(store, name="c", experiment="exp")
+    user = get_user(store, "j0")
+    a = queue.next_assignment(store, user, campaign.id)
+    queue.submit_judgment(store, user, a.id, a.debate_id, a.rounds_shown, [60, 40], "seen it")
+    store.dispose()
+
+    head = head_revision()
+    previous = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(head).down_revision
+    assert previous is not None
+    engine = make_engine(db_url)
+    command.downgrade(_alembic_config(engine), previous)
+    tables = sorted(set(inspect(engine).get_table_names()) - {"alembic_version"})
+    for filled in ("experiments", "debates", "turns", "quotes", "users", "judgments"):
+        assert filled in tables
+    before = _rows(engine, tables)
+    assert all(before[t] for t in ("debates", "turns", "judgments", "assignments"))
+    assert upgrade(engine) == head
+    assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    assert _rows(engine, tables) == before
+    engine.dispose()
+    reopened = open_store(db_url)  # the platform reads it again through the ORM
+    assert [c.name for c in queue.list_campaigns(reopened)] == ["c"]
+    with reopened.session() as session:
+        assert session.scalar(select(func.count()).select_from(Judgment)) == 1
+    reopened.dispose()

@@ -230,7 +230,7 @@ def test_no_logprobs_is_found_at_the_first_call_and_says_what_works(server, monk
     server.no_logprobs = True
     backend = client(server, monkeypatch)
     backend.where = "judge"
-    with pytest.raises(BackendError, match="returns no logprobs from its chat endpoint.*nor "
+    with pytest.raises(BackendError, match=r"returns no logprobs from its chat endpoint.*nor "
                        "does its completions endpoint.*use a judge of type text") as caught:
         backend.score(CHATS, ["A", "B"])
     assert caught.value.retryable is False
@@ -243,7 +243,7 @@ def test_no_logprobs_is_found_at_the_first_call_and_says_what_works(server, monk
     # A debater's best_of gets the advice that fits it.
     debater = client(server, monkeypatch)
     debater.where = "debater"
-    with pytest.raises(BackendError, match="best_of needs them.*set best_of: 1"):
+    with pytest.raises(BackendError, match=r"best_of needs them.*set best_of: 1"):
         debater.score(CHATS[:1], ["A", "B"])
 
 
@@ -252,7 +252,7 @@ def test_no_logprobs_on_chat_only_points_at_the_completions_endpoint(server, mon
     server.no_chat_logprobs = True
     backend = client(server, monkeypatch)
     backend.where = "judge"
-    with pytest.raises(BackendError, match="its completions endpoint does: set "
+    with pytest.raises(BackendError, match=r"its completions endpoint does: set "
                        "judge.score_endpoint: completions"):
         backend.score(CHATS[:1], ["A", "B"])
     # ... and that advice is true: the completions endpoint scores.
@@ -287,7 +287,7 @@ def test_a_refused_field_is_not_retried_and_the_servers_words_are_shown(server, 
     # OpenAI's error object, e.g. a model the server does not serve
     server.faults = [400]
     server.fault_body = {"error": {"message": "Server is pinned to 'x'; requested 'tiny'."}}
-    with pytest.raises(BackendError, match="HTTP 400: Server is pinned to 'x'; requested "
+    with pytest.raises(BackendError, match=r"HTTP 400: Server is pinned to 'x'; requested "
                        "'tiny'. \\(check debater.model"):
         backend.generate(CHATS[:1], SamplingSettings(max_new_tokens=3))
     # vLLM's answer to a prompt over the context: no advice about the model name
@@ -346,7 +346,7 @@ def test_timeouts_and_bounded_concurrency(server, monkeypatch):
     backend.generate(CHATS, SamplingSettings(max_new_tokens=2))
     assert server.max_in_flight == 2
     server.delay = 2.0
-    with pytest.raises(BackendError, match="did not answer within 0.5s"):
+    with pytest.raises(BackendError, match=r"did not answer within 0.5s"):
         client(server, monkeypatch, timeout=0.5, max_retries=0).generate(
             CHATS[:1], SamplingSettings(max_new_tokens=2))
 

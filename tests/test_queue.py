@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_web_support import add_accounts, run_scripted
+from web_world import add_accounts, run_scripted
 
 from debate.store.models import Assignment, Feedback, Judgment
 from debate.users import get_user

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cli_runner import run_cli
 from sqlalchemy import select, update
-from test_web_support import PASSWORD, add_accounts, free_port
+from web_world import PASSWORD, add_accounts, free_port
 
 from debate.accounts import (
     ACCOUNT,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, text, update
-from test_web_support import add_accounts, write_questions
+from web_world import add_accounts, write_questions
 
 from debate.config import parse_config
 from debate.questions import question_content_key
@@ -241,7 +241,7 @@ def test_closed_campaign_takes_only_claims_made_before_within_the_lease(two_expe
                                    "done before the lease ran out")
     assert result.final
     # a claim whose lease has run out: refused, nothing written
-    monkeypatch.setattr(queue, "ASSIGNMENT_LEASE", timedelta(seconds=0))
+    monkeypatch.setattr(queue.submissions, "ASSIGNMENT_LEASE", timedelta(seconds=0))
     with store.session() as s:
         before = s.scalar(select(func.count()).select_from(Judgment))
     with pytest.raises(queue.QueueError, match="closed"):

@@ -22,7 +22,7 @@ from cli_runner import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
-from test_web_support import add_accounts, run_scripted
+from web_world import add_accounts, run_scripted
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.export import export_store
@@ -59,7 +59,7 @@ SOURCE = ("The keeper said it is raining today. He lit the lamp at 9 and left th
 CIRCLED_NOT = "\u24dd\u24de\u24e3"  # ⓝⓞⓣ
 SQUARED_NOT = "\U0001f13d\U0001f13e\U0001f143"  # 🄽🄾🅃
 PAREN_NOT = "\u24a9\u24aa\u24af"  # ⒩⒪⒯
-FULLWIDTH_NOT = "\uff4e\uff4f\uff54"  # ｎｏｔ
+FULLWIDTH_NOT = "\uff4e\uff4f\uff54"  # ｎｏｔ  # noqa: RUF003 - the full-width letters under test
 ATTACKS = [
     f"it is {CIRCLED_NOT} raining",
     f"it is {SQUARED_NOT} raining",

@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 from cli_runner import run_cli
-from test_web_support import HONEST_NAME, LIAR_NAME, add_accounts, run_scripted
+from web_world import HONEST_NAME, LIAR_NAME, add_accounts, run_scripted
 
 from debate.backends.prompts import TemplateSet, judge_prompt, view_transcript
 from debate.cli.inspect import judge_transcript

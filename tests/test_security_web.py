@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_web_support import PASSWORD, add_accounts, launch
+from web_world import PASSWORD, add_accounts, launch
 
 from debate.config import parse_config
 from debate.run import run_experiment

@@ -19,7 +19,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from rich.console import Console
 from sqlalchemy import insert, select
-from test_web_support import PASSWORD, add_accounts, launch
+from web_world import PASSWORD, add_accounts, launch
 
 from debate.analysis import analyze
 from debate.analysis.ratings import ELO_SCALE, fit_side_ratings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
-from test_web_support import run_scripted
+from web_world import run_scripted
 
 from debate.cli import cli, main
 from debate.errors import UserError

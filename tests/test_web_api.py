@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from sqlalchemy import func, select
-from test_web_support import (
+from web_world import (
     HONEST_NAME,
     LIAR_NAME,
     PASSWORD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from test_web_support import add_accounts, run_scripted
+from web_world import add_accounts, run_scripted
 
 from debate.human_turns import HumanTurnError, submit_human_turn, turn_context, waiting_turns
 from debate.store.models import Debate, Turn

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from test_web_support import add_accounts, artifacts_dir
+from web_world import add_accounts, artifacts_dir
 
 from debate.store.models import Debate, Judgment, Question
 from debate.users import get_user

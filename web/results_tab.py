@@ -1,6 +1,6 @@
 """The Results tab (admins only): analysis tables and plots, and a form that starts a model
 judge over an experiment with its progress shown. Both use other parts of the platform
-(debate.analysis, judges.run); where one is missing the tab says so in one line."""
+(debate.analysis, judges.run), imported here like any other module."""
 
 import json
 import tempfile
@@ -10,18 +10,17 @@ from typing import Any
 import gradio as gr
 import yaml
 
+from debate.analysis import analyze
+from debate.analysis.strength import strength_analysis
 from debate.browse import experiment_folder_by_name, experiment_names
 from debate.store.db import Store
 from debate.store.tournaments import tournament_games, tournament_names
+from judges.run import judge_experiment
 from web.auth import require_admin, user_errors
 from web.render import esc, md_text, png_tag
 
 
 def analysis_html(store: Store, experiments: list[str] | None, by: list[str]) -> str:
-    try:
-        from debate.analysis import analyze
-    except ImportError as exc:
-        return f"<p>The analysis is not available in this installation ({esc(exc)}).</p>"
     result = analyze(store, experiments=experiments or None, by=by or ["protocol", "judge"])
     parts: list[str] = []
     for name, frame in result.tables.items():
@@ -48,10 +47,6 @@ STRENGTH_INTRO = (
 
 def strength_html(store: Store, tournaments: list[str]) -> str:
     """The strength-accuracy curve of the chosen tournaments (none: every experiment)."""
-    try:
-        from debate.analysis.strength import strength_analysis
-    except ImportError as exc:
-        return f"<p>The analysis is not available in this installation ({esc(exc)}).</p>"
     experiments: list[str] = []
     for name in tournaments:
         games = tournament_games(store, name)
@@ -138,11 +133,6 @@ def build(store: Store) -> dict[str, Any]:
         if not experiment:
             raise gr.Error("experiment: choose an experiment")
         config = parse_judge_config(cfg_text)
-        try:
-            from judges.run import judge_experiment
-        except ImportError as exc:
-            raise gr.Error(f"model judges are not available in this installation ({exc})") \
-                from None
 
         def report(done: int, total: int) -> None:
             progress((done, total), desc=f"judged {done} of {total} debates")

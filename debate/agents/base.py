@@ -110,6 +110,7 @@ class Debater(ABC):
 
     def close(self) -> None:
         """Release models, connections, threads."""
+        return None  # nothing to release by default; not abstract: optional to override
 
 
 def recorded_max_words(settings: dict[str, Any] | None) -> int | None:

@@ -61,10 +61,7 @@ def known_agent_types() -> list[str]:
 
 def agent_type(name: str, where: str) -> AgentType:
     if name not in _TYPES and name in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(_BUILTIN_MODULES[name])
-        except ModuleNotFoundError as exc:
-            raise ConfigError(f"{where}.type: agent type {name!r} is not available ({exc})")
+        importlib.import_module(_BUILTIN_MODULES[name])
     if name not in _TYPES:
         raise ConfigError(
             f"{where}.type: unknown agent type {name!r}; known: {', '.join(known_agent_types())}"

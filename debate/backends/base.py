@@ -133,6 +133,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Free the model or the connection pool."""
+        return None  # nothing to release by default; not abstract: optional to override
 
     def scoring_unavailable(self) -> str | None:
         """Why `score` is known to fail (a server found without logprobs), so callers can

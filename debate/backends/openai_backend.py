@@ -44,8 +44,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
+from debate.backends.loading import render_plain_template
 from debate.backends.settings import BackendSettings
-from debate.backends.transformers_backend import render_plain_template
 from debate.errors import ConfigError
 
 log = logging.getLogger("debate.backends.openai")

@@ -1,10 +1,17 @@
 """A local transformers model as a batched backend, with key/value reuse of shared prefixes.
 
-Loading: `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained(model)` where `model` is a
-hub id or a local directory (one code path). The local Hugging Face cache is tried first;
-the hub only when the model is not there, after a quick check that it can be reached
-(so an offline machine gets a one-line error at once instead of minutes of retries).
-HF_HUB_OFFLINE=1 means: never try the network.
+This module holds the backend's setup (chat template, system-role check, context limit,
+cache layout), prompt rendering and tokenising, batching and the choice of generation
+path; the other jobs live beside it:
+
+- loading.py: device and dtype, `load_pretrained` (hub id or local directory, one code
+  path; the local cache first, the hub only after a quick reachability check;
+  HF_HUB_OFFLINE=1 never tries the network) and the plain template;
+- prefix_cache.py: the prefix key/value cache and how a batch reuses it (`PrefixReuse`);
+- generation_loop.py: the own decoding loop (`generation: own`, `GenerationLoop`);
+- scoring.py: label probabilities (`Scoring`);
+- continuous.py: transformers' ContinuousBatchingManager (`generation: continuous`;
+  greedy only); `auto` picks per device (AUTO_GENERATION).
 
 Prompts: the tokenizer's chat template when it has one. Without one (`chat_template:
 auto`), the documented plain template:
@@ -22,18 +29,8 @@ auto`), the documented plain template:
 always uses the plain one; any other value is a path to a Jinja template file.
 
 Generation: requests are sorted by length and cut into batches of at most
-`max_batch_size` rows and `token_budget` padded tokens (prompt + new tokens per row).
-Each batch is left-padded and decoded by a small loop over the model's forward pass
-(greedy, or temperature / top-k / top-p sampling with one seeded generator per row, so
-a row's text does not depend on what else is in its batch). Finished rows are dropped
-from the batch as they stop. The batch's key/value cache is allocated once for its
-longest prompt + new tokens (kv_cache.PreallocatedLayer, for models whose layers are all
-plain full attention): each step writes one position per row in place instead of
-concatenating (copying) the whole cache, and the reused rows are written straight into
-it; one read-back of the chosen tokens per step.
-
-`generation: continuous` sends the same ids to transformers' ContinuousBatchingManager
-instead (continuous.py; greedy only); `auto` picks per device (AUTO_GENERATION).
+`max_batch_size` rows and `token_budget` padded tokens (prompt + new tokens per row);
+a batch that runs out of memory is halved and tried again.
 
 Prompts are tokenised whole: the ids fed are tokenizer(prompt) (no special tokens added
 under a chat template, which writes its own), so a stored prompt reproduces the turn
@@ -41,45 +38,24 @@ anywhere. A template that refuses a system message (Gemma's) or drops it gets th
 text folded into the first user message (prompt_format(), recorded with the agent).
 Every prompt is checked against the context limit first (PromptTooLong, one line).
 
-Prefix reuse works on token ids. A Chat may name its `cache_prefix`, the text its first
-message starts with that other prompts share (a debate's instructions and source); the
-prompt's leading tokens that lie inside that text are encoded once, kept in an LRU cache
-bounded by `prefix_cache_mb`, and written into every batch that needs it. The whole
-prompt's key/values of a debate's latest requests are kept too (up to four per prefix,
-same LRU bound): the next turn's prompt repeats the transcript so far. Each row starts
-from whichever kept entry shares the longest common prefix of token ids with its own ids
-(a token that merges across the end of the shared text is simply fed again); the cached
-part is left-padded to the batch's longest, the rest of the prompt follows (the padding
-in between is masked; positions continue from the cached part). On CPU, prefixes and
-scored prompts are fed one at a time without padding, so attention takes torch's causal
-kernel instead of a materialised mask.
-
-Sliding-window models keep reuse while a batch's padded prompt + reply stays inside the
-window (sliding attention is then full attention); longer prompts go without, batched
+Sliding-window models keep prefix reuse while a batch's padded prompt + reply stays inside
+the window (sliding attention is then full attention); longer prompts go without, batched
 apart, and the backend says so once (a warning; `reuse_notes`). Other cache layouts
 (linear attention...) go without reuse, said once likewise.
-
-The repetition penalty (as transformers' RepetitionPenaltyLogitsProcessor) applies to
-every token of the prompt, cached or fed, and every token generated, never to padding.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import os
-import socket
 import time
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 
-from debate.backends import capture
 from debate.backends.base import (
     Backend,
     BackendError,
@@ -91,7 +67,11 @@ from debate.backends.base import (
 )
 from debate.backends.context import too_long_message
 from debate.backends.continuous import ContinuousGenerator
-from debate.backends.kv_cache import PreallocatedLayer, preallocated_cache
+from debate.backends.generation_loop import GenerationLoop
+from debate.backends.kv_cache import preallocated_cache
+from debate.backends.loading import load_pretrained, pick_device, render_plain_template
+from debate.backends.prefix_cache import PrefixCache, PrefixReuse, PromptItem, common_prefix
+from debate.backends.scoring import Scoring
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
 
@@ -104,205 +84,8 @@ log = logging.getLogger(__name__)
 # imply); other devices: the own loop.
 AUTO_GENERATION = {"cpu": "own", "cuda": "own"}
 
-PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
-
-def render_plain_template(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-    parts = [f"### {PLAIN_ROLES.get(m['role'], m['role'].title())}:\n{m['content']}\n\n"
-             for m in messages]
-    if add_generation_prompt:
-        parts.append("### Assistant:\n")
-    return "".join(parts)
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can a TCP connection to the hub be opened? (DNS failure or refusal: no.)"""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or "huggingface.co"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def pick_device(device: str, dtype: str, where: str) -> tuple[torch.device, torch.dtype]:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"{where}.device: unknown device {device!r} (auto, cpu, cuda, cuda:N)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{where}.device: {device!r} asked for, but CUDA is not available here")
-    if dtype == "auto":
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    else:
-        dt = getattr(torch, dtype)
-    return dev, dt
-
-
-def _load_error(settings: BackendSettings, where: str, exc: Exception) -> ConfigError:
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    name = type(exc).__name__
-    if "RepositoryNotFound" in name or "is not a valid model identifier" in msg or "404" in msg:
-        return ConfigError(
-            f"{where}.model: {settings.model!r} is neither a local directory nor a model on "
-            "the Hugging Face hub"
-        )
-    if "no file named" in msg or "does not appear to have a file named" in msg:
-        return ConfigError(f"{where}.model: {settings.model!r} has no model weights ({msg})")
-    return ConfigError(f"{where}.model: cannot load {settings.model!r}: {msg}")
-
-
-def load_pretrained(settings: BackendSettings, where: str, device: torch.device,
-                    dtype: torch.dtype) -> tuple[Any, Any]:
-    """Tokenizer and model from a hub id or a local directory (cache first, then the hub)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = settings.model
-    local = Path(source).expanduser()
-    if local.is_dir():
-        source = str(local)
-    elif source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise ConfigError(f"{where}.model: no such directory {settings.model!r}")
-    kwargs: dict[str, Any] = {"trust_remote_code": settings.trust_remote_code}
-    if settings.revision:
-        kwargs["revision"] = settings.revision
-
-    def load(local_only: bool) -> tuple[Any, Any]:
-        tok = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **kwargs)
-        extra = {}
-        if settings.attn_implementation:
-            extra["attn_implementation"] = settings.attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(
-            source, local_files_only=local_only, dtype=dtype, **kwargs, **extra
-        )
-        return tok, model
-
-    try:
-        tok, model = load(local_only=True)
-    except (OSError, ValueError) as first:
-        if local.is_dir():
-            raise _load_error(settings, where, first) from None
-        if hub_offline():
-            raise ConfigError(
-                f"{where}.model: {settings.model!r} is not in the local Hugging Face cache and "
-                "HF_HUB_OFFLINE=1 forbids the hub"
-            ) from None
-        if not hub_reachable():
-            raise ConfigError(
-                f"{where}.model: {settings.model!r} is not in the local Hugging Face cache and "
-                "the hub cannot be reached (no network?)"
-            ) from None
-        try:
-            tok, model = load(local_only=False)
-        except Exception as exc:  # noqa: BLE001 - classified into one line
-            raise _load_error(settings, where, exc) from None
-    model.to(device)
-    model.eval()
-    return tok, model
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading tokens `a` and `b` share."""
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-@dataclass
-class PrefixEntry:
-    ids: list[int]
-    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, h, n, d]
-    nbytes: int
-
-
-class PrefixCache:
-    """LRU of prefix key/value caches, bounded in bytes: memory stays flat however many
-    debates have finished."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[str, PrefixEntry] = OrderedDict()
-        self.extended: dict[str, list[str]] = {}
-        self.serial = 0
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> PrefixEntry | None:
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
-
-    def put(self, key: str, entry: PrefixEntry) -> None:
-        if key in self.entries:
-            return
-        self.entries[key] = entry
-        self.bytes += entry.nbytes
-        while self.bytes > self.max_bytes and self.entries:
-            _, old = self.entries.popitem(last=False)
-            self.bytes -= old.nbytes
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.extended.clear()
-        self.bytes = 0
-
-    # Extended entries: the whole prompt (prefix + rest) of the latest requests that
-    # shared a prefix, so a debate's next turn reuses its transcript so far as well.
-    def extensions(self, key: str) -> list[PrefixEntry]:
-        found = []
-        for ext_key in self.extended.get(key, []):
-            entry = self.get(ext_key)
-            if entry is not None:
-                found.append(entry)
-        return found
-
-    def put_extension(self, key: str, entry: PrefixEntry, keep: int = 4) -> None:
-        self.serial += 1
-        ext_key = f"{key}\x00ext{self.serial}"
-        keys = [k for k in self.extended.get(key, []) if k in self.entries]
-        keys.append(ext_key)
-        for old in keys[:-keep]:
-            gone = self.entries.pop(old, None)
-            if gone is not None:
-                self.bytes -= gone.nbytes
-        self.extended[key] = keys[-keep:]
-        self.put(ext_key, entry)
-        for stale in [k for k, v in self.extended.items() if not any(e in self.entries for e in v)]:
-            del self.extended[stale]
-
-
-@dataclass
-class _Item:
-    index: int
-    prefix_key: str | None  # the chat's cache_prefix text: which prefix entry to share
-    ids: list[int]  # the whole prompt, tokenised whole
-    prefix_len: int  # leading tokens of `ids` that lie inside the cache_prefix text
-    seed: int
-    prompt: str
-
-    @property
-    def length(self) -> int:
-        return len(self.ids)
-
-    @property
-    def prefix_ids(self) -> list[int]:
-        return self.ids[: self.prefix_len]
-
-
-class TransformersBackend(Backend):
+class TransformersBackend(PrefixReuse, GenerationLoop, Scoring, Backend):
     name = "transformers"
 
     def __init__(self, settings: BackendSettings, where: str = "model"):
@@ -523,24 +306,24 @@ class TransformersBackend(Backend):
     def prompt_lengths(self, chats: list[Chat]) -> list[int]:
         return [len(self._tokenised(self.render(c))[0]) for c in chats]
 
-    def _item(self, index: int, chat: Chat) -> _Item:
+    def _item(self, index: int, chat: Chat) -> PromptItem:
         prompt = self.render(chat)
         packed, offsets = self._tokenised(prompt)
         ids = packed.tolist()
         cut = prompt.find(chat.cache_prefix) if chat.cache_prefix else -1
         if cut < 0:
-            return _Item(index, None, ids, 0, chat.seed, prompt)
+            return PromptItem(index, None, ids, 0, chat.seed, prompt)
         end = cut + len(chat.cache_prefix or "")
         if offsets is not None:
             # the leading tokens that end inside the shared text (special tokens: (0, 0))
             inside = next((i for i, stop in enumerate(offsets) if stop > end), len(offsets))
         else:
             alone = self.tokenizer(prompt[:end], add_special_tokens=self.adds_special_tokens)
-            inside = _common_prefix(ids, list(alone["input_ids"]))
+            inside = common_prefix(ids, list(alone["input_ids"]))
         key = prompt[:end] if inside > 0 else None
-        return _Item(index, key, ids, inside, chat.seed, prompt)
+        return PromptItem(index, key, ids, inside, chat.seed, prompt)
 
-    def _check_lengths(self, items: list[_Item], new_tokens: int) -> None:
+    def _check_lengths(self, items: list[PromptItem], new_tokens: int) -> None:
         if self._limit is None:
             return
         for it in items:
@@ -553,11 +336,11 @@ class TransformersBackend(Backend):
         return list(self._item(0, chat).ids)
 
     # ------------------------------------------------------------------ batching
-    def _batches(self, items: list[_Item], new_tokens: int) -> list[list[_Item]]:
+    def _batches(self, items: list[PromptItem], new_tokens: int) -> list[list[PromptItem]]:
         """Longest first; each batch within max_batch_size rows and token_budget tokens."""
         order = sorted(items, key=lambda it: -it.length)
-        batches: list[list[_Item]] = []
-        current: list[_Item] = []
+        batches: list[list[PromptItem]] = []
+        current: list[PromptItem] = []
         width = 0
         for it in order:
             w = max(width, it.length + new_tokens)
@@ -572,84 +355,6 @@ class TransformersBackend(Backend):
         if current:
             batches.append(current)
         return batches
-
-    # ------------------------------------------------------------------ prefix caches
-    def _fill_prefixes(self, items: list[_Item]) -> dict[str, PrefixEntry]:
-        """The cached prefix of every item, computing the missing ones in batches. An
-        entry holds the first tokens of one prompt (tokenised whole) up to the end of the
-        shared text; a row reuses as many of them as its own ids share."""
-        found: dict[str, PrefixEntry] = {}
-        missing: dict[str, list[int]] = {}
-        for it in items:
-            if it.prefix_key is None or it.prefix_key in found:
-                continue
-            entry = self.prefix_cache.get(it.prefix_key)
-            if entry is not None:
-                self.prefix_cache.hits += 1
-                found[it.prefix_key] = entry
-            elif it.prefix_key not in missing:
-                self.prefix_cache.misses += 1
-                missing[it.prefix_key] = it.prefix_ids
-        pending = [
-            _Item(i, key, ids, len(ids), 0, "") for i, (key, ids) in enumerate(missing.items())
-        ]
-        for batch in self._batches(pending, 0):
-            for key, entry in self._encode_prefixes(batch).items():
-                self.prefix_cache.put(key, entry)
-                found[key] = entry
-        return found
-
-    def _one_row_at_a_time(self) -> bool:
-        """On CPU a prompt fed alone needs no padding mask, so attention takes torch's
-        causal kernel, which skips the masked half instead of materialising scores
-        (batching buys little there: the work is per token, not per weight read)."""
-        return self.device.type == "cpu"
-
-    @torch.inference_mode()
-    def _prefill_alone(self, token_ids: list[int]) -> tuple[torch.Tensor, Any]:
-        """Feed one unpadded prompt from scratch; its last logits and its cache."""
-        n = len(token_ids)
-        ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
-        mask = torch.ones_like(ids)
-        positions = torch.arange(n, device=self.device)[None, :]
-        cache = self._batch_cache(n)
-        logits = self._prefill(ids, mask, positions, cache, 0)
-        return logits, cache
-
-    @torch.inference_mode()
-    def _encode_prefixes(self, batch: list[_Item]) -> dict[str, PrefixEntry]:
-        if self._one_row_at_a_time():
-            out: dict[str, PrefixEntry] = {}
-            for it in batch:
-                _, cache = self._prefill_alone(it.ids)
-                self.stats["prefill_tokens"] += len(it.ids)
-                layers = [(lay.keys, lay.values) for lay in cache.layers]
-                nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-                out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
-            return out
-        width = max(len(it.ids) for it in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, it in enumerate(batch):
-            n = len(it.ids)
-            ids[row, width - n:] = torch.tensor(it.ids)
-            mask[row, width - n:] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = self._new_cache()
-        self._prefill(ids.to(self.device), mask.to(self.device), positions.to(self.device),
-                      cache, 0)
-        self.stats["prefill_tokens"] += int(mask.sum())
-        out = {}
-        for row, it in enumerate(batch):
-            start = width - len(it.ids)
-            layers = [
-                (lay.keys[row: row + 1, :, start:, :].clone(),
-                 lay.values[row: row + 1, :, start:, :].clone())
-                for lay in cache.layers
-            ]
-            nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-            out[it.prefix_key or ""] = PrefixEntry(list(it.ids), layers, nbytes)
-        return out
 
     # ------------------------------------------------------------------ generation
     def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
@@ -745,7 +450,8 @@ class TransformersBackend(Backend):
             for it, out in zip(items, outs)
         ]
 
-    def _generate_split(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
+    def _generate_split(self, batch: list[PromptItem],
+                        settings: SamplingSettings) -> list[Generation]:
         """Run a batch; on out-of-memory, halve it and try again."""
         try:
             return self._generate_batch(batch, settings)
@@ -757,291 +463,6 @@ class TransformersBackend(Backend):
             half = len(batch) // 2
             return (self._generate_split(batch[:half], settings)
                     + self._generate_split(batch[half:], settings))
-
-    def _reuse_plan(self, batch: list[_Item], entries: dict[str, PrefixEntry],
-                    new_tokens: int) -> tuple[list[PrefixEntry | None], list[int]]:
-        """For each row, the cached entry sharing the most leading token ids with its
-        prompt (the debate's prefix, or an earlier prompt of the same debate, whose
-        transcript so far this prompt repeats) and how many of them it reuses. At least
-        one token is left to feed."""
-        reused: list[PrefixEntry | None] = []
-        plen: list[int] = []
-        for it in batch:
-            best, used = None, 0
-            if it.prefix_key in entries:
-                candidates = [entries[it.prefix_key]]
-                candidates += self.prefix_cache.extensions(it.prefix_key or "")
-                for entry in candidates:
-                    n = min(_common_prefix(entry.ids, it.ids), len(it.ids) - 1)
-                    if n > used:
-                        best, used = entry, n
-            reused.append(best)
-            plen.append(used)
-        if self.window is not None and any(plen):
-            width = max(plen) + max(it.length - n for it, n in zip(batch, plen))
-            if not self._fits_window(width + new_tokens):
-                # the padded layout would outgrow the window: this batch goes without
-                return [None] * len(batch), [0] * len(batch)
-        return reused, plen
-
-    @torch.inference_mode()
-    def _generate_batch(self, batch: list[_Item], settings: SamplingSettings) -> list[Generation]:
-        started = time.perf_counter()
-        entries = self._fill_prefixes(batch) if self.prefix_enabled else {}
-        b = len(batch)
-        reused, plen = self._reuse_plan(batch, entries, settings.max_new_tokens)
-        rest = [it.ids[n:] for it, n in zip(batch, plen)]
-        p_width = max(plen)
-        s_width = max(len(r) for r in rest)
-        # One cache for the whole batch, allocated once for prompt + new tokens (growing it
-        # by concatenation would copy all of it every step); each row's reused key/values
-        # are written straight into it, left-padded to the longest.
-        cache = self._batch_cache(p_width + s_width + settings.max_new_tokens)
-        if p_width:
-            like = next(e for e in reused if e is not None).layers
-            for layer, lay in enumerate(cache.layers):
-                if isinstance(lay, PreallocatedLayer):
-                    _, heads, _, dim = like[layer][0].shape
-                    lay.allocate(b, heads, dim, self.dtype, self.device)
-                    for row in range(b):
-                        entry, start = reused[row], p_width - plen[row]
-                        if start:  # padding: masked, but keep it finite
-                            lay._k[row, :, :start].zero_()
-                            lay._v[row, :, :start].zero_()
-                        if entry is not None and plen[row]:
-                            k, v = entry.layers[layer]
-                            lay.write(row, start, k[:, :, : plen[row]], v[:, :, : plen[row]])
-                    lay.set_length(p_width)
-                    continue
-                # sliding-window layers (reuse inside the window): the library's own layer
-                keys, values = [], []
-                for row in range(b):
-                    pad, entry = p_width - plen[row], reused[row]
-                    if entry is not None and plen[row]:
-                        k, v = entry.layers[layer]
-                        k, v = k[:, :, : plen[row]], v[:, :, : plen[row]]
-                    else:
-                        shape = like[layer][0].shape
-                        k = v = torch.zeros((1, shape[1], 0, shape[3]), dtype=self.dtype,
-                                            device=self.device)
-                    if pad:
-                        k = torch.nn.functional.pad(k, (0, 0, pad, 0))
-                        v = torch.nn.functional.pad(v, (0, 0, pad, 0))
-                    keys.append(k)
-                    values.append(v)
-                cache.update(torch.cat(keys), torch.cat(values), layer)
-        ids = torch.full((b, s_width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((b, p_width + s_width), dtype=torch.long)
-        positions = torch.zeros((b, s_width), dtype=torch.long)
-        for row in range(b):
-            n = len(rest[row])
-            ids[row, s_width - n:] = torch.tensor(rest[row], dtype=torch.long)
-            mask[row, p_width - plen[row]: p_width] = 1
-            mask[row, p_width + s_width - n:] = 1
-            positions[row, s_width - n:] = torch.arange(plen[row], plen[row] + n)
-        next_pos = torch.tensor([it.length for it in batch], dtype=torch.long)
-        self.stats["prefill_tokens"] += sum(len(r) for r in rest)
-        self.stats["batches"] += 1
-        dev = self.device
-        ids, mask, positions, next_pos = ids.to(dev), mask.to(dev), positions.to(dev), next_pos.to(dev)
-        hooks = capture.arm(self, settings.capture, b)
-        logits = self._prefill(ids, mask, positions, cache, p_width)
-        if entries and p_width:
-            self._keep_prompts(batch, cache, plen, rest, p_width, s_width)
-        processors = self._processors(settings)
-        # The repetition penalty sees every token of each prompt (cached or fed, never
-        # padding) and every token generated so far: `seen` marks them per row.
-        seen = self._seen(batch, logits.shape[-1], settings)
-        rows = list(range(b))  # batch row -> item row, shrinks as rows finish
-        generated: list[list[int]] = [[] for _ in range(b)]
-        finish = ["length"] * b
-        stopped_by: list[list[int]] = [[] for _ in range(b)]
-        generators = self._generators(batch, settings)
-        # the attention mask for every step, allocated once: step t uses its first columns
-        full_mask = torch.cat([mask, mask.new_ones((b, settings.max_new_tokens))], dim=1)
-        width = mask.shape[1]
-        stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
-        for step in range(settings.max_new_tokens):
-            if step < settings.min_new_tokens and len(stop):
-                logits[:, stop] = float("-inf")
-            tokens = self._choose(logits, seen, processors, [generators[r] for r in rows],
-                                  settings)
-            done_rows: list[int] = []
-            for j, tok in enumerate(tokens.tolist()):  # one read-back per step
-                r = rows[j]
-                if tok in self.stop_ids:
-                    finish[r] = "stop"
-                    stopped_by[r].append(tok)
-                    done_rows.append(j)
-                else:
-                    generated[r].append(tok)
-            if step == settings.max_new_tokens - 1 or len(done_rows) == len(rows):
-                break
-            if done_rows:
-                keep = [j for j in range(len(rows)) if j not in set(done_rows)]
-                index = torch.tensor(keep, dtype=torch.long, device=dev)
-                cache.batch_select_indices(index)
-                full_mask, next_pos, tokens = full_mask[index], next_pos[index], tokens[index]
-                if seen is not None:
-                    seen = seen[index]
-                rows = [rows[j] for j in keep]
-            if seen is not None:
-                seen[torch.arange(len(rows), device=dev), tokens] = True
-            width += 1
-            hooks.decode(rows)
-            out = self.model(
-                input_ids=tokens[:, None],
-                attention_mask=full_mask[:, :width],
-                position_ids=next_pos[:, None],
-                **{self._cache_kw: cache},
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            logits = out.logits[:, -1, :].float()
-            next_pos = next_pos + 1
-            self.stats["decode_steps"] += 1
-        captured = hooks.finish()
-        elapsed = time.perf_counter() - started
-        results = []
-        for row, it in enumerate(batch):
-            text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-            results.append(Generation(
-                text=text,
-                prompt=it.prompt,
-                prompt_tokens=it.length,
-                completion_tokens=len(generated[row]) + (finish[row] == "stop"),
-                finish_reason=finish[row],
-                meta={"batch_size": b, "batch_seconds": round(elapsed, 4),
-                      "prefix_reused_tokens": plen[row]},
-                completion_ids=generated[row] + stopped_by[row],
-                activations=captured[row] if captured else None,
-            ))
-        return results
-
-    def _seen(self, batch: list[_Item], vocab: int, settings: SamplingSettings) -> Any:
-        if settings.repetition_penalty == 1.0:
-            return None
-        seen = torch.zeros((len(batch), vocab), dtype=torch.bool, device=self.device)
-        for row, it in enumerate(batch):
-            seen[row, torch.tensor(it.ids, dtype=torch.long, device=self.device)] = True
-        return seen
-
-    def _keep_prompts(self, batch: list[_Item], cache: Any, plen: list[int],
-                      rest: list[list[int]], p_width: int, s_width: int) -> None:
-        """Keep each row's whole-prompt key/values (its padding cut out) for the
-        debate's next turn, whose prompt starts with this one up to the new speeches."""
-        for row, it in enumerate(batch):
-            if it.prefix_key is None:
-                continue
-            n = len(rest[row])
-            layers = []
-            for lay in cache.layers:
-                parts = []
-                for t in (lay.keys, lay.values):
-                    parts.append(torch.cat([t[row: row + 1, :, p_width - plen[row]: p_width],
-                                            t[row: row + 1, :, p_width + s_width - n:
-                                              p_width + s_width]], dim=2))
-                layers.append((parts[0], parts[1]))
-            nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-            self.prefix_cache.put_extension(
-                it.prefix_key, PrefixEntry(list(it.ids), layers, nbytes))
-
-    def _generators(self, batch: list[_Item], settings: SamplingSettings) -> list[Any]:
-        if settings.greedy:
-            return [None] * len(batch)
-        gens = []
-        for it in batch:
-            g = torch.Generator(device=self.device)
-            g.manual_seed(int(it.seed) % (2**63))
-            gens.append(g)
-        return gens
-
-    @staticmethod
-    def _processors(settings: SamplingSettings) -> list[Any]:
-        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
-        procs: list[Any] = []
-        if not settings.greedy:
-            procs.append(TemperatureLogitsWarper(settings.temperature))
-            if settings.top_k > 0:
-                procs.append(TopKLogitsWarper(settings.top_k))
-            if settings.top_p < 1.0:
-                procs.append(TopPLogitsWarper(settings.top_p))
-        return procs
-
-    @staticmethod
-    def _choose(logits: torch.Tensor, seen: torch.Tensor | None, processors: list[Any],
-                generators: list[Any], settings: SamplingSettings) -> torch.Tensor:
-        if seen is not None:
-            # as transformers' RepetitionPenaltyLogitsProcessor: scores of tokens seen
-            # are divided by the penalty (multiplied where negative)
-            p = settings.repetition_penalty
-            logits = torch.where(seen, torch.where(logits < 0, logits * p, logits / p), logits)
-        for proc in processors:
-            logits = proc(None, logits)
-        if settings.greedy:
-            return logits.argmax(dim=-1)
-        probs = torch.softmax(logits, dim=-1)
-        picks = [
-            torch.multinomial(probs[j], 1, generator=generators[j]) for j in range(len(generators))
-        ]
-        return torch.cat(picks)
-
-    # ------------------------------------------------------------------ scoring
-    def label_token_ids(self, labels: list[str]) -> list[list[int]]:
-        """For each label, the ids of the tokens that start it (with and without a space).
-        A token that is only a space is skipped: a sentencepiece-style tokenizer (Llama 2,
-        Mistral, Gemma) writes " A" as "▁" + "A", and "▁" starts every label."""
-        out: list[list[int]] = []
-        owner: dict[int, str] = {}
-        for label in labels:
-            ids: set[int] = set()
-            for variant in (label, " " + label):
-                toks = self.tokenizer(variant, add_special_tokens=False)["input_ids"]
-                while len(toks) > 1 and not self.tokenizer.decode([toks[0]]).strip():
-                    toks = toks[1:]
-                if toks:
-                    ids.add(int(toks[0]))
-            for i in ids:
-                if i in owner and owner[i] != label:
-                    raise BackendError(
-                        f"labels {owner[i]!r} and {label!r} start with the same token; "
-                        "use labels that differ in their first token"
-                    )
-                owner[i] = label
-            out.append(sorted(ids))
-        return out
-
-    def score(self, chats: list[Chat], labels: list[str]) -> list[list[float] | None]:
-        label_ids = self.label_token_ids(labels)
-        items = [self._item(i, c) for i, c in enumerate(chats)]
-        self._check_lengths(items, 0)
-        results: list[list[float] | None] = [None for _ in items]
-        for batch in self._batches(items, 0):
-            for it, probs in zip(batch, self._score_batch(batch, label_ids)):
-                results[it.index] = probs
-        return results
-
-    @torch.inference_mode()
-    def _score_batch(self, batch: list[_Item], label_ids: list[list[int]]) -> list[list[float]]:
-        if self._one_row_at_a_time():
-            logits = torch.cat([self._prefill_alone(it.ids)[0] for it in batch])
-        else:
-            width = max(len(it.ids) for it in batch)
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, it in enumerate(batch):
-                n = len(it.ids)
-                ids[row, width - n:] = torch.tensor(it.ids, dtype=torch.long)
-                mask[row, width - n:] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self._prefill(ids.to(self.device), mask.to(self.device),
-                                   positions.to(self.device), self._new_cache(), 0)
-        logprobs = torch.log_softmax(logits, dim=-1)
-        per_label = torch.stack(
-            [torch.logsumexp(logprobs[:, ids_], dim=-1) for ids_ in label_ids], dim=-1
-        )
-        return torch.softmax(per_label, dim=-1).cpu().tolist()
 
     def close(self) -> None:
         self.prefix_cache.clear()

@@ -62,11 +62,7 @@ def _load_extras() -> None:
         return
     _extras_loaded = True
     for mod in _EXTRA_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)
 
 
 def loaders() -> dict[str, Loader]:

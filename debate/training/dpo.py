@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
+from debate.backends.loading import load_pretrained, pick_device
 from debate.backends.settings import BackendSettings
-from debate.backends.transformers_backend import load_pretrained, pick_device
 from debate.errors import ConfigError, UserError
 from debate.training.pairs_io import read_manifest, read_pairs
 from debate.training.settings import DPOSettings
