@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_world import PASSWORD, add_accounts, launch
+from web_world import PASSWORD, add_accounts, launch, login
 
 from debate.config import parse_config
 from debate.run import run_experiment
@@ -125,23 +125,6 @@ def test_every_response_forbids_framing(site):
 # ---------------------------------------------------------------- text in pop-ups (browser)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_web_browser import ARGS, CHROMIUM
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def _login(page, url: str, user: str) -> None:
-    page.goto(url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text(f"Logged in as {user}").wait_for(timeout=30_000)
 
 
 @pytest.mark.browser
@@ -149,7 +132,7 @@ def _login(page, url: str, user: str) -> None:
 def test_admin_strings_in_messages_and_popups_stay_text(site, browser):
     _store, url = site
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    _login(page, url, "root")
+    login(page, url, "root")
     page.get_by_role("tab", name="Admin").click()
     page.locator("#camp-name textarea, #camp-name input").first.fill(HOSTILE_NAME)
     exp = page.locator("#camp-exp input").first
@@ -172,7 +155,7 @@ def test_admin_strings_in_messages_and_popups_stay_text(site, browser):
 def test_reveal_shows_an_apostrophe(site, browser):
     _store, url = site
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    _login(page, url, "alice")
+    login(page, url, "alice")
     page.locator("#judge-next").click()
     page.locator("#debate-view").wait_for(timeout=30_000)
     page.locator("#judge-explanation textarea").fill("The quote settles it.")

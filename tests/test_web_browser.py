@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from test_web_api import LEAKS
-from web_world import PASSWORD, add_accounts, artifacts_dir, launch, run_scripted
+from web_world import add_accounts, artifacts_dir, launch, login, run_scripted
 
 from debate.store import open_store
 from debate.store.models import Debate, Feedback, Judgment, Quote, Turn
@@ -24,9 +24,6 @@ from judges.tournament import judge_games_with
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +41,6 @@ def site(tmp_path_factory):
     store.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def login(page, url: str, user: str) -> None:
-    page.goto(url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text(f"Logged in as {user}").wait_for(timeout=30_000)
 
 
 def shot(page, name: str) -> None:

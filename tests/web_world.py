@@ -161,3 +161,16 @@ class RawSession:
 
     def all_text(self) -> str:
         return "\n".join(self.received)
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def login(page, url: str, user: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text(f"Logged in as {user}").wait_for(timeout=30_000)

@@ -125,18 +125,21 @@ def speaker_name(role: str) -> str:
     return role
 
 
+def turn_heading(role: str, round_: int, kind: str) -> str:
+    """'Debater A (round 1)', '... (choosing a side)', '... (question after round 1)'."""
+    if kind == "choice":
+        return f"{speaker_name(role)} (choosing a side)"
+    if kind == "question":
+        return f"{speaker_name(role)} (question after round {round_})"
+    return f"{speaker_name(role)} (round {round_})"
+
+
 def transcript_text(turns: tuple[TranscriptTurn, ...] | list[TranscriptTurn]) -> str:
     """One block per turn: 'Debater A (round 1): text' (what a debater is shown)."""
     blocks = []
     for t in turns:
         text = t.text
-        if t.kind == "choice":
-            head = f"{speaker_name(t.role)} (choosing a side)"
-        elif t.kind == "question":
-            head = f"{speaker_name(t.role)} (question after round {t.round})"
-        else:
-            head = f"{speaker_name(t.role)} (round {t.round})"
-        blocks.append(f"{head}: {text.strip()}")
+        blocks.append(f"{turn_heading(t.role, t.round, t.kind)}: {text.strip()}")
     return "\n\n".join(blocks)
 
 
@@ -246,13 +249,7 @@ def view_transcript(view: BlindView) -> str:
     blocks = []
     for t in view.turns:
         text = segments_plain(t.segments, terminal=False)
-        if t.kind == "choice":
-            head = f"{speaker_name(t.role)} (choosing a side)"
-        elif t.kind == "question":
-            head = f"{speaker_name(t.role)} (question after round {t.round})"
-        else:
-            head = f"{speaker_name(t.role)} (round {t.round})"
-        blocks.append(f"{head}: {text.strip()}")
+        blocks.append(f"{turn_heading(t.role, t.round, t.kind)}: {text.strip()}")
     return "\n\n".join(blocks)
 
 
