@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from debate.agents.registry import check_spec_word_limit
 from debate.errors import ConfigError
 from debate.protocols import BUILTIN, Protocol, get_protocol
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 
 AGENT_FIELDS = ("debater", "honest_debater", "deceptive_debater", "interactive_judge")
 
@@ -106,12 +106,7 @@ def _check_seats(cfg: ExperimentConfig, protocol: Protocol) -> None:
 
 
 def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        cfg = ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc, ExperimentConfig)}") from None
+    cfg = validate_mapping(ExperimentConfig, data, source)
     try:
         protocol = cfg.built_protocol()
         _check_seats(cfg, protocol)

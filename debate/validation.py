@@ -9,9 +9,11 @@ wording is the same everywhere: `protocol.round: unknown field (known: name, rou
 from __future__ import annotations
 
 import types
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+
+from debate.errors import ConfigError
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -55,3 +57,17 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
     elif loc and msg.startswith(f"{loc}: "):  # a field check that named its field again
         msg = msg[len(loc) + 2:]
     return f"{field}: {msg}" if field else msg
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_mapping(model: type[M], data: Any, source: str,
+                     expected: str = "a mapping at the top level") -> M:
+    """`data` validated as `model`, or a ConfigError naming `source` and the first bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected {expected}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc, model)}") from None

@@ -23,12 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from debate.backends.settings import BackendSettings
 from debate.config import read_yaml
-from debate.errors import ConfigError
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 
 
 class JudgeConfig(BackendSettings):
@@ -63,12 +62,7 @@ class JudgeConfig(BackendSettings):
 
 
 def parse_judge_config(data: Any, source: str = "judge") -> JudgeConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of judge settings")
-    try:
-        return JudgeConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc, JudgeConfig)}") from None
+    return validate_mapping(JudgeConfig, data, source, "a mapping of judge settings")
 
 
 def load_judge_file(path: str | Path) -> dict[str, Any]:

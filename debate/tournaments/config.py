@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from debate.agents.registry import check_spec_word_limit
 from debate.config import ProtocolSettings, read_yaml
 from debate.errors import ConfigError
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 
 NAME_MAX = 200
 
@@ -188,12 +188,7 @@ def is_tournament(data: Any) -> bool:
 
 
 def parse_tournament(data: Any, source: str = "<tournament>") -> TournamentConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        cfg = TournamentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+    cfg = validate_mapping(TournamentConfig, data, source)
     try:
         debaters = expand_debaters(cfg)
         for p in cfg.protocols:  # an agent's own word limit may only tighten the protocols'

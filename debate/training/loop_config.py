@@ -11,7 +11,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -20,7 +19,7 @@ from debate.config import ProtocolSettings, read_yaml
 from debate.errors import ConfigError
 from debate.training.preferences import SelectionRule
 from debate.training.settings import DPOSettings, LoraSettings, parse_dpo_settings
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 
 
 class TrainableProtocol(ProtocolSettings):
@@ -87,12 +86,7 @@ class LoopConfig(BaseModel):
 
 def parse_loop_config(data: Any, source: str = "loop config",
                       config_dir: Path | None = None) -> tuple[LoopConfig, DPOSettings]:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        cfg = LoopConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+    cfg = validate_mapping(LoopConfig, data, source)
     if isinstance(cfg.dpo, str):
         p = Path(cfg.dpo)
         p = p if p.is_absolute() else (config_dir or Path.cwd()) / p

@@ -35,11 +35,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from debate.config import read_yaml
-from debate.errors import ConfigError
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 
 
 class LoraSettings(BaseModel):
@@ -94,12 +93,7 @@ class DPOSettings(BaseModel):
 def parse_dpo_settings(data: Any, source: str = "dpo settings") -> DPOSettings:
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of DPO settings")
-    try:
-        return DPOSettings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc, DPOSettings)}") from None
+    return validate_mapping(DPOSettings, data, source, "a mapping of DPO settings")
 
 
 def load_dpo_settings(path: str | Path | None) -> DPOSettings:
