@@ -169,6 +169,11 @@ class OpenAIBackend(Backend):
                 what = "cannot be reached"
                 delay = _backoff(attempt)
             attempt += 1
+            if self._closed.is_set():
+                # the backend was closed under a request still in flight (its command has
+                # already failed and reported why): no retry, and no warning that would land
+                # in whatever the process prints next
+                raise BackendError(f"server {self.base_url} {what}; the backend was closed")
             self._report_retry(what, attempt, retries, delay)
             if self._closed.wait(delay):
                 raise BackendError(f"server {self.base_url} {what}; stopped retrying: the "
