@@ -11,6 +11,7 @@ import pytest
 import torch
 from arch_models import ARCHITECTURES, SLIDING, WINDOW, build_arch_model
 
+from debate.backends.attention import GQA_SDPA
 from debate.backends.base import Chat, PromptTooLong, SamplingSettings
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
@@ -67,11 +68,18 @@ def whole_ids(backend: TransformersBackend, prompt: str) -> list[int]:
 
 
 def reference(backend: TransformersBackend, ids: list[int], new: int, **kw) -> list[int]:
-    """transformers' own generate on the same ids, alone (no padding, no cache reuse)."""
+    """transformers' own generate on the same ids, alone (no padding, no cache reuse), with
+    the library's own attention (the backend swaps `sdpa` for `sdpa_gqa` on CPU)."""
     inputs = torch.tensor([ids])
-    with torch.no_grad():
-        out = backend.model.generate(inputs, attention_mask=torch.ones_like(inputs),
-                                     max_new_tokens=new, do_sample=False, **kw)
+    ours = backend.model.config._attn_implementation
+    library = "sdpa" if ours == GQA_SDPA else ours
+    backend.model.set_attn_implementation(library)
+    try:
+        with torch.no_grad():
+            out = backend.model.generate(inputs, attention_mask=torch.ones_like(inputs),
+                                         max_new_tokens=new, do_sample=False, **kw)
+    finally:
+        backend.model.set_attn_implementation(ours)
     tokens = out[0, len(ids):].tolist()
     for j, t in enumerate(tokens):
         if t in backend.stop_ids:
@@ -337,3 +345,33 @@ def test_answer_labels_map_to_their_own_tokens(arch_dir, arch):
     chat = Chat(({"role": "user", "content": "A or B?"},), assistant_prefix="Answer:")
     [probs] = backend.score([chat], ["A", "B"])
     assert sum(probs) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("arch", ["llama3", "qwen2", "mistral", "gemma"])
+def test_cpu_models_share_grouped_key_values_instead_of_copying_them(arch_dir, arch):
+    """On CPU a model left on its default attention runs `sdpa_gqa`; a padded, masked
+    prefill after reused key/values gives the library's `sdpa` output bit for bit, and a
+    named attention implementation is kept as named."""
+    backend = make_backend(arch_dir(arch))
+    model = backend.model
+    assert model.config._attn_implementation == GQA_SDPA
+    assert make_backend(arch_dir(arch), attn_implementation="sdpa").model.config \
+        ._attn_implementation == "sdpa"
+    torch.manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (3, 40))
+    mask = torch.ones_like(ids)
+    mask[0, :7] = 0  # left padding
+    mask[2, :19] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    outputs = {}
+    for impl in (GQA_SDPA, "sdpa"):
+        model.set_attn_implementation(impl)
+        with torch.no_grad():
+            past = model(input_ids=ids[:, :25], attention_mask=mask[:, :25],
+                         position_ids=positions[:, :25], use_cache=True).past_key_values
+            later = model(input_ids=ids[:, 25:], attention_mask=mask,
+                          position_ids=positions[:, 25:], past_key_values=past,
+                          use_cache=True).logits
+        outputs[impl] = later
+    model.set_attn_implementation(GQA_SDPA)
+    assert torch.equal(outputs[GQA_SDPA], outputs["sdpa"])

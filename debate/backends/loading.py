@@ -3,7 +3,9 @@
 `load_pretrained` reads a hub id or a local directory through one code path. The local
 Hugging Face cache is tried first; the hub only when the model is not there, after a quick
 check that it can be reached (so an offline machine gets a one-line error at once instead
-of minutes of retries). HF_HUB_OFFLINE=1 means: never try the network.
+of minutes of retries). HF_HUB_OFFLINE=1 means: never try the network. A model left on its
+default attention (`sdpa`) on CPU gets `sdpa_gqa` (debate/backends/attention.py: the same
+kernel, without copying grouped key/value heads).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from debate.backends.attention import use_gqa_attention
 from debate.backends.settings import BackendSettings
 from debate.errors import ConfigError
 
@@ -122,4 +125,6 @@ def load_pretrained(settings: BackendSettings, where: str, device: torch.device,
             raise _load_error(settings, where, exc) from None
     model.to(device)
     model.eval()
+    if not settings.attn_implementation:  # the model's default; a named one is kept as named
+        use_gqa_attention(model, device)
     return tok, model
