@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -106,6 +108,7 @@ class _Finder(ast.NodeVisitor):
         self.models: set[str] = set()      # local names of mapped classes
         self.model_modules: set[str] = set()  # local names of debate.store.models
         self.sql_text: set[str] = {"text"}
+        self.sqlalchemy_modules: set[str] = set()  # `import sqlalchemy as sa`
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 for alias in node.names:
@@ -118,6 +121,8 @@ class _Finder(ast.NodeVisitor):
                         self.model_modules.add(local)
             if isinstance(node, ast.Import):
                 for alias in node.names:
+                    if alias.name == "sqlalchemy":
+                        self.sqlalchemy_modules.add(alias.asname or alias.name)
                     if alias.name == "debate.store.models" and alias.asname:
                         self.model_modules.add(alias.asname)
         self.sessions: list[set[str]] = [set()]
@@ -200,6 +205,9 @@ class _Finder(ast.NodeVisitor):
             if func.attr in WRITE_CONSTRUCTS and isinstance(func.value, ast.Attribute) \
                     and func.value.attr == "__table__":
                 self.flag(node, f"__table__.{func.attr}()")
+            if func.attr in WRITE_CONSTRUCTS and isinstance(func.value, ast.Name) \
+                    and func.value.id in self.sqlalchemy_modules:
+                self.flag(node, f"sqlalchemy {func.attr}()")
             if func.attr in SESSION_WRITES and _root_name(func.value) in self.sessions[-1]:
                 self.flag(node, f"{_root_name(func.value)}.{func.attr}()")
         name = _call_name(func)
@@ -240,6 +248,23 @@ def test_no_module_outside_the_store_writes():
                        "store function):\n" + "\n".join(found))
 
 
+def test_the_store_imports_no_feature_above_it():
+    """debate/store/ loads without judges, web, the engine or any model library."""
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        import debate.store
+        for m in pkgutil.iter_modules(debate.store.__path__):
+            importlib.import_module("debate.store." + m.name)
+        above = ("judges", "web", "torch", "transformers", "gradio", "debate.backends",
+                 "debate.engine", "debate.cli")
+        print(sorted(k for k in sys.modules if k in above or k.startswith(
+            tuple(a + "." for a in above))))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_scan_covers_the_feature_modules():
     files = {str(p.relative_to(ROOT)) for p in scanned_files()}
     for expected in ("debate/accounts.py", "judges/queue/claiming.py", "web/app.py",
@@ -265,7 +290,9 @@ def test_checker_finds_sqlalchemy_write_constructs():
                 s.execute(delete(T))
                 s.execute(select(T))
                 T.__table__.insert()
-    """) == [5, 6, 7, 9]
+        import sqlalchemy as sa
+        sa.update(T)
+    """) == [5, 6, 7, 9, 11]
 
 
 def test_checker_finds_session_writes_and_new_rows():
