@@ -2,7 +2,8 @@
 the next free id, and PostgreSQL's id sequences moved past the rows afterwards.
 
 Each takes the caller's connection, so a whole load is one transaction
-(`with store.engine.begin() as conn`).
+(`with store.engine.begin() as conn`). `next_id` also numbers the turn writer's rows on
+SQLite (store.turns).
 """
 
 from __future__ import annotations
