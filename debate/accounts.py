@@ -27,10 +27,11 @@ import os
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from debate.errors import UserError
+from debate.store import accounts as writes
 from debate.store.db import Store
 from debate.store.models import LoginThrottle, User, WebSession
 from debate.users import revoke_sessions, verify_login
@@ -153,16 +154,9 @@ def record_failure(store: Store, policy: LoginPolicy, name: str, address: str | 
         for _attempt in range(3):
             try:
                 with store.write_session() as session:
-                    row = session.scalar(select(LoginThrottle).where(
-                        LoginThrottle.scope == scope, LoginThrottle.key == key))
-                    if row is None:
-                        row = LoginThrottle(scope=scope, key=key, failures=0)
-                        session.add(row)
-                    last = _aware(row.last_failure_at)
-                    failures = 0 if last is None or now - last > forget else row.failures
-                    row.failures = failures + 1
-                    row.last_failure_at = now
-                    row.next_allowed_at = next_allowed(policy, scope, row.failures, now)
+                    writes.record_login_failure(
+                        session, scope, key, now, forget,
+                        lambda failures, scope=scope: next_allowed(policy, scope, failures, now))
                 break
             except IntegrityError:
                 continue  # another thread made the row first: count on it
@@ -174,7 +168,7 @@ def record_success(store: Store, name: str) -> None:
         if session.scalar(select(LoginThrottle.id).where(*where)) is None:
             return
     with store.write_session() as session:
-        session.execute(delete(LoginThrottle).where(*where))
+        writes.clear_login_failures(session, ACCOUNT, name[:200])
 
 
 @dataclass(frozen=True)
@@ -217,9 +211,9 @@ def open_session(store: Store, policy: LoginPolicy, user_name: str, token: str,
         user_id = session.scalar(select(User.id).where(User.name == user_name))
         if user_id is None:
             raise UserError(f"name: no user called {user_name!r}")
-        session.add(WebSession(token_sha256=token_digest(token), user_id=user_id,
-                               client=(client or "")[:100] or None, created_at=now,
-                               expires_at=expires))
+        writes.insert_web_session(session, token_sha256=token_digest(token), user_id=user_id,
+                                  client=(client or "")[:100] or None, created_at=now,
+                                  expires_at=expires)
     return expires
 
 
@@ -242,9 +236,4 @@ def session_user(store: Store, token: str, now: datetime | None = None) -> str |
 
 def revoke_token(store: Store, token: str) -> None:
     with store.write_session() as session:
-        session.execute(
-            update(WebSession)
-            .where(WebSession.token_sha256 == token_digest(token),
-                   WebSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+        writes.revoke_web_session(session, token_digest(token), utcnow())

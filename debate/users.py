@@ -10,13 +10,14 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from debate.errors import UserError
+from debate.store import accounts as writes
 from debate.store.db import Store
-from debate.store.models import User, WebSession
+from debate.store.models import User
 
 ROLES = ("judge", "debater", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -85,10 +86,8 @@ def add_user(store: Store, name: str, role: str, password: str) -> UserInfo:
     digest = hash_password(password)
     try:
         with store.session() as session:
-            row = User(name=name, role=role, password_hash=digest)
-            session.add(row)
-            session.flush()
-            return UserInfo(row.id, row.name, row.role)
+            user_id = writes.insert_user(session, name=name, role=role, password_hash=digest)
+            return UserInfo(user_id, name, role)
     except IntegrityError:
         raise UserError(f"name: a user called {name!r} already exists") from None
 
@@ -99,22 +98,18 @@ def set_password(store: Store, name: str, password: str) -> int:
     check_password(password)
     digest = hash_password(password)
     with store.write_session() as session:
-        row = session.scalar(select(User).where(User.name == name))
-        if row is None:
-            raise UserError(f"name: no user called {name!r}")
-        row.password_hash = digest
-        return _revoke(session, row.id)
+        user_id = _user_id(session, name)
+        writes.set_password_hash(session, user_id, digest)
+        return _revoke(session, user_id)
 
 
 def set_disabled(store: Store, name: str, disabled: bool) -> int:
     """Disable an account (it cannot log in; every web session of it is revoked at once)
     or enable it again. Returns the sessions revoked."""
     with store.write_session() as session:
-        row = session.scalar(select(User).where(User.name == name))
-        if row is None:
-            raise UserError(f"name: no user called {name!r}")
-        row.disabled = disabled
-        return _revoke(session, row.id) if disabled else 0
+        user_id = _user_id(session, name)
+        writes.set_disabled(session, user_id, disabled)
+        return _revoke(session, user_id) if disabled else 0
 
 
 def revoke_sessions(store: Store, name: str) -> int:
@@ -124,12 +119,15 @@ def revoke_sessions(store: Store, name: str) -> int:
         return 0 if user_id is None else _revoke(session, user_id)
 
 
+def _user_id(session: Session, name: str) -> int:
+    user_id = session.scalar(select(User.id).where(User.name == name))
+    if user_id is None:
+        raise UserError(f"name: no user called {name!r}")
+    return user_id
+
+
 def _revoke(session: Session, user_id: int) -> int:
-    return session.execute(
-        update(WebSession)
-        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    ).rowcount or 0
+    return writes.revoke_user_sessions(session, user_id, datetime.now(UTC))
 
 
 def get_user(store: Store, name: str | None, *, enabled_only: bool = False) -> UserInfo | None:

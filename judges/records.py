@@ -1,13 +1,14 @@
-"""What model judging reads from and writes to the store."""
+"""What model judging reads from the store, and its judgments written through store.judgments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from debate.store.db import Store
+from debate.store.judgments import insert_judgments
 from debate.store.models import Debate, Experiment, Judgment
 from debate.store.models import Question as QuestionRow
 from debate.store.views import load_facts
@@ -101,7 +102,7 @@ def write_judgments(store: Store, judge_agent_id: int, rows: list[JudgmentWrite]
     if not rows:
         return
     with store.session() as s:
-        s.execute(insert(Judgment), [
+        insert_judgments(s, [
             {
                 "debate_id": r.debate_id,
                 "judge_agent_id": judge_agent_id,

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from debate.agents.base import AgentIdentity
 from debate.errors import ConfigError, UserError
 from debate.quotes import normalize
 from debate.store.db import Store
 from debate.store.experiments import agent_id
+from debate.store.judgments import insert_judgments
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.validation import describe_validation_error
@@ -189,7 +190,7 @@ def judge_experiments_by_rule(store: Store, experiment_ids: list[int],
                          "shown_order": debate.answer_order, "explanation": why,
                          "time_taken_ms": 0.0, "meta": {}})
         with store.session() as s:
-            s.execute(insert(Judgment), rows)
+            insert_judgments(s, rows)
         written += len(rows)
     return {"judge": config.display_name, "judge_agent_id": judge_id,
             "judgments_written": written, "seconds": round(time.perf_counter() - started, 3)}

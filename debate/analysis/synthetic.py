@@ -1,4 +1,5 @@
-"""A synthetic experiment with known judge behaviour, written with bulk inserts.
+"""A synthetic experiment with known judge behaviour, written with bulk inserts
+(store.bulk: explicit ids, one transaction).
 
 Used by the analysis benchmark (100,000 debates, 400,000 judgments) and by tests. Per
 question: a debate in both answer orders, an honest and a deceptive consultancy, and a
@@ -13,9 +14,9 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, insert, select, text
 
 from debate.protocols import get_protocol
+from debate.store.bulk import catch_up_sequences, insert_rows, next_id
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
@@ -26,7 +27,6 @@ TIE_RATE = 0.03
 DEBATERS = ("strong-debater", "medium-debater", "weak-debater")
 DEBATER_SKILL = (0.8, 0.0, -0.8)  # shifts the judge toward the side this debater argues
 JUDGES = (("model-judge", "model"), ("human-judge", "human"))
-BATCH = 20_000
 
 
 @dataclass
@@ -38,42 +38,33 @@ class SyntheticCounts:
     turns: int
 
 
-def _insert(conn, table, rows: list[dict]) -> None:
-    for i in range(0, len(rows), BATCH):
-        conn.execute(insert(table), rows[i : i + BATCH])
-
-
-def _next_id(conn, column) -> int:
-    return (conn.execute(select(func.max(column))).scalar() or 0) + 1
-
-
 def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str = "synthetic",
                    documents_per: int = 5, with_turns: bool = True) -> SyntheticCounts:
     """Write one synthetic experiment of `questions` questions (5 debates each)."""
     rng = np.random.default_rng(seed)
     protocols = {name: get_protocol(name) for name in ("debate", "consultancy", "naive-judge", "expert-judge")}
     with store.engine.begin() as conn:
-        exp_id = _next_id(conn, Experiment.id)
-        conn.execute(insert(Experiment), [{
+        exp_id = next_id(conn, Experiment.id)
+        insert_rows(conn, Experiment, [{
             "id": exp_id, "name": experiment, "protocol": "mixed", "config": {"synthetic": True},
             "config_hash": hashlib.sha256(experiment.encode()).hexdigest(), "seed": seed, "source": "run"}])
-        agent0 = _next_id(conn, Agent.id)
+        agent0 = next_id(conn, Agent.id)
         names = [*DEBATERS, *(n for n, _ in JUDGES)]
         kinds = ["scripted"] * len(DEBATERS) + [k for _, k in JUDGES]
-        conn.execute(insert(Agent), [{
+        insert_rows(conn, Agent, [{
             "id": agent0 + i, "fingerprint": hashlib.sha256(f"{experiment}/{n}".encode()).hexdigest(),
             "name": n, "kind": k, "settings": {}} for i, (n, k) in enumerate(zip(names, kinds))])
         debater_ids = [agent0 + i for i in range(len(DEBATERS))]
         model_judge, human_judge = agent0 + len(DEBATERS), agent0 + len(DEBATERS) + 1
 
-        doc0 = _next_id(conn, Document.id)
+        doc0 = next_id(conn, Document.id)
         n_docs = max(1, questions // documents_per)
-        _insert(conn, Document, [{
+        insert_rows(conn, Document, [{
             "id": doc0 + d, "sha256": hashlib.sha256(f"{experiment}/doc{d}".encode()).hexdigest(),
             "title": f"doc {d}", "text": f"Source document {d}. " * 20} for d in range(n_docs)])
-        q0 = _next_id(conn, QuestionRow.id)
+        q0 = next_id(conn, QuestionRow.id)
         correct = rng.integers(0, 2, questions)
-        _insert(conn, QuestionRow, [{
+        insert_rows(conn, QuestionRow, [{
             "id": q0 + q, "experiment_id": exp_id, "external_id": f"q{q}", "dataset": "synthetic",
             "text": f"Question {q}?", "answers": ["yes", "no"], "correct_index": int(correct[q]),
             "document_id": doc0 + q % n_docs, "metadata": {"topic": f"t{q % 3}"}} for q in range(questions)])
@@ -88,10 +79,10 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         protocol_of = {"debate": "debate", "consultancy": "consultancy", "naive": "naive-judge",
                        "expert": "expert-judge"}
         n = len(slot)
-        d0 = _next_id(conn, Debate.id)
+        d0 = next_id(conn, Debate.id)
         ids = d0 + np.arange(n)
         specs = {name: p.to_dict() for name, p in protocols.items()}
-        _insert(conn, Debate, [{
+        insert_rows(conn, Debate, [{
             "id": int(ids[i]), "experiment_id": exp_id, "question_id": int(q0 + q_of[i]),
             "protocol": protocol_of[family[i]], "protocol_spec": specs[protocol_of[family[i]]],
             "variant": f"s{slot[i]}", "answer_order": [int(first[i]), 1 - int(first[i])],
@@ -110,7 +101,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         for i in np.nonzero(family == "consultancy")[0]:
             seats.append({"debate_id": int(ids[i]), "role": "consultant",
                           "agent_id": debater_ids[a_agent[i]], "answer_index": int(consult_answer[i])})
-        _insert(conn, Seat, seats)
+        insert_rows(conn, Seat, seats)
 
         # Verdicts: correct with the family's rate, nudged by position and debater skill.
         base = np.array([ACCURACY[f] for f in family]) + POSITION_BONUS * (first == c)
@@ -134,11 +125,11 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                 judgments.append({"debate_id": int(ids[i]), "judge_agent_id": judge, "kind": kind,
                                   "after_round": after, "probabilities": probs,
                                   "shown_order": [int(first[i]), 1 - int(first[i])], "metadata": {}})
-        _insert(conn, Judgment, judgments)
+        insert_rows(conn, Judgment, judgments)
 
         turns = 0
         if with_turns:
-            t0 = _next_id(conn, Turn.id)
+            t0 = next_id(conn, Turn.id)
             turn_rows, quote_rows = [], []
             lengths = rng.integers(20, 400, n * 2)
             for k, i in enumerate(np.nonzero(family == "debate")[0]):
@@ -152,12 +143,9 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                                        "verified": bool(honest or rng.random() < 0.5),
                                        "source_start": 0, "source_end": 15,
                                        "fuzzy_score": 1.0 if honest else float(rng.uniform(0.3, 1.0))})
-            _insert(conn, Turn, turn_rows)
-            _insert(conn, Quote, quote_rows)
+            insert_rows(conn, Turn, turn_rows)
+            insert_rows(conn, Quote, quote_rows)
             turns = len(turn_rows)
-        if store.dialect == "postgresql":
-            # Explicit ids leave PostgreSQL's sequences behind; move them past the rows.
-            for table in ("experiments", "agents", "documents", "questions", "debates", "turns"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+        catch_up_sequences(
+            conn, ["experiments", "agents", "documents", "questions", "debates", "turns"])
     return SyntheticCounts(experiment, questions, n, len(judgments), turns)

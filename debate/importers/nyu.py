@@ -4,7 +4,9 @@ Every room becomes a debate of one import experiment (default "nyu-2023", source
 written in its own transaction: the story a Document, the question a question row (shared by
 rooms on the same question), the rules a protocol, the speeches turns with verified quotes,
 the live judge's distributions stepped judgments (plus a final one for a finished room), the
-offline judges' distributions offline judgments, the survey answers feedback rows.
+offline judges' distributions offline judgments, the survey answers feedback rows. The
+rows are written by the store's row writers (store.experiments, store.turns,
+store.judgments); this module decides what they hold.
 
 Re-importing a room whose file (and metadata line) did not change does nothing; a changed
 room replaces its earlier import. A malformed room is reported by file and field and skipped;
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from debate.agents.base import AgentIdentity
@@ -28,8 +30,19 @@ from debate.errors import DatasetError
 from debate.importers.nyu_rooms import GPT4_NAME, Room, RoomError, parse_room
 from debate.protocols import Limits, Protocol
 from debate.store.db import Store
-from debate.store.experiments import agent_id, document_ids, find_experiment, sha256_text
-from debate.store.models import Debate, Experiment, Feedback, Judgment, Seat
+from debate.store.experiments import (
+    agent_id,
+    delete_debate,
+    document_ids,
+    find_experiment,
+    insert_debate,
+    insert_experiment,
+    insert_question,
+    insert_seats,
+    sha256_text,
+)
+from debate.store.judgments import insert_feedback, insert_judgment
+from debate.store.models import Debate
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
 
@@ -125,7 +138,8 @@ def _experiment_id(store: Store, name: str, source_dir: Path) -> int:
                 raise DatasetError(f"--experiment: {name!r} exists and is not an NYU import")
             return existing.id
         config = {"import": "nyu", "source": str(source_dir)}
-        exp = Experiment(
+        return insert_experiment(
+            session,
             name=name,
             protocol="nyu-debate+nyu-consultancy",
             config=config,
@@ -133,9 +147,6 @@ def _experiment_id(store: Store, name: str, source_dir: Path) -> int:
             seed=0,
             source="import",
         )
-        session.add(exp)
-        session.flush()
-        return exp.id
 
 
 def _question_id(session: Session, experiment_id: int, room: Room) -> int:
@@ -148,7 +159,8 @@ def _question_id(session: Session, experiment_id: int, room: Room) -> int:
     if found is not None:
         return found
     doc = document_ids(session, [(room.story_text, room.story_title)])[sha256_text(room.story_text)]
-    row = QuestionRow(
+    return insert_question(
+        session,
         experiment_id=experiment_id,
         external_id=key,
         dataset=DATASET,
@@ -158,9 +170,6 @@ def _question_id(session: Session, experiment_id: int, room: Room) -> int:
         document_id=doc,
         meta={"article_id": room.article_id, "story_title": room.story_title},
     )
-    session.add(row)
-    session.flush()
-    return row.id
 
 
 def store_room(session: Session, experiment_id: int, room: Room) -> str:
@@ -174,13 +183,14 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
     if existing is not None:
         if (existing.meta or {}).get("source_sha256") == room.sha256:
             return "unchanged"
-        session.execute(delete(Debate).where(Debate.id == existing.id))
+        delete_debate(session, existing.id)
         outcome = "updated"
     question_id = _question_id(session, experiment_id, room)
     protocol = _protocol(room)
     people = {name: agent_id(session, _identity(name)) for name in
               {*room.roles.values(), *(t.speaker for t in room.turns), *(j.judge for j in room.judgments)}}
-    debate = Debate(
+    debate_id = insert_debate(
+        session,
         experiment_id=experiment_id,
         question_id=question_id,
         protocol=protocol.name,
@@ -192,14 +202,12 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
         steps_done=max((t.step for t in room.turns), default=0),
         meta=room.meta,
     )
-    session.add(debate)
-    session.flush()
     seats = [
-        {"debate_id": debate.id, "role": role, "agent_id": people[person],
+        {"debate_id": debate_id, "role": role, "agent_id": people[person],
          "answer_index": room.seat_answers.get(role)}
         for role, person in room.roles.items()
     ]
-    session.execute(insert(Seat), seats)
+    insert_seats(session, seats)
     writes = []
     for turn in room.turns:
         meta: dict[str, Any] = {"speaker": turn.speaker, "timestamp": turn.timestamp}
@@ -208,7 +216,7 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
         if bad:
             meta["unverified_quotes"] = bad
         writes.append(TurnWrite(
-            debate_id=debate.id,
+            debate_id=debate_id,
             step=turn.step,
             round=turn.round,
             role=turn.role,
@@ -226,8 +234,9 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
     write_turns(session, writes)
     final_judgment_of: dict[str, int] = {}
     for j in room.judgments:
-        row = Judgment(
-            debate_id=debate.id,
+        judgment_id = insert_judgment(
+            session,
+            debate_id=debate_id,
             judge_agent_id=people[j.judge],
             kind=j.kind,
             after_round=j.after_round,
@@ -236,17 +245,16 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
             explanation=j.explanation or None,
             meta={**j.meta, "timestamp": j.timestamp, "judge": j.judge},
         )
-        session.add(row)
-        session.flush()
         if j.kind in ("final", "offline"):
-            final_judgment_of[j.judge] = row.id
+            final_judgment_of[j.judge] = judgment_id
     for fb in room.feedback:
-        session.add(Feedback(
-            debate_id=debate.id,
+        insert_feedback(
+            session,
+            debate_id=debate_id,
             judgment_id=final_judgment_of.get(fb.respondent),
             respondent=fb.respondent,
             answers=fb.answers,
-        ))
+        )
     return outcome
 
 

@@ -3,7 +3,8 @@
 One question per (image, lie): answers (true label, lie) as strings, correct_index 0, the
 image in the question's metadata. One debate per order: debater A speaks first, so A is
 the honest player in "honest-first" debates. Each turn reveals one pixel; the judgment
-holds the judge's ten logits (meta) and its probabilities over the two claims.
+holds the judge's ten logits (meta) and its probabilities over the two claims. The rows
+are written by the store's row writers (store.experiments, store.turns, store.judgments).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
-
 from debate.agents.base import AgentIdentity
 from debate.errors import ConfigError
 from debate.pixels.data import ImageSet
@@ -23,8 +22,15 @@ from debate.pixels.table import GameRecord
 from debate.protocols import DEBATER_A, DEBATER_B, get_protocol
 from debate.questions import Question
 from debate.store.db import Store
-from debate.store.experiments import agent_id, find_experiment, insert_questions
-from debate.store.models import Debate, Experiment, Judgment, Seat
+from debate.store.experiments import (
+    agent_id,
+    find_experiment,
+    insert_debate_rows,
+    insert_experiment,
+    insert_questions,
+    insert_seats,
+)
+from debate.store.judgments import insert_judgments
 from debate.store.turns import TurnWrite, write_turns
 
 PROTOCOL = "pixel-debate"
@@ -73,10 +79,8 @@ def store_games(
     with store.write_session() as session:
         if find_experiment(session, name) is not None:
             raise ConfigError(f"--name: experiment {name!r} already exists; choose another name")
-        exp = Experiment(name=name, protocol=PROTOCOL, config=config, config_hash=config_hash,
-                         seed=seed, source="pixels")
-        session.add(exp)
-        session.flush()
+        exp_id = insert_experiment(session, name=name, protocol=PROTOCOL, config=config,
+                                   config_hash=config_hash, seed=seed, source="pixels")
         honest_id = agent_id(session, AgentIdentity(f"pixels-{honest_name}", "pixel-player",
                                                     settings={"player": honest_name}))
         liar_id = agent_id(session, AgentIdentity(f"pixels-{liar_name}", "pixel-player",
@@ -102,21 +106,19 @@ def store_games(
             )
             for img, lie in keys
         ]
-        qids = dict(zip(keys, insert_questions(session, exp.id, questions)))
+        qids = dict(zip(keys, insert_questions(session, exp_id, questions)))
         debate_rows = []
         for i, g in enumerate(games):
             order = [0, 1] if g.honest_first else [1, 0]
             debate_rows.append({
-                "experiment_id": exp.id, "question_id": qids[(g.image, g.lie)],
+                "experiment_id": exp_id, "question_id": qids[(g.image, g.lie)],
                 "protocol": PROTOCOL, "protocol_spec": spec,
                 "variant": "honest-first" if g.honest_first else "liar-first",
                 "answer_order": order, "seed": seed + i, "status": "done", "steps_done": k,
                 "meta": {"honest_role": DEBATER_A if g.honest_first else DEBATER_B,
                          "honest": honest_name, "liar": liar_name, "k": k},
             })
-        debate_ids = list(session.execute(
-            insert(Debate).returning(Debate.id, sort_by_parameter_order=True), debate_rows
-        ).scalars())
+        debate_ids = insert_debate_rows(session, debate_rows)
         seats, turns, judgments = [], [], []
         now = datetime.now(UTC)
         for did, g in zip(debate_ids, games):
@@ -140,9 +142,7 @@ def store_games(
                 "shown_order": [0, 1] if g.honest_first else [1, 0],
                 "meta": {"logits": g.logits, "judge": judge_name}, "created_at": now,
             })
-        if seats:
-            session.execute(insert(Seat), seats)
+        insert_seats(session, seats)
         write_turns(session, turns)
-        if judgments:
-            session.execute(insert(Judgment), judgments)
-        return exp.id, name
+        insert_judgments(session, judgments)
+        return exp_id, name

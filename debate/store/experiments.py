@@ -1,4 +1,9 @@
-"""Creating experiments with their questions, documents, agents, debates and seats."""
+"""Creating experiments with their questions, documents, agents, debates and seats.
+
+`store_experiment` writes a run's experiment whole; the row writers below
+(`insert_experiment`, `insert_question(s)`, `insert_debate(s)`, `insert_debate_rows`,
+`insert_seats`, `delete_debate`) are also what the NYU importer and the pixel store
+compose in their own transactions."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,6 +88,74 @@ def document_ids(session: Session, texts: Iterable[tuple[str, str | None]]) -> d
 
 def find_experiment(session: Session, name: str) -> Experiment | None:
     return session.scalar(select(Experiment).where(Experiment.name == name))
+
+
+def insert_experiment(
+    session: Session,
+    *,
+    name: str,
+    protocol: str,
+    config: dict[str, Any],
+    config_hash: str,
+    seed: int,
+    source: str,
+    config_dir: str | None = None,
+) -> int:
+    """A new experiments row; returns its id (IntegrityError when the name is taken)."""
+    exp = Experiment(name=name, protocol=protocol, config=config, config_hash=config_hash,
+                     seed=seed, source=source, config_dir=config_dir)
+    session.add(exp)
+    session.flush()
+    return exp.id
+
+
+def insert_question(
+    session: Session,
+    *,
+    experiment_id: int,
+    external_id: str,
+    dataset: str,
+    text: str,
+    answers: list[str],
+    correct_index: int,
+    document_id: int | None,
+    meta: dict[str, Any],
+) -> int:
+    """One questions row whose document is already stored; returns its id."""
+    row = QuestionRow(experiment_id=experiment_id, external_id=external_id, dataset=dataset,
+                      text=text, answers=answers, correct_index=correct_index,
+                      document_id=document_id, meta=meta)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def insert_debate(session: Session, **fields: Any) -> int:
+    """One debates row (Debate attributes as keywords); returns its id."""
+    row = Debate(**fields)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def insert_debate_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Many debates rows (dicts of Debate attributes) in one statement; their ids in order."""
+    if not rows:
+        return []
+    return list(session.execute(
+        insert(Debate).returning(Debate.id, sort_by_parameter_order=True), rows
+    ).scalars())
+
+
+def insert_seats(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Seats rows: dicts of debate_id, role, agent_id, answer_index."""
+    if rows:
+        session.execute(insert(Seat), rows)
+
+
+def delete_debate(session: Session, debate_id: int) -> None:
+    """A debate and, by cascade, its seats, turns, quotes, judgments and feedback."""
+    session.execute(delete(Debate).where(Debate.id == debate_id))
 
 
 def insert_questions(
@@ -193,20 +266,12 @@ def _store_experiment_once(
             return StoredExperiment(existing.id, False, ids)
         if agents is None:
             agents = SeatAgents(ids.get("honest"), ids.get("deceptive"), ids.get("judge"))
-        exp = Experiment(
-            name=name,
-            protocol=protocol.name,
-            config=config,
-            config_hash=config_hash,
-            seed=seed,
-            source=source,
-            config_dir=folder,
-        )
-        session.add(exp)
-        session.flush()
-        qids = insert_questions(session, exp.id, questions)
-        insert_debates(session, exp.id, protocol, seed, questions, qids, both_orders, agents)
-        return StoredExperiment(exp.id, True, ids)
+        exp_id = insert_experiment(session, name=name, protocol=protocol.name, config=config,
+                                   config_hash=config_hash, seed=seed, source=source,
+                                   config_dir=folder)
+        qids = insert_questions(session, exp_id, questions)
+        insert_debates(session, exp_id, protocol, seed, questions, qids, both_orders, agents)
+        return StoredExperiment(exp_id, True, ids)
 
 
 def insert_debates(

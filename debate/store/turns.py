@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session
 
 from debate.errors import UserError
+from debate.store.bulk import next_id
 from debate.store.db import Store
 from debate.store.models import Activation, Debate, Quote, Seat, Turn
 from debate.store.vectors import encode_vector
@@ -92,7 +93,7 @@ def write_turns(session: Session, turns: Sequence[TurnWrite]) -> list[int]:
     }
     columns["created_at"] = [t.created_at or now for t in turns]
     if conn.dialect.name == "sqlite":
-        first = (conn.execute(select(func.max(TURNS.c.id))).scalar() or 0) + 1
+        first = next_id(conn, TURNS.c.id)
         turn_ids: list[int] = list(range(first, first + len(turns)))
         columns["id"] = turn_ids
         bulk_insert(conn, TURNS, columns)

@@ -4,7 +4,10 @@ One module per job: common.py (limits, QueueError, the clock, assignment records
 writer.py (the write transaction and SQLite's per-process writer lock), campaigns.py,
 claiming.py (the open assignment or an atomic claim), view.py (what a judge sees),
 submissions.py (judgments, reveal, feedback), progress.py (counts and campaign status).
-The names the web app, the CLI and the benchmarks use are re-exported here.
+The names the web app, the CLI and the benchmarks use are re-exported here. The rows
+themselves (campaigns, assignments, judgments, feedback) are written by
+debate/store/judging.py and debate/store/judgments.py, inside the transactions composed
+here.
 
 `next_assignment` hands a judge one debate of a campaign so that no debate gets more
 assignments than the campaign's `judgments_per_debate` and no judge gets a question

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from debate.store import judging as writes
 from debate.store.db import Store
 from debate.store.models import Campaign, Experiment, User
 from debate.users import UserInfo
@@ -87,18 +88,16 @@ def create_campaign(
                     raise QueueError(f"judges: no user called {j!r}")
                 if found[j] not in ("judge", "admin"):
                     raise QueueError(f"judges: {j!r} is a {found[j]}, not a judge")
-        row = Campaign(
+        row = writes.insert_campaign(
+            session,
             name=name,
             experiment_id=exp.id,
             judgments_per_debate=judgments_per_debate,
             mode=mode,
             reveal_truth=reveal_truth,
             judges=judge_list,
-            active=True,
             allow_repeats=allow_repeats,
         )
-        session.add(row)
-        session.flush()
         return _campaign_info(row, exp.name)
 
 
@@ -143,9 +142,6 @@ def set_campaign_active(store: Store, campaign_id: int, active: bool) -> None:
     """Close or reopen a campaign. Closing stops new claims at once; an assignment claimed
     before the close may still be submitted within its lease (ASSIGNMENT_LEASE)."""
     with store.session() as session:
-        n = session.execute(
-            update(Campaign).where(Campaign.id == campaign_id)
-            .values(active=active, closed_at=None if active else utcnow())
-        ).rowcount
+        n = writes.set_campaign_active(session, campaign_id, active, utcnow())
     if not n:
         raise QueueError(f"campaign: no campaign with id {campaign_id}")

@@ -3,7 +3,9 @@
 On PostgreSQL the judge's user row is locked first (one "next" per judge at a time)
 and candidate debates are taken with SELECT ... FOR UPDATE SKIP LOCKED; the
 assignment count is re-read after the lock is held, so two judges never both take a
-debate's last slot. On SQLite the whole transaction runs under BEGIN IMMEDIATE."""
+debate's last slot. On SQLite the whole transaction runs under BEGIN IMMEDIATE. The
+locks are taken by the reads here; the assignment row is written by
+store.judging.insert_assignment in the same transaction."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from debate.protocols import Protocol
+from debate.store import judging as writes
 from debate.store.db import Store
 from debate.store.models import Assignment, Debate, Judgment, Turn, User
 from debate.store.models import Question as QuestionRow
@@ -186,17 +189,15 @@ def _claim(
                 continue
         rounds = judged_rounds(spec)
         first_shown = 1 if campaign.mode == "stepped" and rounds > 0 else rounds
-        row_a = Assignment(
+        row_a = writes.insert_assignment(
+            session,
             campaign_id=campaign.id,
             debate_id=debate_id,
             question_id=question_id,
             user_id=user.id,
-            status="open",
             rounds_shown=first_shown,
             created_at=utcnow(),
         )
-        session.add(row_a)
-        session.flush()
         return _assignment_info(row_a)
 
 

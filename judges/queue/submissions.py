@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from debate.agents.base import AgentIdentity
+from debate.store import judging as writes
 from debate.store.db import Store
 from debate.store.experiments import agent_id
+from debate.store.judgments import insert_feedback
 from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment
 from debate.store.models import Question as QuestionRow
 from debate.users import UserInfo
@@ -147,7 +149,11 @@ def submit_judgment(
         stepped = campaign.mode == "stepped" and total > 0
         final = not stepped or a.rounds_shown >= total
         started = _aware(last) if last is not None else _aware(a.created_at)
-        judgment = Judgment(
+        judgment = writes.record_submission(
+            session,
+            a,
+            final,
+            now,
             debate_id=a.debate_id,
             judge_agent_id=human_judge_agent(session, user),
             user_id=user.id,
@@ -161,13 +167,6 @@ def submit_judgment(
             meta={"campaign_id": campaign.id, "mode": campaign.mode, "source": "web"},
             created_at=now,
         )
-        session.add(judgment)
-        if final:
-            a.status = "submitted"
-            a.submitted_at = now
-        else:
-            a.rounds_shown += 1
-        session.flush()
         reveal = None
         if final and campaign.reveal_truth:
             question = session.get(QuestionRow, debate.question_id)
@@ -212,13 +211,11 @@ def record_feedback(
             raise QueueError("feedback: this judgment is not yours")
         if session.scalar(select(Feedback.id).where(Feedback.judgment_id == jid)) is not None:
             raise QueueError("feedback: already given for this judgment")
-        row = Feedback(
+        return insert_feedback(
+            session,
             debate_id=j.debate_id,
             judgment_id=jid,
             user_id=user.id,
             respondent=user.name,
             answers=answers,
         )
-        session.add(row)
-        session.flush()
-        return row.id
