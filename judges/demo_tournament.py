@@ -1,5 +1,6 @@
-"""The demo's tournament section: a small round robin of debaters of planted strength,
-judged by the rule-based judge, and the strength-accuracy curve it yields.
+"""The demo's `tournament` section: a small round robin of debaters of planted strength,
+judged by the rule-based judge, and the strength-accuracy curve it yields. It lives in
+judges/ (above debate) because it judges; `debate.demo.SECTIONS` names it.
 
 Four planted debaters (they find the decisive evidence with probability 0.3, 0.5, 0.7 or
 0.9) play every ordered pair in a one-round debate and each consults alone, on 80

@@ -132,7 +132,7 @@ def demo_store(store):
 
     from rich.console import Console
 
-    from debate.demo_scripted import run
+    from debate.demo.scripted import run
 
     run(store, Console(file=io.StringIO(), width=120))
     return store

@@ -8,7 +8,7 @@ import json
 from cli_runner import run_cli
 from rich.console import Console
 
-from debate.demo_scripted import run
+from debate.demo.scripted import run
 from debate.store import open_store
 
 

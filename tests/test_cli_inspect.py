@@ -15,7 +15,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from debate.config import parse_config
-from debate.demo_scripted import run as run_demo_section
+from debate.demo.scripted import run as run_demo_section
 from debate.run import run_experiment
 from debate.store import open_store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Seat

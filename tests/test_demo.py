@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from debate.agents.scripted import evidence_sentence
 from debate.config import parse_config
-from debate.demo_scripted import demo_experiments, run
+from debate.demo.scripted import demo_experiments, run
 from debate.questions import sample_questions
 from debate.quotes import verify_quote
 from debate.run import run_experiment
@@ -123,4 +123,5 @@ def test_demo_command_end_to_end(tmp_path: Path) -> None:
     bad = subprocess.run([exe, "demo", "--db", url, "--section", "nope"], capture_output=True,
                          text=True, env=env, check=False)
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: --section: no demo section 'nope' here; available: ")
+    assert bad.stderr == ("error: --section: unknown demo section 'nope'; "
+                          "known: scripted, models, pixels, tournament\n")

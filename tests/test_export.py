@@ -135,7 +135,7 @@ def test_export_is_all_or_nothing(sqlite_store, tmp_path, monkeypatch) -> None:
 
     from rich.console import Console
 
-    from debate.demo_scripted import run
+    from debate.demo.scripted import run
 
     run(sqlite_store, Console(file=io.StringIO()))
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""The demo's model section: runs with a loadable model, one line and quick without."""
+"""The demo's `models` section: runs with a loadable model, one line and quick without."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from debate.backends import loading
-from debate.backends.demo import EXPERIMENT, run
 from debate.store.models import Judgment, Turn
+from judges.demo_models import EXPERIMENT, run
 
 
 def test_demo_runs_model_debaters_and_a_judge(sqlite_store, tiny_model_dir, monkeypatch):

@@ -85,7 +85,7 @@ def test_judge_trained_for_another_k_is_refused(pixel_judges, capsys) -> None:
 
 
 def test_demo_section(store, pixel_judges, tmp_path: Path, monkeypatch) -> None:
-    from debate.pixels import demo
+    from debate.demo import pixels as demo
 
     monkeypatch.setenv("DEBATE_CACHE_DIR", str(tmp_path / "cache"))
     target = default_judge_path("digits", 4)

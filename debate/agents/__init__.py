@@ -7,14 +7,14 @@ from debate.agents.base import (
     TurnRequest,
     TurnResult,
 )
-from debate.agents.registry import build_agent, register_agent_type
+from debate.agents.registry import AGENT_TYPES, build_agent
 
 __all__ = [
+    "AGENT_TYPES",
     "AgentIdentity",
     "Debater",
     "TranscriptTurn",
     "TurnRequest",
     "TurnResult",
     "build_agent",
-    "register_agent_type",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
-from debate.agents.registry import BuildContext, register_agent_type
+from debate.agents.registry import AgentType, BuildContext
 
 
 class HumanSettings(BaseModel):
@@ -41,4 +41,4 @@ def _build(settings: HumanSettings, context: BuildContext) -> HumanDebater:
     return HumanDebater(settings)
 
 
-register_agent_type("human", HumanSettings, _build)
+AGENT_TYPE = AgentType("human", HumanSettings, _build)

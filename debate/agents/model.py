@@ -53,7 +53,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from pydantic_core import PydanticCustomError
 
 from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
-from debate.agents.registry import BuildContext, register_agent_type
+from debate.agents.registry import AgentType, BuildContext
 from debate.backends.base import (
     Backend,
     BackendError,
@@ -437,4 +437,4 @@ def _build(settings: ModelDebaterSettings, context: BuildContext) -> ModelDebate
     return ModelDebater(settings, backend, templates, judge_backend, judge_templates, capture)
 
 
-register_agent_type("model", ModelDebaterSettings, _build)
+AGENT_TYPE = AgentType("model", ModelDebaterSettings, _build)

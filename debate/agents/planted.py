@@ -17,7 +17,7 @@ import struct
 from pydantic import BaseModel, ConfigDict, Field
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
-from debate.agents.registry import BuildContext, register_agent_type
+from debate.agents.registry import AgentType, BuildContext
 from debate.agents.scripted import DEFAULT_QUESTION, evidence_sentence
 
 FOUND = 'The answer is "{answer}". The text says <quote>{evidence}</quote>, which settles it.'
@@ -72,4 +72,4 @@ def _build(settings: PlantedSettings, context: BuildContext) -> PlantedDebater:
     return PlantedDebater(settings)
 
 
-register_agent_type("planted", PlantedSettings, _build)
+AGENT_TYPE = AgentType("planted", PlantedSettings, _build)

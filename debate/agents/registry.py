@@ -1,14 +1,15 @@
 """Agent types by name. A config's agent entry is {"type": NAME, ...settings}.
 
-Each agent module registers its type with `register_agent_type`; `build_agent` validates
-the settings with that type's pydantic model and names the offending field on error.
+`AGENT_TYPES` (a `debate.registry.Registry`) names each type's `AgentType` (its settings
+model and factory) as "module:AGENT_TYPE"; a type's module is imported only when a config
+asks for it, so torch is loaded only for a model. `build_agent` validates the settings
+with that type's pydantic model and names the offending field on error.
 One setting belongs to every type and is handled here: `max_words`, the agent's own word
 limit, which may only tighten the protocol's (see `WordLimitedDebater`).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from debate.agents.base import SEAT_MAX_WORDS, Debater, WordLimitedDebater
 from debate.errors import ConfigError
 from debate.protocols import Limits
+from debate.registry import Registry
 from debate.validation import describe_validation_error
 
 
@@ -38,35 +40,20 @@ class AgentType:
     factory: Callable[[Any, BuildContext], Debater]
 
 
-_TYPES: dict[str, AgentType] = {}
-# Modules that register agent types; imported on first use so that torch is only
-# loaded when a config asks for a model.
-_BUILTIN_MODULES = {
-    "scripted": "debate.agents.scripted",
-    "model": "debate.agents.model",
-    "human": "debate.agents.human",
-    "planted": "debate.agents.planted",
-}
-
-
-def register_agent_type(
-    name: str, settings_model: type[BaseModel], factory: Callable[[Any, BuildContext], Debater]
-) -> None:
-    _TYPES[name] = AgentType(name, settings_model, factory)
+AGENT_TYPES: Registry[AgentType] = Registry("agent type", {
+    "human": "debate.agents.human:AGENT_TYPE",
+    "model": "debate.agents.model:AGENT_TYPE",
+    "planted": "debate.agents.planted:AGENT_TYPE",
+    "scripted": "debate.agents.scripted:AGENT_TYPE",
+})
 
 
 def known_agent_types() -> list[str]:
-    return sorted(set(_TYPES) | set(_BUILTIN_MODULES))
+    return AGENT_TYPES.names()
 
 
 def agent_type(name: str, where: str) -> AgentType:
-    if name not in _TYPES and name in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[name])
-    if name not in _TYPES:
-        raise ConfigError(
-            f"{where}.type: unknown agent type {name!r}; known: {', '.join(known_agent_types())}"
-        )
-    return _TYPES[name]
+    return AGENT_TYPES.get(name, f"{where}.type")
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
-from debate.agents.registry import BuildContext, register_agent_type
+from debate.agents.registry import AgentType, BuildContext
 from debate.errors import ConfigError
 from debate.jsonl import iter_json_lines
 from debate.quotes import QUOTE_TAG_RE, normalize
@@ -180,4 +180,4 @@ def _build(settings: ScriptedSettings, context: BuildContext) -> ScriptedDebater
     return ScriptedDebater(settings, script)
 
 
-register_agent_type("scripted", ScriptedSettings, _build)
+AGENT_TYPE = AgentType("scripted", ScriptedSettings, _build)

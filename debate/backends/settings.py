@@ -22,6 +22,10 @@
     max_concurrency: 8             # openai: requests in flight
     max_retries: 4                 # openai: retries on 429/5xx/timeouts, with backoff
     timeout: 60                    # openai: seconds per request
+
+`BACKENDS` names each backend class as "module:Class" (a `debate.registry.Registry`): the
+backends import these settings, and the settings import no backend, so there is no import
+cycle and torch is loaded only when a transformers backend is built.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from debate.backends.base import Backend
 from debate.errors import ConfigError
+from debate.registry import Registry
 
 
 class BackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["transformers", "openai"] = "transformers"  # the names in BACKENDS
     model: str = Field(min_length=1)
     revision: str | None = None
     device: str = "auto"
@@ -85,7 +90,12 @@ class BackendSettings(BaseModel):
         return self.model_dump_json()
 
 
-_BACKENDS: dict[str, Backend] = {}
+BACKENDS: Registry[type[Backend]] = Registry("backend", {
+    "transformers": "debate.backends.transformers_backend:TransformersBackend",
+    "openai": "debate.backends.openai_backend:OpenAIBackend",
+})
+
+_SHARED: dict[str, Backend] = {}
 _USERS: dict[str, int] = {}
 _LOCK = threading.Lock()
 
@@ -95,18 +105,11 @@ def build_backend(settings: BackendSettings, where: str = "model") -> Backend:
     debater and a judge on the same model share its weights."""
     key = settings.backend_key()
     with _LOCK:
-        if key in _BACKENDS:
+        if key in _SHARED:
             _USERS[key] += 1
-            return _BACKENDS[key]
-        if settings.backend == "transformers":
-            from debate.backends.transformers_backend import TransformersBackend
-
-            backend: Backend = TransformersBackend(settings, where)
-        else:
-            from debate.backends.openai_backend import OpenAIBackend
-
-            backend = OpenAIBackend(settings, where)
-        _BACKENDS[key] = backend
+            return _SHARED[key]
+        backend = BACKENDS.get(settings.backend, f"{where}.backend")(settings, where)
+        _SHARED[key] = backend
         _USERS[key] = 1
         return backend
 
@@ -155,11 +158,11 @@ def build_backend_at(settings: BackendSettings, config_dir: Path, where: str = "
 def release_backend(backend: Backend) -> None:
     """Drop one user of a shared backend; the last one closes it."""
     with _LOCK:
-        for key, b in list(_BACKENDS.items()):
+        for key, b in list(_SHARED.items()):
             if b is backend:
                 _USERS[key] -= 1
                 if _USERS[key] <= 0:
-                    del _BACKENDS[key]
+                    del _SHARED[key]
                     del _USERS[key]
                     backend.close()
                 return

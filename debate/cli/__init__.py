@@ -2,20 +2,23 @@
 
 Subcommands live in their own modules and are imported only when used, so that
 `debate list` does not pay for loading torch or gradio. To add one, add a line to
-COMMANDS: "name": "module.path:attribute" (a click command or group).
+COMMANDS (a `debate.registry.Registry`): "name": "module.path:attribute" (a click command
+or group). This lazy command loading is also the one place where a first-party import may
+sit inside a function: a command module imports its heavy parts (torch, gradio, judges)
+in the command's body, so `debate --help`, which loads every command module, stays quick.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import click
 
 from debate.errors import DatabaseError, UserError
+from debate.registry import Registry
 
-COMMANDS: dict[str, str] = {
+COMMANDS: Registry[click.Command] = Registry("command", {
     "db": "debate.cli.db:db",
     "run": "debate.cli.run:run",
     "list": "debate.cli.inspect:list_experiments",
@@ -32,24 +35,15 @@ COMMANDS: dict[str, str] = {
     "datasets": "debate.cli.datasets:datasets",
     "probes": "debate.cli.probes:probes",
     "train": "debate.cli.train:train",
-}
-
-
-def available_commands() -> dict[str, str]:
-    """Every command (all of them ship with the package)."""
-    return dict(COMMANDS)
+})
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(available_commands())
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = available_commands().get(name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return COMMANDS.get(name, "command") if name in COMMANDS else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,13 +1,14 @@
 """Question sources by name. A config's `dataset:` entry is {"name": NAME, "path": ..., ...}.
 
-Each loader takes its validated settings and returns a list of Question. Loaders register
-themselves with `register_loader`; `load_questions` applies the common slice options
-(shuffle with seed, offset, limit) after the loader's own filters.
+Each loader takes its validated settings and returns a list of Question. `LOADERS` (a
+`debate.registry.Registry`) names each data set's `Loader` as "module:LOADER"; a loader's
+module is imported only when its data set is named (or all are listed). `load_questions`
+applies the common slice options (shuffle with seed, offset, limit) after the loader's own
+filters.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debate.errors import ConfigError
 from debate.questions import Question, read_questions_jsonl, sample_questions
+from debate.registry import Registry
 from debate.validation import describe_validation_error
 
 
@@ -41,40 +43,27 @@ class Loader:
     description: str
 
 
-_LOADERS: dict[str, Loader] = {}
-# Modules that register further loaders (imported lazily, on first listing or lookup).
-_EXTRA_MODULES: list[str] = ["debate.datasets.sources"]
-_extras_loaded = False
-
-
-def register_loader(
-    name: str,
-    settings_model: type[DatasetSettings],
-    load: Callable[[Any, Path], list[Question]],
-    description: str,
-) -> None:
-    _LOADERS[name] = Loader(name, settings_model, load, description)
-
-
-def _load_extras() -> None:
-    global _extras_loaded
-    if _extras_loaded:
-        return
-    _extras_loaded = True
-    for mod in _EXTRA_MODULES:
-        importlib.import_module(mod)
+LOADERS: Registry[Loader] = Registry("data set", {
+    "arc": "debate.datasets.arc:LOADER",
+    "boolq": "debate.datasets.boolq:LOADER",
+    "gpqa": "debate.datasets.gpqa:LOADER",
+    "jsonl": "debate.datasets:JSONL",
+    "mmlu": "debate.datasets.mmlu:LOADER",
+    "nyu_stories": "debate.datasets.nyu_stories:LOADER",
+    "planted": "debate.datasets.planted:LOADER",
+    "quality": "debate.datasets.quality:LOADER",
+    "sample": "debate.datasets:SAMPLE",
+    "truthfulqa": "debate.datasets.truthfulqa:LOADER",
+})
 
 
 def loaders() -> dict[str, Loader]:
-    _load_extras()
-    return dict(sorted(_LOADERS.items()))
+    """Every loader by name (imports every loader's module)."""
+    return LOADERS.load_all()
 
 
 def get_loader(name: str, where: str = "dataset.name") -> Loader:
-    known = loaders()
-    if name not in known:
-        raise ConfigError(f"{where}: unknown data set {name!r}; known: {', '.join(known)}")
-    return known[name]
+    return LOADERS.get(name, where)
 
 
 def validate_dataset_settings(cfg: dict[str, Any], where: str = "dataset") -> DatasetSettings:
@@ -113,5 +102,5 @@ def _load_sample(settings: DatasetSettings, base_dir: Path) -> list[Question]:
     return sample_questions()
 
 
-register_loader("jsonl", DatasetSettings, _load_jsonl, "the project's JSONL question format")
-register_loader("sample", DatasetSettings, _load_sample, "the small data set bundled for demos")
+JSONL = Loader("jsonl", DatasetSettings, _load_jsonl, "the project's JSONL question format")
+SAMPLE = Loader("sample", DatasetSettings, _load_sample, "the small data set bundled for demos")

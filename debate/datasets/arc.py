@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from debate.datasets import register_loader
+from debate.datasets import Loader
 from debate.datasets.distractors import ClosedRule, two_answer_question
 from debate.datasets.records import (
     SourceSettings,
@@ -78,7 +78,7 @@ def load_arc(settings: ArcSettings, base_dir: Path) -> list[Question]:
     return out
 
 
-register_loader(
+LOADER = Loader(
     "arc",
     ArcSettings,
     load_arc,

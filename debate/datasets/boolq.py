@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from debate.datasets import register_loader
+from debate.datasets import Loader
 from debate.datasets.records import SourceSettings, require_text, source_records
 from debate.errors import DatasetError
 from debate.questions import Question
@@ -58,7 +58,7 @@ def load_boolq(settings: BoolqSettings, base_dir: Path) -> list[Question]:
     return out
 
 
-register_loader(
+LOADER = Loader(
     "boolq",
     BoolqSettings,
     load_boolq,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from debate.datasets import register_loader
+from debate.datasets import Loader
 from debate.datasets.distractors import ClosedRule, two_answer_question
 from debate.datasets.records import SourceSettings, require_text, source_records
 from debate.errors import DatasetError
@@ -68,7 +68,7 @@ def load_gpqa(settings: GpqaSettings, base_dir: Path) -> list[Question]:
     return out
 
 
-register_loader(
+LOADER = Loader(
     "gpqa",
     GpqaSettings,
     load_gpqa,

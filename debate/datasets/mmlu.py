@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from debate.datasets import register_loader, resolve_path
+from debate.datasets import Loader, resolve_path
 from debate.datasets.distractors import ClosedRule, two_answer_question
 from debate.datasets.records import (
     SourceSettings,
@@ -132,7 +132,7 @@ def load_mmlu(settings: MmluSettings, base_dir: Path) -> list[Question]:
     return out
 
 
-register_loader(
+LOADER = Loader(
     "mmlu",
     MmluSettings,
     load_mmlu,

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from debate.datasets import DatasetSettings, register_loader, resolve_path
+from debate.datasets import DatasetSettings, Loader, resolve_path
 from debate.datasets.nyu_text import detokenize
 from debate.errors import DatasetError
 from debate.questions import Question
@@ -130,7 +130,7 @@ def load_nyu_stories(settings: NyuStoriesSettings, base_dir: Path) -> list[Quest
     return out
 
 
-register_loader(
+LOADER = Loader(
     "nyu_stories",
     NyuStoriesSettings,
     load_nyu_stories,

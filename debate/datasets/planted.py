@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from debate.datasets import DatasetSettings, register_loader
+from debate.datasets import DatasetSettings, Loader
 from debate.questions import Question
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white", "silver",
@@ -73,5 +73,5 @@ def _load(settings: PlantedDatasetSettings, base_dir: Path) -> list[Question]:
     return planted_questions(settings.count, settings.hint_accuracy, settings.seed)
 
 
-register_loader("planted", PlantedDatasetSettings, _load,
+LOADER = Loader("planted", PlantedDatasetSettings, _load,
                 "generated questions with planted decisive evidence (tournament tests)")

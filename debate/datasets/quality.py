@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import Field
 
-from debate.datasets import register_loader
+from debate.datasets import Loader
 from debate.datasets.distractors import DistractorRule, stable_rng, two_answer_question
 from debate.datasets.records import (
     Record,
@@ -279,7 +279,7 @@ def load_quality(settings: QualitySettings, base_dir: Path) -> list[Question]:
     return questions
 
 
-register_loader(
+LOADER = Loader(
     "quality",
     QualitySettings,
     load_quality,

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import model_validator
 
 from debate.datasets import DatasetSettings, resolve_path
+from debate.datasets.hub import hub_records
 from debate.errors import ConfigError, DatasetError
 from debate.jsonl import iter_json_lines
 
@@ -164,8 +165,6 @@ def source_records(
     else:
         raise ConfigError("dataset.path: missing (give the data file, or a hub id as dataset.hub)")
     split = settings.split or (default_hub[2] if default_hub else "train")
-    from debate.datasets.hub import hub_records
-
     yield from hub_records(hub_id, config, split)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from debate.datasets import register_loader
+from debate.datasets import Loader
 from debate.datasets.distractors import ClosedRule, two_answer_question
 from debate.datasets.records import (
     SourceSettings,
@@ -82,7 +82,7 @@ def load_truthfulqa(settings: TruthfulQaSettings, base_dir: Path) -> list[Questi
     return out
 
 
-register_loader(
+LOADER = Loader(
     "truthfulqa",
     TruthfulQaSettings,
     load_truthfulqa,

@@ -11,7 +11,9 @@ from debate.pixels.data import load_split
 from debate.pixels.game import Board, check_k
 from debate.pixels.judge import ensure_judge
 from debate.pixels.players import MINIMAX_MAX_K, make_player
+from debate.pixels.store import store_games
 from debate.pixels.table import render_table, run_table
+from debate.store.db import open_store
 
 
 @dataclass
@@ -43,8 +45,6 @@ def run_tables(req: TableRequest, console, store=None) -> list[dict]:
             raise UserError(f"--k: {k} is not a supported number of pixels (an even number >= 2)")
     train, test = load_split(req.mnist_dir)
     if store is None and req.store:
-        from debate.store.db import open_store
-
         store = open_store(req.db_url)
     summaries = []
     for k in req.ks:
@@ -76,8 +76,6 @@ def run_tables(req: TableRequest, console, store=None) -> list[dict]:
                       "judge evaluations" if req.store else
                       f"k={k}: {len(data)} images in {summary['seconds']:.1f}s")
         if req.store and store is not None:
-            from debate.pixels.store import store_games
-
             exp_id, name = store_games(
                 store, name=req.name, data=data, image_ids={i: i for i in range(len(data))},
                 k=k, games=result.games, honest_name=honest_name, liar_name=liar_name,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from debate.pixels.game import NO_PRECOMMIT, Board, image_games, play
+from debate.pixels.data import ImageSet
+from debate.pixels.game import NO_PRECOMMIT, Board, honest_margin, image_games, play
 from debate.pixels.judge import random_pixel_accuracy
 from debate.pixels.players import MinimaxPlayer
 
@@ -147,8 +148,6 @@ def run_table(board: Board, k: int, honest, liar, images: np.ndarray | None = No
 
 
 def _subset(board: Board, images: np.ndarray):
-    from debate.pixels.data import ImageSet
-
     d = board.data
     return ImageSet(d.name, d.images[images], d.labels[images], d.max_value)
 
@@ -158,8 +157,6 @@ def _leaf_count(*players) -> int:
 
 
 def _margins(logits: np.ndarray, truth: np.ndarray, lie: np.ndarray) -> np.ndarray:
-    from debate.pixels.game import honest_margin
-
     return honest_margin(logits, truth, lie)
 
 

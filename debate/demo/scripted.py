@@ -1,4 +1,5 @@
-"""The demo's first section: scripted debates and consultancies on the bundled data set.
+"""The demo's first section, `scripted`: scripted debates and consultancies on the bundled
+data set.
 
 Runs four experiments on the 20 sample questions with scripted debaters (no model):
 a sequential debate in both answer orders, a consultancy (honest and deceptive

@@ -1,4 +1,6 @@
-"""The demo's model section: model debaters and a model judge, when a model can be loaded.
+"""The demo's `models` section: model debaters and a model judge, when a model can be
+loaded. It lives in judges/ (above debate) because it judges; `debate.demo.SECTIONS`
+names it.
 
 The model is $DEBATE_DEMO_MODEL (a hub id or a local directory), else
 Qwen/Qwen2.5-0.5B-Instruct. It is looked up in the local Hugging Face cache only (the demo
@@ -14,7 +16,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from debate.config import parse_config
+from debate.errors import UserError
+from debate.run import run_experiment
 from debate.store.db import Store
+from judges.run import judge_experiment
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 EXPERIMENT = "demo-model-debate"
@@ -46,11 +52,6 @@ def run(store: Store, console: Console) -> None:
             soft_wrap=True,
         )
         return
-    from debate.config import parse_config
-    from debate.errors import UserError
-    from debate.run import run_experiment
-    from judges.run import judge_experiment
-
     cfg = parse_config({
         "name": EXPERIMENT,
         "description": f"model debaters ({model}) on four sample questions",

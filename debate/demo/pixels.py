@@ -1,4 +1,4 @@
-"""The image-debate section of `debate demo`: about a minute on a laptop CPU.
+"""The demo's `pixels` section, image debate on the digits: about a minute on a laptop CPU.
 
 Trains (or loads the cached) k=4 judge on the digits, plays exact-minimax debates on the
 first test images in both orders, prints the Table 2 layout and stores the debates.
