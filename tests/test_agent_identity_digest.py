@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from debate.agents.model import ModelDebater, ModelDebaterSettings
+from debate.agents.base import OPERATIONAL_SETTINGS
+from debate.agents.model import OPERATIONAL, ModelDebater, ModelDebaterSettings
 from debate.backends.prompts import TemplateSet
+from debate.backends.settings import BackendSettings
 from judges.config import parse_judge_config
 from judges.model import ModelJudge
 
@@ -82,3 +84,12 @@ JUDGE_KEYS = [
     "top_logprobs", "top_p", "trust_remote_code", "type",
 ]
 JUDGE_FINGERPRINT = "a9d7a07a4eb86df9c385abdcf97b98d7b2cb10a880a5beb2a76aad8e58bb0b7c"
+
+
+def test_operational_settings_are_backend_fields_with_one_definition():
+    """Every name in the shared set is a real backend setting (a typo would silently store
+    it), and the debater leaves out exactly three more than a judge does."""
+    assert OPERATIONAL_SETTINGS <= set(BackendSettings.model_fields)
+    assert OPERATIONAL - OPERATIONAL_SETTINGS == {
+        "activations", "generation", "continuous_max_batch_tokens"}
+    assert OPERATIONAL - OPERATIONAL_SETTINGS - {"activations"} <= set(BackendSettings.model_fields)

@@ -52,7 +52,14 @@ from jinja2 import TemplateError
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
+from debate.agents.base import (
+    OPERATIONAL_SETTINGS,
+    AgentIdentity,
+    Debater,
+    TranscriptTurn,
+    TurnRequest,
+    TurnResult,
+)
 from debate.agents.registry import BuildContext, register_agent_type
 from debate.backends.base import (
     Backend,
@@ -76,12 +83,11 @@ from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 from debate.view import DebateFacts, FactTurn, blind_view
 
-# Settings that change how fast a model runs, not what it says: left out of the identity.
-OPERATIONAL = {
-    "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
-    "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
-    "cpu_threads", "activations", "generation", "continuous_max_batch_tokens",
-}
+# Left out of a model debater's identity: the shared operational settings, what it captures,
+# and the generation path. A model judge's identity keeps `generation` and
+# `continuous_max_batch_tokens` (they joined this set only when the setting came; leaving
+# them out there now would make every stored model judge a new agent).
+OPERATIONAL = OPERATIONAL_SETTINGS | {"activations", "generation", "continuous_max_batch_tokens"}
 FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
 
 
