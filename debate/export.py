@@ -42,7 +42,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ from debate.store.models import (
     Quote,
     Seat,
     Turn,
+    as_utc,
+    utcnow,
 )
 from debate.store.models import Question as QuestionRow
 from debate.store.vectors import decode_vector
@@ -124,12 +126,6 @@ class ExportResult:
     format: str
     rows: dict[str, int]
     files: tuple[Path, ...]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -194,7 +190,7 @@ def _experiment_rows(ctx: _Context) -> Iterator[dict[str, Any]]:
         yield {
             "id": e.id, "experiment": e.name, "protocol": e.protocol, "source": e.source,
             "seed": e.seed, "config_hash": e.config_hash, "config": e.config,
-            "created_at": _utc(e.created_at),
+            "created_at": as_utc(e.created_at),
         }
 
 
@@ -249,8 +245,8 @@ def _debate_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "document_id": q.document_id, "source_title": title,
                 "question_metadata": q.meta, "seats": debate_seats, "status": d.status,
                 "steps_done": d.steps_done, "seed": d.seed, "error": d.error,
-                "metadata": d.meta, "created_at": _utc(d.created_at),
-                "finished_at": _utc(d.finished_at),
+                "metadata": d.meta, "created_at": as_utc(d.created_at),
+                "finished_at": as_utc(d.finished_at),
             }
 
 
@@ -302,7 +298,7 @@ def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
                 "latency_ms": t.latency_ms, "shown_sha256": t.shown_sha256, "shown": t.shown,
                 "template_version": t.template_version, "candidates": t.candidates,
-                "metadata": t.meta, "created_at": _utc(t.created_at),
+                "metadata": t.meta, "created_at": as_utc(t.created_at),
             }
 
 
@@ -344,7 +340,7 @@ def _judgment_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "assignment_id": j.assignment_id, "probabilities": probs,
                 "correct_index": correct, "p_correct": p_correct, "shown_order": j.shown_order,
                 "explanation": j.explanation, "time_taken_ms": j.time_taken_ms,
-                "metadata": j.meta, "created_at": _utc(j.created_at),
+                "metadata": j.meta, "created_at": as_utc(j.created_at),
             }
 
 
@@ -396,7 +392,7 @@ def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
         yield {"id": p.id, "probe": p.name, "method": p.method, "labels": p.labels,
                "layer": p.layer, "position": p.position, "model_id": p.model_id, "dim": p.dim,
                "params": p.params, "training": p.training, "metrics": p.metrics,
-               "created_at": _utc(p.created_at)}
+               "created_at": as_utc(p.created_at)}
 
 
 def _probe_score_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
@@ -532,7 +528,7 @@ def export_store(
             vectors = _write_npz(tmp / "activations.npz", session, ctx) if rows["activations"] else 0
         manifest = {
             "format": fmt,
-            "exported_at": datetime.now(UTC).isoformat(),
+            "exported_at": utcnow().isoformat(),
             "database": store.url,
             "experiment": experiment,
             "debate_version": __version__,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from debate.errors import UserError
 from debate.store.db import Store
-from debate.store.models import User, WebSession
+from debate.store.models import User, WebSession, utcnow
 
 ROLES = ("judge", "debater", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -128,7 +127,7 @@ def _revoke(session: Session, user_id: int) -> int:
     return session.execute(
         update(WebSession)
         .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
+        .values(revoked_at=utcnow())
     ).rowcount or 0
 
 

@@ -24,7 +24,7 @@ from debate.protocols import DEBATER_A, DEBATER_B, get_protocol
 from debate.questions import Question
 from debate.store.db import Store
 from debate.store.experiments import agent_id, find_experiment, insert_questions
-from debate.store.models import Debate, Experiment, Judgment, Seat
+from debate.store.models import Debate, Experiment, Judgment, Seat, utcnow
 from debate.store.turns import TurnWrite, write_turns
 
 PROTOCOL = "pixel-debate"
@@ -118,7 +118,7 @@ def store_games(
             insert(Debate).returning(Debate.id, sort_by_parameter_order=True), debate_rows
         ).scalars())
         seats, turns, judgments = [], [], []
-        now = datetime.now(UTC)
+        now = utcnow()
         for did, g in zip(debate_ids, games):
             honest_role = DEBATER_A if g.honest_first else DEBATER_B
             roles = {honest_role: (honest_id, 0),

@@ -7,7 +7,7 @@ question's own answer order; `debates.answer_order` says how they were shown.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -29,7 +29,21 @@ from debate.questions import question_content_key
 
 
 def utcnow() -> datetime:
+    """The one clock of stored timestamps: timezone-aware, UTC (the columns are
+    DateTime(timezone=True))."""
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime: SQLite returns them naive (everything
+    is stored in UTC), PostgreSQL aware."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # Partial indexes: most turns and judgments are a model's (user_id NULL).

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -28,17 +28,13 @@ from sqlalchemy.orm import Session
 from debate.agents.base import recorded_max_words
 from debate.protocols import Protocol, Slot
 from debate.store.db import Store
-from debate.store.models import Activation, Agent, Debate, Document, Seat, Turn
+from debate.store.models import Activation, Agent, Debate, Document, Seat, Turn, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
 from debate.store.workers import dead_local_owners
 
 ACTIVE = ("pending", "running")
 CHUNK = 1000  # ids per IN (...) list
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, select, update
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from debate.errors import UserError
 from debate.store.db import Store
-from debate.store.models import Activation, Debate, Quote, Seat, Turn
+from debate.store.models import Activation, Debate, Quote, Seat, Turn, utcnow
 from debate.store.vectors import encode_vector
 
 QUOTE_FIELDS = ("position", "text", "verified", "source_start", "source_end", "fuzzy_score")
@@ -85,7 +85,7 @@ def write_turns(session: Session, turns: Sequence[TurnWrite]) -> list[int]:
     (RETURNING skipped, the engine's hot path)."""
     if not turns:
         return []
-    now = datetime.now(UTC)
+    now = utcnow()
     conn = session.connection()
     columns: dict[str, list[Any]] = {
         name: [getattr(t, attr) for t in turns] for name, attr in _TURN_FIELDS
@@ -176,7 +176,7 @@ def write_waiting_turn(
                             .values(answer_index=answer))
         debate.status = "running"
         debate.lease_owner = worker
-        debate.lease_expires_at = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+        debate.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
         return debate.experiment_id
 
 

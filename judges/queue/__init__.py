@@ -34,6 +34,7 @@ and only when the campaign allows it.
 
 from __future__ import annotations
 
+from debate.store.models import utcnow
 from judges.queue.campaigns import (
     CampaignInfo,
     campaigns_for,
@@ -60,7 +61,6 @@ from judges.queue.common import (
     ROLE_LABELS,
     AssignmentInfo,
     QueueError,
-    utcnow,
 )
 from judges.queue.progress import (
     TOTALS_SECONDS,

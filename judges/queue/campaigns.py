@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from debate.store.db import Store
-from debate.store.models import Campaign, Experiment, User
+from debate.store.models import Campaign, Experiment, User, as_utc, utcnow
 from debate.users import UserInfo
-from judges.queue.common import MODES, QueueError, _aware, utcnow
+from judges.queue.common import MODES, QueueError
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _campaign_info(c: Campaign, experiment: str) -> CampaignInfo:
         tuple(c.judges) if c.judges is not None else None,
         bool(c.active),
         bool(c.allow_repeats),
-        _aware(c.closed_at) if c.closed_at is not None else None,
+        as_utc(c.closed_at) if c.closed_at is not None else None,
     )
 
 

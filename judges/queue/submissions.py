@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from debate.agents.base import AgentIdentity
 from debate.store.db import Store
 from debate.store.experiments import agent_id
-from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment
+from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment, as_utc, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.users import UserInfo
 from judges.queue.campaigns import CampaignInfo, _campaign_info, no_campaign
@@ -27,8 +27,6 @@ from judges.queue.common import (
     MAX_PERCENT,
     MIN_PERCENT,
     QueueError,
-    _aware,
-    utcnow,
 )
 from judges.queue.writer import writing
 
@@ -91,8 +89,8 @@ def _check_may_submit(campaign: CampaignInfo, user: UserInfo, a: Assignment,
         raise QueueError(no_campaign(campaign.id))
     if campaign.active:
         return
-    claimed = _aware(a.created_at)
-    active_since = _aware(last) if last is not None else claimed
+    claimed = as_utc(a.created_at)
+    active_since = as_utc(last) if last is not None else claimed
     closed = campaign.closed_at or claimed
     if claimed > closed or now > active_since + ASSIGNMENT_LEASE:
         raise QueueError(f"campaign: campaign {campaign.id} is closed and this debate's "
@@ -146,7 +144,7 @@ def submit_judgment(
         total = judged_rounds(debate.protocol_spec)
         stepped = campaign.mode == "stepped" and total > 0
         final = not stepped or a.rounds_shown >= total
-        started = _aware(last) if last is not None else _aware(a.created_at)
+        started = as_utc(last) if last is not None else as_utc(a.created_at)
         judgment = Judgment(
             debate_id=a.debate_id,
             judge_agent_id=human_judge_agent(session, user),
