@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from debate.quotes import QuoteMark, ShownSegment, checked_segments, quote_segments
+from debate.vocabulary import DebateStatus
 
 SPEAKER_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant",
                   "judge": "Judge"}
@@ -60,7 +61,7 @@ class DebateFacts:
     turns: tuple[FactTurn, ...]
     source: str | None
     source_title: str | None = None
-    status: str = "done"
+    status: str = DebateStatus.DONE
 
 
 @dataclass(frozen=True)

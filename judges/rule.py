@@ -39,6 +39,7 @@ from debate.store.experiments import agent_id
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.validation import describe_validation_error
+from debate.vocabulary import DebateStatus, TurnStatus
 
 CHUNK = 2000
 
@@ -143,7 +144,7 @@ def _unjudged(store: Store, experiment_ids: list[int], judge_id: int) -> list[in
                 Debate.experiment_id.in_(experiment_ids), Judgment.judge_agent_id == judge_id,
                 Judgment.kind == "final")))
         ids = s.scalars(select(Debate.id).where(
-            Debate.experiment_id.in_(experiment_ids), Debate.status == "done",
+            Debate.experiment_id.in_(experiment_ids), Debate.status == DebateStatus.DONE,
         ).order_by(Debate.id)).all()
     return [i for i in ids if i not in done]
 
@@ -162,7 +163,7 @@ def _seen(store: Store, ids: list[int]) -> list[SeenDebate]:
         quotes: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for did, role, text in s.execute(
                 select(Turn.debate_id, Turn.role, Quote.text).join(Quote, Quote.turn_id == Turn.id)
-                .where(Turn.debate_id.in_(ids), Quote.verified.is_(True), Turn.status != "failed")):
+                .where(Turn.debate_id.in_(ids), Quote.verified.is_(True), Turn.status != TurnStatus.FAILED)):
             quotes[did].append((role, text))
     return [SeenDebate(did, question, list(answers), list(order), argued[did], quotes[did])
             for did, order, question, answers in rows]

@@ -17,6 +17,7 @@ from debate.human_turns import (
 )
 from debate.quotes import quote_segments
 from debate.store.db import Store
+from debate.vocabulary import DebateStatus
 from web.auth import current_user, user_errors
 from web.render import LEGEND, answers_html, esc, turns_html
 
@@ -143,9 +144,9 @@ def build(store: Store) -> dict[str, Any]:
         new_status = submit_human_turn(store, user.name, user.id, debate_value, role, rnd, body,
                                        chosen, settings=settings)
         choices, first = _choices(user)
-        what = {"done": "The debate is finished.",
-                "waiting_human": "The debate now waits for the next person's turn.",
-                "failed": "The debate failed after your turn (see Browse)."}.get(
+        what = {DebateStatus.DONE: "The debate is finished.",
+                DebateStatus.WAITING_HUMAN: "The debate now waits for the next person's turn.",
+                DebateStatus.FAILED: "The debate failed after your turn (see Browse)."}.get(
                     new_status, f"The debate is now {new_status}.")
         return ([f"Your turn in debate {int(debate_value)} is stored. {what}",
                  gr.update(choices=choices, value=first)] + _open(user, first))

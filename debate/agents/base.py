@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from debate.protocols import Limits
+from debate.vocabulary import TurnStatus
 
 # The key of an agent's own word limit in its identity's settings (an agent spec's
 # `max_words`, any agent type): stored with the agent, read back by `load_states`.
@@ -86,7 +87,7 @@ class TurnResult:
     """One produced turn. status: ok | truncated | failed | waiting (a person's turn)."""
 
     text: str
-    status: str = "ok"
+    status: str = TurnStatus.OK
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     shown: str | None = None

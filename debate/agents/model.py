@@ -82,6 +82,7 @@ from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 from debate.view import DebateFacts, FactTurn, blind_view
+from debate.vocabulary import TurnStatus
 
 # Left out of a model debater's identity: the shared operational settings, what it captures,
 # and the generation path. A model judge's identity keeps `generation` and
@@ -233,7 +234,7 @@ class ModelDebater(Debater):
 
     def _failed(self, batch: list[TurnRequest], error: str, retryable: bool) -> list[TurnResult]:
         meta = {} if retryable else {"retryable": False}
-        return [TurnResult(text="", status="failed", error=error, meta=dict(meta),
+        return [TurnResult(text="", status=TurnStatus.FAILED, error=error, meta=dict(meta),
                            template_version=self.templates.version) for _ in batch]
 
     def _respond_batch(self, requests: list[TurnRequest],
@@ -390,9 +391,9 @@ class ModelDebater(Debater):
         # A speech over the limit goes out raw: the engine cuts it with the same
         # truncate_words (marked, tags kept whole) and keeps the raw text in meta.raw_text.
         # Other turn kinds are not cut by the engine, so they are cut here.
-        text, status = chosen["raw"], "ok"
+        text, status = chosen["raw"], TurnStatus.OK
         if chosen["truncated"] and r.kind != "speech":
-            text, status = chosen["text"], "truncated"
+            text, status = chosen["text"], TurnStatus.TRUNCATED
             meta["raw_text"] = chosen["raw"]
         if r.kind == "choice":
             m = re.search(r"answer\s*[:\-]?\s*\(?([AB])\b", chosen["raw"], re.IGNORECASE)

@@ -19,6 +19,7 @@ from debate.protocols import get_protocol
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import DebateStatus, TurnStatus
 
 ACCURACY = {"debate": 0.80, "consultancy": 0.70, "naive": 0.60, "expert": 0.90}
 POSITION_BONUS = 0.04
@@ -95,7 +96,8 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             "id": int(ids[i]), "experiment_id": exp_id, "question_id": int(q0 + q_of[i]),
             "protocol": protocol_of[family[i]], "protocol_spec": specs[protocol_of[family[i]]],
             "variant": f"s{slot[i]}", "answer_order": [int(first[i]), 1 - int(first[i])],
-            "seed": 0, "status": "done", "metadata": {"batch": f"b{i % 2}"}} for i in range(n)])
+            "seed": 0, "status": DebateStatus.DONE, "metadata": {"batch": f"b{i % 2}"}}
+            for i in range(n)])
 
         # Seats: debaters A/B argue the answers shown first/second; consultants one side.
         a_agent = rng.integers(0, len(DEBATERS), n)
@@ -146,7 +148,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                     tid = t0 + len(turn_rows)
                     turn_rows.append({"id": tid, "debate_id": int(ids[i]), "step": j + 1, "round": 1,
                                       "role": role, "kind": "speech", "text": "w" * int(lengths[2 * k + j]),
-                                      "status": "ok", "metadata": {}})
+                                      "status": TurnStatus.OK, "metadata": {}})
                     honest = (first[i] == c[i]) == (role == "A")
                     quote_rows.append({"turn_id": tid, "position": 0, "text": "Source document",
                                        "verified": bool(honest or rng.random() < 0.5),

@@ -34,8 +34,9 @@ from debate.store.db import Store, open_store, resolve_url
 from debate.store.models import Debate, Experiment, Judgment, Turn
 from debate.store.views import load_facts
 from debate.view import BlindView, blind_view
+from debate.vocabulary import DebateStatus
 
-STATUSES = ("pending", "running", "waiting_human", "done", "failed")
+STATUSES = tuple(DebateStatus)
 SPEAKER_LABELS = {
     DEBATER_A: "Debater A",
     DEBATER_B: "Debater B",

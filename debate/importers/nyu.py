@@ -32,10 +32,12 @@ from debate.store.experiments import agent_id, document_ids, find_experiment, sh
 from debate.store.models import Debate, Experiment, Feedback, Judgment, Seat
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
+from debate.vocabulary import DebateStatus, TurnStatus
 
 DEFAULT_EXPERIMENT = "nyu-2023"
 DATASET = "nyu-debate-2023"
-STATUS = {"complete": "done", "in_progress": "waiting_human", "waiting_to_begin": "waiting_human"}
+STATUS = {"complete": DebateStatus.DONE, "in_progress": DebateStatus.WAITING_HUMAN,
+          "waiting_to_begin": DebateStatus.WAITING_HUMAN}
 
 
 @dataclass
@@ -216,7 +218,7 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
             agent_id=people[turn.speaker],
             user_id=None,
             text=turn.text,
-            status="ok",
+            status=TurnStatus.OK,
             meta=meta,
             quotes=[{"position": q.position, "text": q.text, "verified": q.problem is None,
                      "source_start": q.start, "source_end": q.end,

@@ -26,6 +26,7 @@ from debate.store.db import Store
 from debate.store.experiments import agent_id, find_experiment, insert_questions
 from debate.store.models import Debate, Experiment, Judgment, Seat, utcnow
 from debate.store.turns import TurnWrite, write_turns
+from debate.vocabulary import DebateStatus, TurnStatus
 
 PROTOCOL = "pixel-debate"
 QUESTION_TEXT = "Which digit is in this image?"
@@ -110,7 +111,7 @@ def store_games(
                 "experiment_id": exp.id, "question_id": qids[(g.image, g.lie)],
                 "protocol": PROTOCOL, "protocol_spec": spec,
                 "variant": "honest-first" if g.honest_first else "liar-first",
-                "answer_order": order, "seed": seed + i, "status": "done", "steps_done": k,
+                "answer_order": order, "seed": seed + i, "status": DebateStatus.DONE, "steps_done": k,
                 "meta": {"honest_role": DEBATER_A if g.honest_first else DEBATER_B,
                          "honest": honest_name, "liar": liar_name, "k": k},
             })
@@ -131,7 +132,7 @@ def store_games(
                 text, meta = pixel_turn(pixel, data.images[g.image], width)
                 turns.append(TurnWrite(
                     debate_id=did, step=step, round=step // 2 + 1, role=role, kind="pixel",
-                    agent_id=roles[role][0], user_id=None, text=text, status="ok", meta=meta,
+                    agent_id=roles[role][0], user_id=None, text=text, status=TurnStatus.OK, meta=meta,
                     created_at=now))
             probs = two_claim_probabilities(g.logits, g.truth, g.lie)
             judgments.append({

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from debate.questions import question_content_key
+from debate.vocabulary import AssignmentStatus, DebateStatus, TurnStatus
 
 
 def utcnow() -> datetime:
@@ -136,8 +137,8 @@ class Debate(Base):
     variant: Mapped[str] = mapped_column(String(100))  # e.g. "order=10,deceptive"
     answer_order: Mapped[list[Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
-    # pending -> running -> (waiting_human ->) done | failed
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # DebateStatus: pending -> running -> (waiting_human ->) done | failed
+    status: Mapped[str] = mapped_column(String(20), default=DebateStatus.PENDING)
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -180,7 +181,7 @@ class Turn(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="ok")  # ok | truncated | failed
+    status: Mapped[str] = mapped_column(String(20), default=TurnStatus.OK)
     shown_sha256: Mapped[str | None] = mapped_column(String(64))
     shown: Mapped[str | None] = mapped_column(Text)
     template_version: Mapped[str | None] = mapped_column(String(100))
@@ -275,7 +276,7 @@ class Assignment(Base):
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | submitted
+    status: Mapped[str] = mapped_column(String(20), default=AssignmentStatus.OPEN)
     rounds_shown: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

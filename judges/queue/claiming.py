@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from debate.protocols import Protocol
 from debate.store.db import Store
-from debate.store.models import Assignment, Debate, Judgment, Turn, User
+from debate.store.models import Assignment, Debate, Judgment, Turn, User, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.store.views import judged_rounds as store_judged_rounds
 from debate.users import UserInfo
+from debate.vocabulary import AssignmentStatus, DebateStatus
 from judges.queue.campaigns import CampaignInfo, _load_campaign, no_campaign
-from judges.queue.common import AssignmentInfo, QueueError, _assignment_info, utcnow
+from judges.queue.common import AssignmentInfo, QueueError, _assignment_info
 from judges.queue.progress import Progress, _progress
 from judges.queue.view import JudgeView, _view_rows, _with_pixels
 from judges.queue.writer import writing
@@ -38,7 +39,7 @@ def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentI
             .where(
                 Assignment.user_id == user_id,
                 Assignment.campaign_id == campaign_id,
-                Assignment.status == "open",
+                Assignment.status == AssignmentStatus.OPEN,
             )
             .order_by(Assignment.id)
             .limit(1)
@@ -86,7 +87,7 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
         .join(QuestionRow, QuestionRow.id == Debate.question_id)
         .where(
             Debate.experiment_id == campaign.experiment_id,
-            Debate.status == "done",
+            Debate.status == DebateStatus.DONE,
             taken < campaign.judgments_per_debate,
             QuestionRow.content_key.not_in(seen),
         )
@@ -117,7 +118,7 @@ def _open_or_claim(
         .where(
             Assignment.user_id == user.id,
             Assignment.campaign_id == campaign.id,
-            Assignment.status == "open",
+            Assignment.status == AssignmentStatus.OPEN,
         )
         .order_by(Assignment.id)
         .limit(1)
@@ -191,7 +192,7 @@ def _claim(
             debate_id=debate_id,
             question_id=question_id,
             user_id=user.id,
-            status="open",
+            status=AssignmentStatus.OPEN,
             rounds_shown=first_shown,
             created_at=utcnow(),
         )

@@ -18,6 +18,7 @@ from debate.store.experiments import agent_id
 from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment, as_utc, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.users import UserInfo
+from debate.vocabulary import AssignmentStatus
 from judges.queue.campaigns import CampaignInfo, _campaign_info, no_campaign
 from judges.queue.claiming import _owned_assignment, judged_rounds
 from judges.queue.common import (
@@ -118,7 +119,7 @@ def submit_judgment(
     text = check_explanation(explanation)
     with writing(store) as session:
         a = _owned_assignment(session, user, assignment_id, debate_id, lock=True)
-        if a.status != "open":
+        if a.status != AssignmentStatus.OPEN:
             raise QueueError("assignment: already submitted; press Next debate")
         try:
             seen = int(round_seen)
@@ -161,7 +162,7 @@ def submit_judgment(
         )
         session.add(judgment)
         if final:
-            a.status = "submitted"
+            a.status = AssignmentStatus.SUBMITTED
             a.submitted_at = now
         else:
             a.rounds_shown += 1

@@ -13,6 +13,7 @@ from debate.store.db import Store
 from debate.store.models import Campaign
 from debate.store.views import load_facts
 from debate.view import BlindView, ViewTurn, blind_view
+from debate.vocabulary import AssignmentStatus
 from judges.queue.common import AssignmentInfo
 
 
@@ -68,7 +69,7 @@ def _view_rows(session: Session, assignment: AssignmentInfo) -> JudgeView:
         campaign=campaign_name,
         mode=mode,
         view=blind_view(facts, after_round=assignment.rounds_shown if stepped else None),
-        submitted=assignment.status == "submitted",
+        submitted=assignment.status == AssignmentStatus.SUBMITTED,
     )
 
 
