@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from debate.errors import UserError
 from debate.store.db import Store
 from debate.store.models import User, WebSession, utcnow
+from debate.vocabulary import UserRole
 
-ROLES = ("judge", "debater", "admin")
+ROLES = tuple(r.value for r in UserRole)  # plain strings: click and gradio choices
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 200
@@ -31,7 +32,7 @@ class UserInfo:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == UserRole.ADMIN
 
 
 @lru_cache(maxsize=1)

@@ -66,6 +66,10 @@ class UserRole(StrEnum):
     ADMIN = "admin"
 
 
+# who may judge in a campaign (and see the Judge tab)
+JUDGING_ROLES = (UserRole.JUDGE, UserRole.ADMIN)
+
+
 class SeatRole(StrEnum):
     """seats.role and turns.role: who speaks in a debate."""
 

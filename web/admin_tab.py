@@ -8,6 +8,7 @@ import pandas as pd
 from debate.browse import experiment_names
 from debate.store.db import Store
 from debate.users import ROLES, add_user, generate_password, list_users
+from debate.vocabulary import JUDGING_ROLES, UserRole
 from judges import queue
 from web.auth import require_admin, user_errors
 from web.render import md_text
@@ -53,7 +54,7 @@ def build(store: Store) -> dict[str, Any]:
     gr.Markdown("### New user")
     with gr.Row():
         uname = gr.Textbox(label="Name")
-        urole = gr.Radio(list(ROLES), value="judge", label="Role")
+        urole = gr.Radio(list(ROLES), value=UserRole.JUDGE.value, label="Role")
         upass = gr.Textbox(label="Password (empty: generate one)", type="password")
         uadd = gr.Button("Add user")
     users = gr.Dataframe(value=None, interactive=False, label="Users")
@@ -68,7 +69,7 @@ def build(store: Store) -> dict[str, Any]:
             require_admin(store, request)
         except gr.Error:
             return gr.update(), gr.update(), gr.update(), gr.update()
-        judge_names = [u.name for u in list_users(store) if u.role in ("judge", "admin")]
+        judge_names = [u.name for u in list_users(store) if u.role in JUDGING_ROLES]
         return (gr.update(choices=experiment_names(store)), gr.update(choices=judge_names),
                 campaigns_frame(store), _users())
 

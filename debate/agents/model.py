@@ -82,7 +82,7 @@ from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 from debate.view import DebateFacts, FactTurn, blind_view
-from debate.vocabulary import TurnStatus
+from debate.vocabulary import SeatRole, TurnStatus
 
 # Left out of a model debater's identity: the shared operational settings, what it captures,
 # and the generation path. A model judge's identity keeps `generation` and
@@ -283,7 +283,7 @@ class ModelDebater(Debater):
         key = hashlib.sha256((r.source or "").encode()).hexdigest() if r.source else None
         # room for the speeches still to come (each with its heading), so that the cut
         # made now still fits the debate's later turns and they share one prefix
-        speakers = 1 if r.role == "consultant" else 2
+        speakers = 1 if r.role == SeatRole.CONSULTANT else 2
         reserve = (r.rounds - r.round + 1) * speakers * (sampling.max_new_tokens + 16)
         fitted = fit_prompt(self.backend, build, r.source, sampling.max_new_tokens,
                             self.settings.context_policy, "debater", reserve=reserve,
@@ -302,7 +302,7 @@ class ModelDebater(Debater):
     @staticmethod
     def _family(r: TurnRequest) -> str:
         p = BUILTIN.get(r.protocol)
-        return p.family if p else ("consultancy" if r.role == "consultant" else "debate")
+        return p.family if p else ("consultancy" if r.role == SeatRole.CONSULTANT else "debate")
 
     @staticmethod
     def _simultaneous(r: TurnRequest) -> bool:

@@ -19,7 +19,7 @@ from debate.protocols import get_protocol
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
-from debate.vocabulary import DebateStatus, TurnStatus
+from debate.vocabulary import DebateStatus, SeatRole, TurnStatus
 
 ACCURACY = {"debate": 0.80, "consultancy": 0.70, "naive": 0.60, "expert": 0.90}
 POSITION_BONUS = 0.04
@@ -144,7 +144,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             turn_rows, quote_rows = [], []
             lengths = rng.integers(20, 400, n * 2)
             for k, i in enumerate(np.nonzero(family == "debate")[0]):
-                for j, role in enumerate(("A", "B")):
+                for j, role in enumerate((SeatRole.A, SeatRole.B)):
                     tid = t0 + len(turn_rows)
                     turn_rows.append({"id": tid, "debate_id": int(ids[i]), "step": j + 1, "round": 1,
                                       "role": role, "kind": "speech", "text": "w" * int(lengths[2 * k + j]),

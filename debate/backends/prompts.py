@@ -30,6 +30,7 @@ from debate.backends.base import Chat
 from debate.errors import ConfigError
 from debate.quotes import segments_plain
 from debate.view import BlindView
+from debate.vocabulary import SeatRole
 
 LABELS = ("A", "B")
 FORMAT_NAMES = {"debate": "debate", "consultancy": "consultancy", "naive": "question",
@@ -116,11 +117,11 @@ class TemplateSet:
 
 
 def speaker_name(role: str) -> str:
-    if role in ("A", "B"):
+    if role in (SeatRole.A, SeatRole.B):
         return f"Debater {role}"
-    if role == "consultant":
+    if role == SeatRole.CONSULTANT:
         return "The consultant"
-    if role == "judge":
+    if role == SeatRole.JUDGE:
         return "The judge"
     return role
 

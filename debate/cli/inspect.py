@@ -21,7 +21,6 @@ from sqlalchemy.exc import ArgumentError
 
 from debate.cli.options import db_option
 from debate.errors import UserError
-from debate.protocols import CONSULTANT, DEBATER_A, DEBATER_B, JUDGE
 from debate.quotes import (
     PLAIN_CLOSE,
     PLAIN_OPEN,
@@ -37,12 +36,6 @@ from debate.view import BlindView, blind_view
 from debate.vocabulary import DebateStatus
 
 STATUSES = tuple(DebateStatus)
-SPEAKER_LABELS = {
-    DEBATER_A: "Debater A",
-    DEBATER_B: "Debater B",
-    CONSULTANT: "Consultant",
-    JUDGE: "Judge",
-}
 ANSWER_LABELS = "ABCDEFGH"
 
 

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from debate.errors import UserError
 from debate.store.db import Store
 from debate.store.models import Debate, Question, Turn
-from debate.vocabulary import TurnStatus
+from debate.vocabulary import SeatRole, TurnStatus
 
-ROLE_COLOURS = {"A": (31, 119, 180), "B": (255, 127, 14)}
+ROLE_COLOURS = {SeatRole.A: (31, 119, 180), SeatRole.B: (255, 127, 14)}
 HIDDEN = (196, 214, 232)
 HATCH = (160, 184, 208)
 

@@ -58,7 +58,6 @@ from judges.queue.common import (
     MAX_PERCENT,
     MIN_PERCENT,
     MODES,
-    ROLE_LABELS,
     AssignmentInfo,
     QueueError,
 )
@@ -90,7 +89,6 @@ __all__ = [
     "MAX_PERCENT",
     "MIN_PERCENT",
     "MODES",
-    "ROLE_LABELS",
     "TOTALS_SECONDS",
     "AssignmentInfo",
     "CampaignInfo",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from debate.store.db import Store
 from debate.store.models import Campaign, Experiment, User, as_utc, utcnow
 from debate.users import UserInfo
+from debate.vocabulary import JUDGING_ROLES
 from judges.queue.common import MODES, QueueError
 
 
@@ -30,7 +31,7 @@ class CampaignInfo:
     closed_at: datetime | None = None
 
     def allows(self, user: UserInfo) -> bool:
-        if user.role not in ("judge", "admin"):
+        if user.role not in JUDGING_ROLES:
             return False
         return self.judges is None or user.name in self.judges
 
@@ -85,7 +86,7 @@ def create_campaign(
             for j in judge_list:
                 if j not in found:
                     raise QueueError(f"judges: no user called {j!r}")
-                if found[j] not in ("judge", "admin"):
+                if found[j] not in JUDGING_ROLES:
                     raise QueueError(f"judges: {j!r} is a {found[j]}, not a judge")
         row = Campaign(
             name=name,

@@ -14,7 +14,6 @@ MAX_PERCENT = 99.0
 MAX_EXPLANATION = 5000
 MAX_COMMENT = 2000
 LIKERT_KEYS = ("clarity", "evidence", "confidence")
-ROLE_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant", "judge": "Judge"}
 
 
 class QueueError(UserError):
