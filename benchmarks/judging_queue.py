@@ -51,7 +51,6 @@ from debate.store.models import (
 )
 from debate.store.models import Question as QuestionRow
 from debate.users import hash_password
-from debate.vocabulary import DebateStatus, TurnStatus
 from judges.queue import create_campaign
 
 TARGET_MS = 200.0
@@ -86,7 +85,7 @@ def seed(store: Store, n_debates: int, n_judges: int) -> int:
                     drows.append({"experiment_id": exp_id, "question_id": qid,
                                   "protocol": "debate", "protocol_spec": spec,
                                   "variant": f"order={order[0]}{order[1]}",
-                                  "answer_order": order, "seed": qid, "status": DebateStatus.DONE,
+                                  "answer_order": order, "seed": qid, "status": "done",
                                   "steps_done": 2, "meta": {}})
             dids = s.execute(insert(Debate).returning(Debate.id, sort_by_parameter_order=True),
                              drows).scalars().all()
@@ -96,7 +95,7 @@ def seed(store: Store, n_debates: int, n_judges: int) -> int:
                                      for k, r in enumerate(("A", "B"))])
             s.execute(insert(Turn), [{"debate_id": d, "step": k, "round": 1, "role": r,
                                       "kind": "speech", "text": f"I argue {r}: <quote>it</quote>",
-                                      "status": TurnStatus.OK, "meta": {}}
+                                      "status": "ok", "meta": {}}
                                      for d in dids for k, r in enumerate(("A", "B"))])
     digest = hash_password(PASSWORD)
     with store.session() as s:

@@ -39,7 +39,7 @@ from debate.store.experiments import agent_id
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.validation import describe_validation_error
-from debate.vocabulary import DebateStatus, TurnStatus
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 CHUNK = 2000
 
@@ -142,7 +142,7 @@ def _unjudged(store: Store, experiment_ids: list[int], judge_id: int) -> list[in
         done = set(s.scalars(
             select(Judgment.debate_id).join(Debate, Judgment.debate_id == Debate.id).where(
                 Debate.experiment_id.in_(experiment_ids), Judgment.judge_agent_id == judge_id,
-                Judgment.kind == "final")))
+                Judgment.kind == JudgmentKind.FINAL)))
         ids = s.scalars(select(Debate.id).where(
             Debate.experiment_id.in_(experiment_ids), Debate.status == DebateStatus.DONE,
         ).order_by(Debate.id)).all()
@@ -185,7 +185,7 @@ def judge_experiments_by_rule(store: Store, experiment_ids: list[int],
         rows = []
         for debate in _seen(store, todo[i: i + CHUNK]):
             probs, why = judge.probabilities(debate)
-            rows.append({"debate_id": debate.id, "judge_agent_id": judge_id, "kind": "final",
+            rows.append({"debate_id": debate.id, "judge_agent_id": judge_id, "kind": JudgmentKind.FINAL,
                          "after_round": None, "probabilities": probs,
                          "shown_order": debate.answer_order, "explanation": why,
                          "time_taken_ms": 0.0, "meta": {}})

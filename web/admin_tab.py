@@ -8,7 +8,7 @@ import pandas as pd
 from debate.browse import experiment_names
 from debate.store.db import Store
 from debate.users import ROLES, add_user, generate_password, list_users
-from debate.vocabulary import JUDGING_ROLES, UserRole
+from debate.vocabulary import JUDGING_ROLES, CampaignMode, UserRole
 from judges import queue
 from web.auth import require_admin, user_errors
 from web.render import md_text
@@ -39,7 +39,7 @@ def build(store: Store) -> dict[str, Any]:
     with gr.Row():
         per = gr.Number(label="Judgments per debate", value=1, precision=0, minimum=1,
                         elem_id="camp-per")
-        mode = gr.Radio(["whole", "stepped"], value="whole", label="Mode", elem_id="camp-mode")
+        mode = gr.Radio(list(queue.MODES), value=CampaignMode.WHOLE.value, label="Mode", elem_id="camp-mode")
         reveal = gr.Checkbox(value=True, label="Show the truth after submitting",
                              elem_id="camp-reveal")
         repeats = gr.Checkbox(value=False, elem_id="camp-repeats",
@@ -82,7 +82,7 @@ def build(store: Store) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise gr.Error("judgments per debate: give a whole number") from None
         c = queue.create_campaign(store, name=n or "", experiment=e or "", judges=js or None,
-                                  judgments_per_debate=per_debate, mode=m or "whole",
+                                  judgments_per_debate=per_debate, mode=m or CampaignMode.WHOLE,
                                   reveal_truth=bool(r), allow_repeats=bool(rep))
         return f"Campaign **{md_text(c.name)}** (id {c.id}) created.", campaigns_frame(store)
 

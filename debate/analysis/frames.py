@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
+from debate.vocabulary import JudgmentKind
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
@@ -138,8 +139,8 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
 
     frame = frame.merge(debates, on="debate_id", how="left")
 
-    finals = frame[frame["kind"] == "final"].assign(judging="final")
-    offline = frame[frame["kind"] == "offline"].assign(
+    finals = frame[frame["kind"] == JudgmentKind.FINAL].assign(judging="final")
+    offline = frame[frame["kind"] == JudgmentKind.OFFLINE].assign(
         _order=lambda f: f["after_round"].fillna(np.iinfo(np.int32).max))
     offline = (offline.sort_values(["debate_id", "judge", "_order", "judgment_id"])
                .drop_duplicates(["debate_id", "judge"], keep="last")
@@ -150,7 +151,7 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     for field, wanted in where_verdicts.items():
         single = single[single[field].astype(str).str.lower() == str(wanted).lower()]
 
-    stepped = frame[frame["kind"] == "stepped"].assign(judging="stepped")
+    stepped = frame[frame["kind"] == JudgmentKind.STEPPED].assign(judging="stepped")
     keys = list(dict.fromkeys(by))
     if single["judging"].nunique() > 1 and "judging" not in keys:
         keys.append("judging")

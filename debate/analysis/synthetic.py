@@ -19,7 +19,7 @@ from debate.protocols import get_protocol
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
-from debate.vocabulary import DebateStatus, SeatRole, TurnStatus
+from debate.vocabulary import DebateStatus, JudgmentKind, SeatRole, TurnStatus
 
 ACCURACY = {"debate": 0.80, "consultancy": 0.70, "naive": 0.60, "expert": 0.90}
 POSITION_BONUS = 0.04
@@ -121,10 +121,10 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         nudge = np.where(family == "debate",
                          0.05 * np.where(a_honest, 1, -1) * (skill[a_agent] - skill[b_agent]), 0.0)
         judgments = []
-        judge_rows = [(model_judge, "final", None), (human_judge, "final", None),
-                      (model_judge, "stepped", 1), (model_judge, "stepped", 2)]
+        judge_rows = [(model_judge, JudgmentKind.FINAL, None), (human_judge, JudgmentKind.FINAL, None),
+                      (model_judge, JudgmentKind.STEPPED, 1), (model_judge, JudgmentKind.STEPPED, 2)]
         for judge, kind, after in judge_rows:
-            rate = np.clip(base + nudge - (0.1 if kind == "stepped" and after == 1 else 0), 0.02, 0.98)
+            rate = np.clip(base + nudge - (0.1 if kind == JudgmentKind.STEPPED and after == 1 else 0), 0.02, 0.98)
             right = rng.random(n) < rate
             p = np.where(right, rng.uniform(0.55, 0.99, n), rng.uniform(0.01, 0.45, n))
             p = np.where(rng.random(n) < TIE_RATE, 0.5, p)

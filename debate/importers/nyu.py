@@ -32,7 +32,7 @@ from debate.store.experiments import agent_id, document_ids, find_experiment, sh
 from debate.store.models import Debate, Experiment, Feedback, Judgment, Seat
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
-from debate.vocabulary import DebateStatus, TurnStatus
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 DEFAULT_EXPERIMENT = "nyu-2023"
 DATASET = "nyu-debate-2023"
@@ -240,7 +240,7 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
         )
         session.add(row)
         session.flush()
-        if j.kind in ("final", "offline"):
+        if j.kind in (JudgmentKind.FINAL, JudgmentKind.OFFLINE):
             final_judgment_of[j.judge] = row.id
     for fb in room.feedback:
         session.add(Feedback(

@@ -26,7 +26,7 @@ from debate.store.db import Store
 from debate.store.experiments import agent_id, find_experiment, insert_questions
 from debate.store.models import Debate, Experiment, Judgment, Seat, utcnow
 from debate.store.turns import TurnWrite, write_turns
-from debate.vocabulary import DebateStatus, TurnStatus
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 PROTOCOL = "pixel-debate"
 QUESTION_TEXT = "Which digit is in this image?"
@@ -136,7 +136,7 @@ def store_games(
                     created_at=now))
             probs = two_claim_probabilities(g.logits, g.truth, g.lie)
             judgments.append({
-                "debate_id": did, "judge_agent_id": judge_id, "kind": "final",
+                "debate_id": did, "judge_agent_id": judge_id, "kind": JudgmentKind.FINAL,
                 "after_round": None, "probabilities": probs,
                 "shown_order": [0, 1] if g.honest_first else [1, 0],
                 "meta": {"logits": g.logits, "judge": judge_name}, "created_at": now,

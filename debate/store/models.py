@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from debate.questions import question_content_key
-from debate.vocabulary import AssignmentStatus, DebateStatus, TurnStatus
+from debate.vocabulary import AssignmentStatus, CampaignMode, DebateStatus, JudgmentKind, TurnStatus
 
 
 def utcnow() -> datetime:
@@ -254,7 +254,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     judgments_per_debate: Mapped[int] = mapped_column(Integer, default=1)
-    mode: Mapped[str] = mapped_column(String(20), default="whole")  # whole | stepped
+    mode: Mapped[str] = mapped_column(String(20), default=CampaignMode.WHOLE)
     reveal_truth: Mapped[bool] = mapped_column(Boolean, default=True)
     judges: Mapped[list[Any] | None] = mapped_column(JSON)  # user names; None = every judge
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -294,7 +294,7 @@ class Judgment(Base):
     judge_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
-    kind: Mapped[str] = mapped_column(String(20), default="final")  # final | stepped | offline
+    kind: Mapped[str] = mapped_column(String(20), default=JudgmentKind.FINAL)
     after_round: Mapped[int | None] = mapped_column(Integer)  # None: the whole transcript
     probabilities: Mapped[list[Any] | None] = mapped_column(JSON)  # None: unparseable verdict
     shown_order: Mapped[list[Any]] = mapped_column(JSON)

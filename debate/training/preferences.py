@@ -43,7 +43,7 @@ from debate.errors import UserError
 from debate.quotes import verify_quotes
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Question, Seat, Turn
-from debate.vocabulary import TurnStatus
+from debate.vocabulary import JudgmentKind, TurnStatus
 
 Source = Literal["candidates", "rollouts"]
 
@@ -252,7 +252,7 @@ def _final_scores(store: Store, debate_ids: list[int], judge: str | None) -> dic
     out: dict[int, list[list[float]]] = defaultdict(list)
     with store.session() as s:
         q = (select(Judgment.debate_id, Judgment.probabilities)
-             .where(Judgment.debate_id.in_(debate_ids), Judgment.kind == "final",
+             .where(Judgment.debate_id.in_(debate_ids), Judgment.kind == JudgmentKind.FINAL,
                     Judgment.probabilities.is_not(None)))
         if judge:
             q = q.join(Agent, Agent.id == Judgment.judge_agent_id).where(Agent.name == judge)

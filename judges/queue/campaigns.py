@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from debate.store.db import Store
 from debate.store.models import Campaign, Experiment, User, as_utc, utcnow
 from debate.users import UserInfo
-from debate.vocabulary import JUDGING_ROLES
+from debate.vocabulary import JUDGING_ROLES, CampaignMode
 from judges.queue.common import MODES, QueueError
 
 
@@ -59,7 +59,7 @@ def create_campaign(
     experiment: str,
     judges: Sequence[str] | None = None,
     judgments_per_debate: int = 1,
-    mode: str = "whole",
+    mode: str = CampaignMode.WHOLE,
     reveal_truth: bool = True,
     allow_repeats: bool = False,
 ) -> CampaignInfo:

@@ -19,7 +19,7 @@ from debate.store.models import Assignment, Debate, Judgment, Turn, User, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.store.views import judged_rounds as store_judged_rounds
 from debate.users import UserInfo
-from debate.vocabulary import AssignmentStatus, DebateStatus
+from debate.vocabulary import AssignmentStatus, CampaignMode, DebateStatus
 from judges.queue.campaigns import CampaignInfo, _load_campaign, no_campaign
 from judges.queue.common import AssignmentInfo, QueueError, _assignment_info
 from judges.queue.progress import Progress, _progress
@@ -186,7 +186,7 @@ def _claim(
                 skip.add(debate_id)
                 continue
         rounds = judged_rounds(spec)
-        first_shown = 1 if campaign.mode == "stepped" and rounds > 0 else rounds
+        first_shown = 1 if campaign.mode == CampaignMode.STEPPED and rounds > 0 else rounds
         row_a = Assignment(
             campaign_id=campaign.id,
             debate_id=debate_id,

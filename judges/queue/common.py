@@ -7,8 +7,9 @@ from datetime import datetime
 
 from debate.errors import UserError
 from debate.store.models import Assignment, as_utc
+from debate.vocabulary import CampaignMode
 
-MODES = ("whole", "stepped")
+MODES = tuple(m.value for m in CampaignMode)  # plain strings: click and gradio choices
 MIN_PERCENT = 1.0
 MAX_PERCENT = 99.0
 MAX_EXPLANATION = 5000

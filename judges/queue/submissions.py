@@ -18,7 +18,7 @@ from debate.store.experiments import agent_id
 from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment, as_utc, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.users import UserInfo
-from debate.vocabulary import AssignmentStatus
+from debate.vocabulary import AssignmentStatus, CampaignMode, JudgmentKind
 from judges.queue.campaigns import CampaignInfo, _campaign_info, no_campaign
 from judges.queue.claiming import _owned_assignment, judged_rounds
 from judges.queue.common import (
@@ -143,7 +143,7 @@ def submit_judgment(
         for pos, original in enumerate(order):
             probs[original] = round(values[pos] / 100.0, 6)
         total = judged_rounds(debate.protocol_spec)
-        stepped = campaign.mode == "stepped" and total > 0
+        stepped = campaign.mode == CampaignMode.STEPPED and total > 0
         final = not stepped or a.rounds_shown >= total
         started = as_utc(last) if last is not None else as_utc(a.created_at)
         judgment = Judgment(
@@ -151,7 +151,7 @@ def submit_judgment(
             judge_agent_id=human_judge_agent(session, user),
             user_id=user.id,
             assignment_id=a.id,
-            kind="final" if final else "stepped",
+            kind=JudgmentKind.FINAL if final else JudgmentKind.STEPPED,
             after_round=a.rounds_shown if stepped else None,
             probabilities=probs,
             shown_order=order,
@@ -207,7 +207,7 @@ def record_feedback(
         raise QueueError("feedback: submit a judgment first") from None
     with writing(store) as session:
         j = session.get(Judgment, jid)
-        if j is None or j.user_id != user.id or j.kind != "final":
+        if j is None or j.user_id != user.id or j.kind != JudgmentKind.FINAL:
             raise QueueError("feedback: this judgment is not yours")
         if session.scalar(select(Feedback.id).where(Feedback.judgment_id == jid)) is not None:
             raise QueueError("feedback: already given for this judgment")
