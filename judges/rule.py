@@ -28,17 +28,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import insert, select
 
 from debate.agents.base import AgentIdentity
-from debate.errors import ConfigError, UserError
+from debate.errors import UserError
 from debate.quotes import normalize
 from debate.store.db import Store
 from debate.store.experiments import agent_id
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
 from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 CHUNK = 2000
@@ -73,10 +73,7 @@ def is_rule_judge(data: Any) -> bool:
 
 
 def parse_rule_judge(data: Any, source: str = "judge") -> RuleJudgeConfig:
-    try:
-        return RuleJudgeConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc, RuleJudgeConfig)}") from None
+    return validate_mapping(RuleJudgeConfig, data, source, "a mapping of rule judge settings")
 
 
 @dataclass
