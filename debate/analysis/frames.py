@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
-from debate.vocabulary import JudgmentKind
+from debate.vocabulary import JudgmentKind, SeatRole
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
@@ -98,7 +98,7 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     debates = loaded.debates.copy()
     if any(f in DEBATER_FIELDS for f in fields):
         debates = _with_debaters(debates, loaded)
-    consultants = loaded.seats[loaded.seats["role"] == "consultant"].drop_duplicates("debate_id")
+    consultants = loaded.seats[loaded.seats["role"] == SeatRole.CONSULTANT].drop_duplicates("debate_id")
     side_answer = debates["debate_id"].map(consultants.set_index("debate_id")["answer_index"])
     debates["consultant_side"] = pd.Categorical(np.where(
         side_answer.isna(), NONE_LABEL,

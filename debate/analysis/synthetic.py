@@ -105,12 +105,12 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         consult_answer = np.where(slot == 2, c, 1 - c)
         seats = []
         for i in np.nonzero(family == "debate")[0]:
-            seats.append({"debate_id": int(ids[i]), "role": "A", "agent_id": debater_ids[a_agent[i]],
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.A, "agent_id": debater_ids[a_agent[i]],
                           "answer_index": int(first[i])})
-            seats.append({"debate_id": int(ids[i]), "role": "B", "agent_id": debater_ids[b_agent[i]],
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.B, "agent_id": debater_ids[b_agent[i]],
                           "answer_index": 1 - int(first[i])})
         for i in np.nonzero(family == "consultancy")[0]:
-            seats.append({"debate_id": int(ids[i]), "role": "consultant",
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.CONSULTANT,
                           "agent_id": debater_ids[a_agent[i]], "answer_index": int(consult_answer[i])})
         _insert(conn, Seat, seats)
 
@@ -149,7 +149,7 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
                     turn_rows.append({"id": tid, "debate_id": int(ids[i]), "step": j + 1, "round": 1,
                                       "role": role, "kind": "speech", "text": "w" * int(lengths[2 * k + j]),
                                       "status": TurnStatus.OK, "metadata": {}})
-                    honest = (first[i] == c[i]) == (role == "A")
+                    honest = (first[i] == c[i]) == (role == SeatRole.A)
                     quote_rows.append({"turn_id": tid, "position": 0, "text": "Source document",
                                        "verified": bool(honest or rng.random() < 0.5),
                                        "source_start": 0, "source_end": 15,

@@ -203,7 +203,7 @@ def debater_prompt(templates: TemplateSet, request: TurnRequest, family: str,
         values["role_block"] = ""
     else:
         values["role_block"] = templates.render(
-            "role_consultancy" if request.role == "consultant" else "role_debate", values
+            "role_consultancy" if request.role == SeatRole.CONSULTANT else "role_debate", values
         ).strip()
     values["source_block"] = source_block + _CUT
     system = templates.render("system", values)
