@@ -70,6 +70,7 @@ from debate.store.models import (
     utcnow,
 )
 from debate.store.models import Question as QuestionRow
+from debate.store.runs import chunks
 from debate.store.vectors import decode_vector
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -117,7 +118,6 @@ COLUMNS: dict[str, list[str]] = {
     ],
 }
 TABLES = tuple(COLUMNS)
-CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,6 @@ class ExportResult:
     format: str
     rows: dict[str, int]
     files: tuple[Path, ...]
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for i in range(0, len(ids), CHUNK):
-        yield ids[i : i + CHUNK]
 
 
 @dataclass
@@ -166,7 +161,7 @@ def _load_context(session: Session, experiment: str | None, url: str) -> _Contex
     debate_ids: list[int] = []
     info: dict[int, tuple[str, str, str, int, dict[str, int | None]]] = {}
     exp_ids = list(experiments)
-    for chunk in _chunks(exp_ids):
+    for chunk in chunks(exp_ids):
         for did, exp_id, protocol, qid, correct in session.execute(
             select(Debate.id, Debate.experiment_id, Debate.protocol, QuestionRow.external_id,
                    QuestionRow.correct_index)
@@ -176,7 +171,7 @@ def _load_context(session: Session, experiment: str | None, url: str) -> _Contex
         ):
             debate_ids.append(did)
             info[did] = (experiments[exp_id].name, protocol, qid, correct, {})
-    for chunk in _chunks(debate_ids):
+    for chunk in chunks(debate_ids):
         for did, role, answer in session.execute(
             select(Seat.debate_id, Seat.role, Seat.answer_index).where(Seat.debate_id.in_(chunk))
         ):
@@ -196,7 +191,7 @@ def _experiment_rows(ctx: _Context) -> Iterator[dict[str, Any]]:
 
 def _document_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
     doc_ids: set[int] = set()
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         doc_ids.update(
             d for d in session.scalars(
                 select(QuestionRow.document_id)
@@ -204,14 +199,14 @@ def _document_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 .where(Debate.id.in_(chunk))
             ) if d is not None
         )
-    for chunk in _chunks(sorted(doc_ids)):
+    for chunk in chunks(sorted(doc_ids)):
         for doc in session.scalars(select(Document).where(Document.id.in_(chunk))
                                    .order_by(Document.id)):
             yield {"id": doc.id, "sha256": doc.sha256, "title": doc.title, "text": doc.text}
 
 
 def _debate_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         seats: dict[int, list[dict[str, Any]]] = {}
         for s in session.scalars(
             select(Seat).where(Seat.debate_id.in_(chunk)).order_by(Seat.debate_id, Seat.role)
@@ -279,7 +274,7 @@ def _rendered_texts(session: Session, chunk: list[int]) -> dict[int, str]:
 
 
 def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         rendered = _rendered_texts(session, chunk)
         for t in session.scalars(
             select(Turn).where(Turn.debate_id.in_(chunk)).order_by(Turn.id)
@@ -303,7 +298,7 @@ def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
 
 
 def _quote_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for q, debate_id, rnd, role in session.execute(
             select(Quote, Turn.debate_id, Turn.round, Turn.role)
             .join(Turn, Quote.turn_id == Turn.id)
@@ -321,7 +316,7 @@ def _quote_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
 
 
 def _judgment_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for j in session.scalars(
             select(Judgment).where(Judgment.debate_id.in_(chunk)).order_by(Judgment.id)
         ):
@@ -349,7 +344,7 @@ def activation_key(turn_id: int, layer: int, position: str) -> str:
 
 
 def _activation_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for aid, tid, layer, position, dtype, shape, did, rnd, role in session.execute(
             select(Activation.id, Activation.turn_id, Activation.layer, Activation.position,
                    Activation.dtype, Activation.shape, Turn.debate_id, Turn.round, Turn.role)
@@ -367,7 +362,7 @@ def _write_npz(path: Path, session: Session, ctx: _Context) -> int:
     """The vectors as a .npz archive, streamed (one array in memory at a time)."""
     n = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for chunk in _chunks(ctx.debate_ids):
+        for chunk in chunks(ctx.debate_ids):
             for tid, layer, position, dtype, shape, data in session.execute(
                 select(Activation.turn_id, Activation.layer, Activation.position,
                        Activation.dtype, Activation.shape, Activation.data)
@@ -384,7 +379,7 @@ def _write_npz(path: Path, session: Session, ctx: _Context) -> int:
 
 def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
     ids: set[int] = set()
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         ids.update(session.scalars(
             select(ProbeScore.probe_id).distinct().join(Turn, ProbeScore.turn_id == Turn.id)
             .where(Turn.debate_id.in_(chunk))))
@@ -396,7 +391,7 @@ def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
 
 
 def _probe_score_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for sid, pid, name, tid, did, rnd, role, value in session.execute(
             select(ProbeScore.id, ProbeScore.probe_id, Probe.name, ProbeScore.turn_id,
                    Turn.debate_id, Turn.round, Turn.role, ProbeScore.score)
