@@ -79,6 +79,9 @@ class SeatRole(StrEnum):
     JUDGE = "judge"
 
 
+# the seats a debater sits in (the judge's seat asks questions in interactive protocols)
+SPEAKING_SEATS = (SeatRole.A, SeatRole.B, SeatRole.CONSULTANT)
+
 # How a speaker is named to judges and debaters: never an agent's or a person's name.
 SPEAKER_LABELS: dict[str, str] = {
     SeatRole.A: "Debater A",

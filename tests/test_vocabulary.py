@@ -74,6 +74,7 @@ def test_values_are_the_stored_strings():
                               "judge": "Judge"}
     assert set(vocabulary.ACTIVE_DEBATE_STATUSES) == {"pending", "running"}
     assert set(vocabulary.JUDGING_ROLES) == {"judge", "admin"}
+    assert vocabulary.SPEAKING_SEATS == ("A", "B", "consultant")
 
 
 def test_choices_shown_to_people_are_plain_strings():

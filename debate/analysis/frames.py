@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
-from debate.vocabulary import JudgmentKind, SeatRole
+from debate.vocabulary import SPEAKING_SEATS, JudgmentKind, SeatRole
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
@@ -61,15 +61,16 @@ def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
 
 def _with_debaters(debates: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
     """debater ("A vs B", or the consultant), honest_debater and deceptive_debater per debate."""
-    seats = loaded.seats[loaded.seats["role"].isin(["A", "B", "consultant"]) & loaded.seats["agent_id"].notna()]
+    seats = loaded.seats[loaded.seats["role"].isin(SPEAKING_SEATS) & loaded.seats["agent_id"].notna()]
     labels = loaded.agents.set_index("id")["label"]
     seats = seats.assign(label=seats["agent_id"].astype(np.int64).map(labels).astype(object))
     wide = seats.pivot_table(index="debate_id", columns="role", values="label", aggfunc="first")
-    for role in ("A", "B", "consultant"):
+    for role in SPEAKING_SEATS:
         if role not in wide:
             wide[role] = None
-    pair = (wide["A"].fillna("?") + " vs " + wide["B"].fillna("?")).where(wide["A"].notna() | wide["B"].notna())
-    debater = pair.fillna(wide["consultant"])
+    a, b = wide[SeatRole.A], wide[SeatRole.B]
+    pair = (a.fillna("?") + " vs " + b.fillna("?")).where(a.notna() | b.notna())
+    debater = pair.fillna(wide[SeatRole.CONSULTANT])
     debates["debater"] = pd.Categorical(debates["debate_id"].map(debater).fillna(NONE_LABEL).astype(object))
     correct = debates.set_index("debate_id")["correct_index"]
     seats = seats[seats["answer_index"].notna()]
