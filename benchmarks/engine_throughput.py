@@ -33,9 +33,6 @@ ROUNDS = 3
 WORDS = ["harbour", "lamp", "keeper", "tower", "channel", "ship", "night", "autumn", "orchard", "wall", "pear", "cherry", "river", "bridge", "mill", "stone", "winter", "letter", "brother", "market", "bell", "garden", "clock", "road", "field", "storm"]
 
 
-from debate.vocabulary import DebateStatus
-
-
 def write_inputs(workdir: Path, n: int) -> tuple[Path, Path]:
     """n two-answer questions over 50 synthetic passages (documents are stored once), and
     the replay script of the two debaters: every turn quotes its passage verbatim."""
@@ -128,7 +125,7 @@ def arm_engine(workdir: Path, n: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     stats = Engine(setup.store, setup.agents).run(setup.experiment_id)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert count_by_status(setup.store, setup.experiment_id) == {DebateStatus.DONE: n}
+    assert count_by_status(setup.store, setup.experiment_id) == {"done": n}
     with setup.store.session() as session:
         verified = session.scalar(select(func.count()).select_from(Quote).where(Quote.verified))
     assert verified == stats.turns, (verified, stats.turns)
@@ -176,7 +173,7 @@ def arm_naive(workdir: Path, n: int) -> dict:
                     session.commit()
                     turns += 1
                     state.turns.append(StoredTurn(index, slot.round, slot.role, slot.kind, w.text))
-            session.get(Debate, debate_id).status = DebateStatus.DONE
+            session.get(Debate, debate_id).status = "done"
             session.commit()
         verified = session.scalar(select(func.count()).select_from(Quote).where(Quote.verified))
     assert verified == turns, (verified, turns)  # every scripted turn quotes its passage

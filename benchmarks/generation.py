@@ -59,9 +59,6 @@ WORDS = ["the", "keeper", "climbed", "tower", "every", "evening", "for", "thirty
 WEIGHT_BOUND = "25m"
 
 
-from debate.vocabulary import DebateStatus
-
-
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -182,7 +179,7 @@ def run_engine_arm(store, data: Path, name: str, model: str, w: Workload, genera
 
     result = run_experiment(store, engine_config(data, name, model, w, generation),
                             data.parent, show_progress=False)
-    if result.counts != {DebateStatus.DONE: w.debates}:
+    if result.counts != {"done": w.debates}:
         raise SystemExit(f"{name}: debates {result.counts}; first error: {first_error(store, result.experiment_id)}")
     texts = stored_texts(store, result.experiment_id)
     # engine time: from the first claim to the last write (storing included, loading not)
@@ -392,8 +389,7 @@ def memory_run(work: Path, threads: int | None, device: str, n: int) -> None:
                     state["exp"] = s.scalar(select(Experiment.id).where(
                         Experiment.name == "memory"))
                 continue
-            done = count_by_status(store, state["exp"]).get(DebateStatus.DONE, 0)
-            samples.append((done, rss_mb()))
+            samples.append((count_by_status(store, state["exp"]).get("done", 0), rss_mb()))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -409,7 +405,7 @@ def memory_run(work: Path, threads: int | None, device: str, n: int) -> None:
     result = run_experiment(store, cfg, work, show_progress=False, claim_size=100)
     stop.set()
     thread.join()
-    samples.append((result.counts.get(DebateStatus.DONE, 0), rss_mb()))
+    samples.append((result.counts.get("done", 0), rss_mb()))
     store.dispose()
     total = samples[-1][0]
     marks = [next(((d, r) for d, r in samples if d >= total * f), samples[-1])

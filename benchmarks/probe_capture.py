@@ -41,9 +41,6 @@ CAPTURE = {"layers": [0.25, 0.5, 0.75, -1], "positions": ["generated_mean", "pro
            "dtype": "float16"}
 
 
-from debate.vocabulary import DebateStatus
-
-
 def run_arm(store, data: Path, name: str, model: str, device: str, rounds: int,
             turn_tokens: int, threads: int | None, capture: bool):
     from debate.config import parse_config
@@ -124,7 +121,7 @@ def main() -> None:
             result = run_arm(store, data, f"arm-{int(capture)}-{i}", model, args.device,
                              debate_rounds, turn_tokens, threads, capture)
             cpu[capture].append(time.process_time() - c0)
-            assert result.counts == {DebateStatus.DONE: debates}, result.counts
+            assert result.counts == {"done": debates}, result.counts
             times[capture].append(result.stats.seconds)
             texts[capture] = stored_texts(store, result.experiment_id)
             if capture:
