@@ -47,6 +47,7 @@ from debate.store.experiments import (
 )
 from debate.store.models import Debate, Document, Experiment, Seat
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import DebateStatus
 
 LIMIT_S = 20.0
 TARGET = 5.0  # the speed-up we claim over the naive loader (all filters off)
@@ -188,7 +189,7 @@ def store_naive(store: Store, questions: list[Question]) -> None:
                 debate = Debate(experiment_id=exp_id, question_id=row.id,
                                 protocol=protocol.name, protocol_spec=spec,
                                 variant=plan.label, answer_order=list(plan.answer_order),
-                                seed=rng.randrange(2**31), status="pending", meta={})
+                                seed=rng.randrange(2**31), status=DebateStatus.PENDING, meta={})
                 s.add(debate)
                 s.flush()
                 for role, answer in plan.seats.items():

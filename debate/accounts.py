@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,23 +33,13 @@ from sqlalchemy.exc import IntegrityError
 from debate.errors import UserError
 from debate.store import accounts as writes
 from debate.store.db import Store
-from debate.store.models import LoginThrottle, User, WebSession
+from debate.store.models import LoginThrottle, User, WebSession, as_utc, utcnow
 from debate.users import revoke_sessions, verify_login
 
 __all__ = ["revoke_sessions"]
 
 ACCOUNT = "account"
 ADDRESS = "address"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -135,7 +125,7 @@ def login_wait(store: Store, policy: LoginPolicy, name: str, address: str | None
     wait = 0.0
     with store.session() as session:
         for scope, key in _keys(name, address):
-            allowed = _aware(session.scalar(
+            allowed = as_utc(session.scalar(
                 select(LoginThrottle.next_allowed_at)
                 .where(LoginThrottle.scope == scope, LoginThrottle.key == key)
             ))
@@ -229,7 +219,7 @@ def session_user(store: Store, token: str, now: datetime | None = None) -> str |
     if row is None:
         return None
     name, disabled, expires, revoked = row
-    if disabled or revoked is not None or _aware(expires) <= now:  # type: ignore[operator]
+    if disabled or revoked is not None or as_utc(expires) <= now:  # type: ignore[operator]
         return None
     return name
 

@@ -58,6 +58,7 @@ from debate.store.runs import (
 )
 from debate.store.turns import TurnWrite
 from debate.store.workers import default_worker_id
+from debate.vocabulary import DebateStatus, TurnStatus
 
 log = logging.getLogger(__name__)
 _QUOTE_TAG = re.compile(r"<\s*/?\s*quote\s*>", re.IGNORECASE)
@@ -249,7 +250,7 @@ class Engine:
         """Run `states` (leased by this worker) to their end; True if stopped early."""
         active = [s for s in states if step_index(s) is not None]
         # Complete but not marked done (a person's last turn, stored by the web app).
-        complete = [DebateUpdate(s.id, len(s.schedule), "done") for s in states
+        complete = [DebateUpdate(s.id, len(s.schedule), DebateStatus.DONE) for s in states
                     if step_index(s) is None]
         if complete:
             lost = self._write([], complete)
@@ -300,15 +301,15 @@ class Engine:
             results, latency = results
             for item, result in zip(items, results):
                 state, slot = item.state, item.slot
-                if result.status == "waiting":
+                if result.status == TurnStatus.WAITING:
                     waiting.add(state.id)
                     continue
                 item.write = turn_write(
                     self.options.worker, state, slot, item.index, agent_id, item.request, result, latency
                 )
-                if slot.kind == "choice" and result.status != "failed":
+                if slot.kind == "choice" and result.status != TurnStatus.FAILED:
                     choices[state.id] = self._choice(state, slot, item, result)
-                if result.status == "failed":
+                if result.status == TurnStatus.FAILED:
                     failed[state.id] = result.error or "turn failed"
                     if result.meta.get("retryable") is False:
                         for_good.add(state.id)
@@ -327,18 +328,19 @@ class Engine:
         for state in active:
             if state.id in failed:
                 index = step_index(state)
-                updates.append(DebateUpdate(state.id, index or 0, "failed", failed[state.id]))
+                updates.append(
+                    DebateUpdate(state.id, index or 0, DebateStatus.FAILED, failed[state.id]))
                 continue
             state.turns.extend(new_turns.get(state.id, ()))
             for role, answer in choices.get(state.id, {}).items():
                 state.seats[role].answer_index = answer
             nxt = step_index(state)
             if state.id in waiting:
-                status = "waiting_human"
+                status = DebateStatus.WAITING_HUMAN
             elif nxt is None:
-                status = "done"
+                status = DebateStatus.DONE
             else:
-                status = "running"
+                status = DebateStatus.RUNNING
                 still_active.append(state)
             updates.append(
                 DebateUpdate(state.id, len(state.schedule) if nxt is None else nxt, status, None,
@@ -347,17 +349,17 @@ class Engine:
         writes = [item.write for item in made if item.write is not None]
         lost = self._write(writes, updates)
         kept = [w for w in writes if w.debate_id not in lost]
-        self.stats.turns_failed += sum(1 for w in kept if w.status == "failed")
-        self.stats.turns += sum(1 for w in kept if w.status != "failed")
+        self.stats.turns_failed += sum(1 for w in kept if w.status == TurnStatus.FAILED)
+        self.stats.turns += sum(1 for w in kept if w.status != TurnStatus.FAILED)
         self.stats.lost_leases += len(lost)
         for u in updates:
             if u.debate_id not in lost:
-                if u.status == "done":
+                if u.status == DebateStatus.DONE:
                     self.stats.debates_done += 1
-                elif u.status == "failed":
+                elif u.status == DebateStatus.FAILED:
                     self.stats.debates_failed += 1
                     self.stats.debates_failed_for_good += u.debate_id in for_good
-                elif u.status == "waiting_human":
+                elif u.status == DebateStatus.WAITING_HUMAN:
                     self.stats.debates_waiting += 1
         return [s for s in still_active if s.id not in lost]
 
@@ -412,7 +414,7 @@ class Engine:
             if (
                 w is not None
                 and w.kind in ("speech", "choice")
-                and w.status != "failed"
+                and w.status != TurnStatus.FAILED
                 and _QUOTE_TAG.search(w.text)
             ):
                 by_source[item.state.source].append(item)

@@ -42,7 +42,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,11 @@ from debate.store.models import (
     Quote,
     Seat,
     Turn,
+    as_utc,
+    utcnow,
 )
 from debate.store.models import Question as QuestionRow
+from debate.store.runs import chunks
 from debate.store.vectors import decode_vector
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -115,7 +118,6 @@ COLUMNS: dict[str, list[str]] = {
     ],
 }
 TABLES = tuple(COLUMNS)
-CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -124,17 +126,6 @@ class ExportResult:
     format: str
     rows: dict[str, int]
     files: tuple[Path, ...]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for i in range(0, len(ids), CHUNK):
-        yield ids[i : i + CHUNK]
 
 
 @dataclass
@@ -170,7 +161,7 @@ def _load_context(session: Session, experiment: str | None, url: str) -> _Contex
     debate_ids: list[int] = []
     info: dict[int, tuple[str, str, str, int, dict[str, int | None]]] = {}
     exp_ids = list(experiments)
-    for chunk in _chunks(exp_ids):
+    for chunk in chunks(exp_ids):
         for did, exp_id, protocol, qid, correct in session.execute(
             select(Debate.id, Debate.experiment_id, Debate.protocol, QuestionRow.external_id,
                    QuestionRow.correct_index)
@@ -180,7 +171,7 @@ def _load_context(session: Session, experiment: str | None, url: str) -> _Contex
         ):
             debate_ids.append(did)
             info[did] = (experiments[exp_id].name, protocol, qid, correct, {})
-    for chunk in _chunks(debate_ids):
+    for chunk in chunks(debate_ids):
         for did, role, answer in session.execute(
             select(Seat.debate_id, Seat.role, Seat.answer_index).where(Seat.debate_id.in_(chunk))
         ):
@@ -194,13 +185,13 @@ def _experiment_rows(ctx: _Context) -> Iterator[dict[str, Any]]:
         yield {
             "id": e.id, "experiment": e.name, "protocol": e.protocol, "source": e.source,
             "seed": e.seed, "config_hash": e.config_hash, "config": e.config,
-            "created_at": _utc(e.created_at),
+            "created_at": as_utc(e.created_at),
         }
 
 
 def _document_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
     doc_ids: set[int] = set()
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         doc_ids.update(
             d for d in session.scalars(
                 select(QuestionRow.document_id)
@@ -208,14 +199,14 @@ def _document_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 .where(Debate.id.in_(chunk))
             ) if d is not None
         )
-    for chunk in _chunks(sorted(doc_ids)):
+    for chunk in chunks(sorted(doc_ids)):
         for doc in session.scalars(select(Document).where(Document.id.in_(chunk))
                                    .order_by(Document.id)):
             yield {"id": doc.id, "sha256": doc.sha256, "title": doc.title, "text": doc.text}
 
 
 def _debate_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         seats: dict[int, list[dict[str, Any]]] = {}
         for s in session.scalars(
             select(Seat).where(Seat.debate_id.in_(chunk)).order_by(Seat.debate_id, Seat.role)
@@ -249,8 +240,8 @@ def _debate_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "document_id": q.document_id, "source_title": title,
                 "question_metadata": q.meta, "seats": debate_seats, "status": d.status,
                 "steps_done": d.steps_done, "seed": d.seed, "error": d.error,
-                "metadata": d.meta, "created_at": _utc(d.created_at),
-                "finished_at": _utc(d.finished_at),
+                "metadata": d.meta, "created_at": as_utc(d.created_at),
+                "finished_at": as_utc(d.finished_at),
             }
 
 
@@ -283,7 +274,7 @@ def _rendered_texts(session: Session, chunk: list[int]) -> dict[int, str]:
 
 
 def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         rendered = _rendered_texts(session, chunk)
         for t in session.scalars(
             select(Turn).where(Turn.debate_id.in_(chunk)).order_by(Turn.id)
@@ -302,12 +293,12 @@ def _turn_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
                 "latency_ms": t.latency_ms, "shown_sha256": t.shown_sha256, "shown": t.shown,
                 "template_version": t.template_version, "candidates": t.candidates,
-                "metadata": t.meta, "created_at": _utc(t.created_at),
+                "metadata": t.meta, "created_at": as_utc(t.created_at),
             }
 
 
 def _quote_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for q, debate_id, rnd, role in session.execute(
             select(Quote, Turn.debate_id, Turn.round, Turn.role)
             .join(Turn, Quote.turn_id == Turn.id)
@@ -325,7 +316,7 @@ def _quote_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
 
 
 def _judgment_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for j in session.scalars(
             select(Judgment).where(Judgment.debate_id.in_(chunk)).order_by(Judgment.id)
         ):
@@ -344,7 +335,7 @@ def _judgment_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
                 "assignment_id": j.assignment_id, "probabilities": probs,
                 "correct_index": correct, "p_correct": p_correct, "shown_order": j.shown_order,
                 "explanation": j.explanation, "time_taken_ms": j.time_taken_ms,
-                "metadata": j.meta, "created_at": _utc(j.created_at),
+                "metadata": j.meta, "created_at": as_utc(j.created_at),
             }
 
 
@@ -353,7 +344,7 @@ def activation_key(turn_id: int, layer: int, position: str) -> str:
 
 
 def _activation_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for aid, tid, layer, position, dtype, shape, did, rnd, role in session.execute(
             select(Activation.id, Activation.turn_id, Activation.layer, Activation.position,
                    Activation.dtype, Activation.shape, Turn.debate_id, Turn.round, Turn.role)
@@ -371,7 +362,7 @@ def _write_npz(path: Path, session: Session, ctx: _Context) -> int:
     """The vectors as a .npz archive, streamed (one array in memory at a time)."""
     n = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for chunk in _chunks(ctx.debate_ids):
+        for chunk in chunks(ctx.debate_ids):
             for tid, layer, position, dtype, shape, data in session.execute(
                 select(Activation.turn_id, Activation.layer, Activation.position,
                        Activation.dtype, Activation.shape, Activation.data)
@@ -388,7 +379,7 @@ def _write_npz(path: Path, session: Session, ctx: _Context) -> int:
 
 def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
     ids: set[int] = set()
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         ids.update(session.scalars(
             select(ProbeScore.probe_id).distinct().join(Turn, ProbeScore.turn_id == Turn.id)
             .where(Turn.debate_id.in_(chunk))))
@@ -396,11 +387,11 @@ def _probe_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
         yield {"id": p.id, "probe": p.name, "method": p.method, "labels": p.labels,
                "layer": p.layer, "position": p.position, "model_id": p.model_id, "dim": p.dim,
                "params": p.params, "training": p.training, "metrics": p.metrics,
-               "created_at": _utc(p.created_at)}
+               "created_at": as_utc(p.created_at)}
 
 
 def _probe_score_rows(session: Session, ctx: _Context) -> Iterator[dict[str, Any]]:
-    for chunk in _chunks(ctx.debate_ids):
+    for chunk in chunks(ctx.debate_ids):
         for sid, pid, name, tid, did, rnd, role, value in session.execute(
             select(ProbeScore.id, ProbeScore.probe_id, Probe.name, ProbeScore.turn_id,
                    Turn.debate_id, Turn.round, Turn.role, ProbeScore.score)
@@ -532,7 +523,7 @@ def export_store(
             vectors = _write_npz(tmp / "activations.npz", session, ctx) if rows["activations"] else 0
         manifest = {
             "format": fmt,
-            "exported_at": datetime.now(UTC).isoformat(),
+            "exported_at": utcnow().isoformat(),
             "database": store.url,
             "experiment": experiment,
             "debate_version": __version__,

@@ -57,6 +57,7 @@ from debate.store.turns import (
     write_waiting_turn,
 )
 from debate.store.workers import default_worker_id
+from debate.vocabulary import DebateStatus, TurnStatus
 
 MAX_TURN_CHARS = 20_000
 
@@ -178,7 +179,7 @@ def waiting_turns(store: Store, user_name: str, user_id: int, limit: int = 200) 
         rows = session.execute(
             select(Debate.id, Experiment.name)
             .join(Experiment, Debate.experiment_id == Experiment.id)
-            .where(Debate.status == "waiting_human")
+            .where(Debate.status == DebateStatus.WAITING_HUMAN)
             .order_by(Debate.id)
             .limit(limit)
         ).all()
@@ -296,7 +297,7 @@ def submit_human_turn(
         agent_id=state.seats[pending.role].agent_id,
         user_id=user_id,
         text=body,
-        status="ok",
+        status=TurnStatus.OK,
         shown_sha256=request_sha256(request),
         meta=meta,
         quotes=quote_rows(body, state.source) if pending.kind in ("speech", "choice") else [],

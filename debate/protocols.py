@@ -11,13 +11,16 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from debate.vocabulary import SeatRole
+
 Family = Literal["debate", "consultancy", "naive", "expert", "pixel"]
 TurnKind = Literal["speech", "question", "choice", "pixel"]
 
-DEBATER_A = "A"
-DEBATER_B = "B"
-CONSULTANT = "consultant"
-JUDGE = "judge"
+# the seat roles by their protocol names
+DEBATER_A = SeatRole.A
+DEBATER_B = SeatRole.B
+CONSULTANT = SeatRole.CONSULTANT
+JUDGE = SeatRole.JUDGE
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from debate.store.runs import (
     first_errors,
     reset_failed,
 )
+from debate.vocabulary import DebateStatus
 
 
 @dataclass
@@ -182,7 +183,7 @@ def _run_with_progress(
 ) -> RunStats:
     counts = count_by_status(store, exp_id)
     total = sum(counts.values())
-    already = counts.get("done", 0) + counts.get("waiting_human", 0)
+    already = counts.get(DebateStatus.DONE, 0) + counts.get(DebateStatus.WAITING_HUMAN, 0)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -18,6 +18,7 @@ from debate.protocols import JUDGE, Limits, Slot, opposite_seat_answer
 from debate.quotes import SourceIndex, truncate_words, verify_quotes
 from debate.store.runs import DebateState, protocol_schedule
 from debate.store.turns import TurnWrite
+from debate.vocabulary import TurnStatus
 
 
 def step_index(state: DebateState) -> int | None:
@@ -142,11 +143,11 @@ def turn_write(
     status = result.status
     meta = dict(result.meta)
     meta["worker"] = worker
-    if slot.kind == "speech" and status != "failed":
+    if slot.kind == "speech" and status != TurnStatus.FAILED:
         # the seat's limits, as its agent was told them in the request
         text, cut = truncate_words(text, request.limits.max_words)
         if cut:
-            status = "truncated"
+            status = TurnStatus.TRUNCATED
             meta["raw_text"] = result.text
     if result.error:
         meta["error"] = result.error
@@ -169,5 +170,5 @@ def turn_write(
         candidates=result.candidates,
         meta=meta,
         quotes=[],
-        activations=result.activations if status != "failed" else None,
+        activations=result.activations if status != TurnStatus.FAILED else None,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -17,9 +16,10 @@ from sqlalchemy.orm import Session
 from debate.errors import UserError
 from debate.store import accounts as writes
 from debate.store.db import Store
-from debate.store.models import User
+from debate.store.models import User, utcnow
+from debate.vocabulary import UserRole
 
-ROLES = ("judge", "debater", "admin")
+ROLES = tuple(r.value for r in UserRole)  # plain strings: click and gradio choices
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 200
@@ -33,7 +33,7 @@ class UserInfo:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == UserRole.ADMIN
 
 
 @lru_cache(maxsize=1)
@@ -127,7 +127,7 @@ def _user_id(session: Session, name: str) -> int:
 
 
 def _revoke(session: Session, user_id: int) -> int:
-    return writes.revoke_user_sessions(session, user_id, datetime.now(UTC))
+    return writes.revoke_user_sessions(session, user_id, utcnow())
 
 
 def get_user(store: Store, name: str | None, *, enabled_only: bool = False) -> UserInfo | None:

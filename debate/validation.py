@@ -39,15 +39,19 @@ def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseM
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None,
-                              where: str = "") -> str:
+                              where: str = "", *, option: bool = False) -> str:
     """The first error of `exc` as `field: problem`.
 
     `where` prefixes the field path (`dataset`, `judges.0`); `model` (the validated class)
     lets an unknown field list the fields known at its place. A model-level check has no
-    field of its own and names it in its message, which is returned as it is."""
+    field of its own and names it in its message, which is returned as it is. `option`:
+    the model was filled from command-line options, so a field is named as its option
+    (`min_margin` -> `--min-margin`)."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     field = ".".join(p for p in (where, loc) if p)
+    if option and field:
+        field = "--" + field.replace("_", "-")
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         parent = _model_at(model, tuple(err["loc"][:-1]))

@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from debate.quotes import QuoteMark, ShownSegment, checked_segments, quote_segments
+from debate.vocabulary import SPEAKER_LABELS, DebateStatus, SeatRole
 
-SPEAKER_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant",
-                  "judge": "Judge"}
 NO_TRANSCRIPT_FAMILIES = ("naive", "expert")
 
 
@@ -60,7 +59,7 @@ class DebateFacts:
     turns: tuple[FactTurn, ...]
     source: str | None
     source_title: str | None = None
-    status: str = "done"
+    status: str = DebateStatus.DONE
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def blind_view(facts: DebateFacts, *, after_round: int | None = None,
     claims = tuple(
         (SPEAKER_LABELS.get(role, role), shown.index(ans) if ans in shown else None)
         for role, ans in sorted(facts.seats, key=lambda s: s[0])
-        if role != "judge"
+        if role != SeatRole.JUDGE
     )
     return BlindView(
         debate_id=facts.debate_id,

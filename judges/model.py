@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from debate.agents.base import AgentIdentity
+from debate.agents.base import OPERATIONAL_SETTINGS, AgentIdentity
 from debate.backends.base import Backend, Chat, SamplingSettings
 from debate.backends.context import fit_prompt
 from debate.backends.prompts import LABELS, TemplateSet, judge_prompt
@@ -40,11 +40,6 @@ from judges.config import JudgeConfig
 from judges.records import DebateRecord
 
 VERDICT = re.compile(r"answer\s*[:：]?\s*[*_\"'(\[]*\s*([AB])\b", re.IGNORECASE)
-OPERATIONAL = {
-    "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
-    "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
-    "cpu_threads",
-}
 
 
 def parse_verdict(text: str) -> int | None:
@@ -85,7 +80,7 @@ class ModelJudge:
     @property
     def identity(self) -> AgentIdentity:
         c = self.config
-        settings = c.model_dump(mode="json", exclude=OPERATIONAL)
+        settings = c.model_dump(mode="json", exclude=OPERATIONAL_SETTINGS)
         settings["template_version"] = self.templates.version
         if self.backend.prompt_format():
             settings["prompt_format"] = self.backend.prompt_format()

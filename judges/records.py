@@ -13,6 +13,7 @@ from debate.store.models import Debate, Experiment, Judgment
 from debate.store.models import Question as QuestionRow
 from debate.store.views import load_facts
 from debate.view import DebateFacts
+from debate.vocabulary import DebateStatus
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def finished_debate_ids(store: Store, experiment_id: int) -> list[int]:
     with store.session() as s:
         return list(s.scalars(
             select(Debate.id)
-            .where(Debate.experiment_id == experiment_id, Debate.status == "done")
+            .where(Debate.experiment_id == experiment_id, Debate.status == DebateStatus.DONE)
             .order_by(Debate.id)
         ))
 

@@ -28,18 +28,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from debate.agents.base import AgentIdentity
-from debate.errors import ConfigError, UserError
+from debate.errors import UserError
 from debate.quotes import normalize
 from debate.store.db import Store
 from debate.store.experiments import agent_id
 from debate.store.judgments import insert_judgments
 from debate.store.models import Debate, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
-from debate.validation import describe_validation_error
+from debate.validation import validate_mapping
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 CHUNK = 2000
 
@@ -73,10 +74,7 @@ def is_rule_judge(data: Any) -> bool:
 
 
 def parse_rule_judge(data: Any, source: str = "judge") -> RuleJudgeConfig:
-    try:
-        return RuleJudgeConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc, RuleJudgeConfig)}") from None
+    return validate_mapping(RuleJudgeConfig, data, source, "a mapping of rule judge settings")
 
 
 @dataclass
@@ -142,9 +140,9 @@ def _unjudged(store: Store, experiment_ids: list[int], judge_id: int) -> list[in
         done = set(s.scalars(
             select(Judgment.debate_id).join(Debate, Judgment.debate_id == Debate.id).where(
                 Debate.experiment_id.in_(experiment_ids), Judgment.judge_agent_id == judge_id,
-                Judgment.kind == "final")))
+                Judgment.kind == JudgmentKind.FINAL)))
         ids = s.scalars(select(Debate.id).where(
-            Debate.experiment_id.in_(experiment_ids), Debate.status == "done",
+            Debate.experiment_id.in_(experiment_ids), Debate.status == DebateStatus.DONE,
         ).order_by(Debate.id)).all()
     return [i for i in ids if i not in done]
 
@@ -163,7 +161,7 @@ def _seen(store: Store, ids: list[int]) -> list[SeenDebate]:
         quotes: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for did, role, text in s.execute(
                 select(Turn.debate_id, Turn.role, Quote.text).join(Quote, Quote.turn_id == Turn.id)
-                .where(Turn.debate_id.in_(ids), Quote.verified.is_(True), Turn.status != "failed")):
+                .where(Turn.debate_id.in_(ids), Quote.verified.is_(True), Turn.status != TurnStatus.FAILED)):
             quotes[did].append((role, text))
     return [SeenDebate(did, question, list(answers), list(order), argued[did], quotes[did])
             for did, order, question, answers in rows]
@@ -185,7 +183,7 @@ def judge_experiments_by_rule(store: Store, experiment_ids: list[int],
         rows = []
         for debate in _seen(store, todo[i: i + CHUNK]):
             probs, why = judge.probabilities(debate)
-            rows.append({"debate_id": debate.id, "judge_agent_id": judge_id, "kind": "final",
+            rows.append({"debate_id": debate.id, "judge_agent_id": judge_id, "kind": JudgmentKind.FINAL,
                          "after_round": None, "probabilities": probs,
                          "shown_order": debate.answer_order, "explanation": why,
                          "time_taken_ms": 0.0, "meta": {}})

@@ -22,6 +22,7 @@ from debate.errors import ModelFailure, UserError
 from debate.protocols import Protocol
 from debate.store.db import Store
 from debate.store.experiments import agent_id
+from debate.vocabulary import JudgmentKind
 from judges.config import JudgeConfig, parse_judge_config
 from judges.model import JudgeTask, ModelJudge
 from judges.records import (
@@ -40,10 +41,10 @@ DEBATES_PER_BATCH = 64
 
 
 def tasks_for(debate: DebateRecord, stepped: bool) -> list[JudgeTask]:
-    tasks = [JudgeTask(debate, "final", None)]
+    tasks = [JudgeTask(debate, JudgmentKind.FINAL, None)]
     if stepped:
         rounds = Protocol.from_dict(debate.protocol_spec).rounds
-        tasks += [JudgeTask(debate, "stepped", r) for r in range(1, rounds + 1)]
+        tasks += [JudgeTask(debate, JudgmentKind.STEPPED, r) for r in range(1, rounds + 1)]
     return tasks
 
 
@@ -89,7 +90,7 @@ def judge_experiment(
         done = judged_keys(store, judge_id, debate_ids)
         # Without stepped judging, a debate with its final judgment is complete; with it,
         # the rounds owed are known only after loading the debate.
-        todo_ids = [d for d in debate_ids if config.stepped or (d, "final", None) not in done]
+        todo_ids = [d for d in debate_ids if config.stepped or (d, JudgmentKind.FINAL, None) not in done]
         total_tasks = 0
         written = 0
         batches: list[list[JudgeTask]] = []
@@ -152,7 +153,7 @@ def judging_failed(judge: ModelJudge, exc: Exception, written: int, owed: int) -
 def summarise(store: Store, judge: ModelJudge, judge_id: int, debate_ids: list[int],
               written: int, seconds: float) -> dict[str, Any]:
     rows = judgments_of(store, judge_id, debate_ids)
-    finals = [r for r in rows if r["kind"] == "final"]
+    finals = [r for r in rows if r["kind"] == JudgmentKind.FINAL]
     known = [r for r in finals if r["probabilities"] is not None]
     p_correct = [float(r["probabilities"][r["correct_index"]]) for r in known]
     biases = [r["meta"].get("position_bias") for r in finals

@@ -26,11 +26,10 @@ from debate.accounts import (
     attempt_login,
     login_wait,
     next_allowed,
-    utcnow,
 )
 from debate.errors import UserError
 from debate.store import open_store
-from debate.store.models import LoginThrottle, WebSession
+from debate.store.models import LoginThrottle, WebSession, utcnow
 from web import security
 
 FAST = LoginPolicy(account_free_failures=3, account_lock_after=10, address_free_failures=6,

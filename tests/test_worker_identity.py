@@ -23,8 +23,8 @@ from test_workers import check_complete, finish, turns_run, workers_by_debate
 
 from debate.agents.scripted import ScriptedDebater, ScriptedSettings
 from debate.store import open_store
-from debate.store.models import Debate
-from debate.store.runs import claim_debates, utcnow
+from debate.store.models import Debate, utcnow
+from debate.store.runs import claim_debates
 from debate.store.workers import (
     UNKNOWN_KERNEL,
     default_worker_id,

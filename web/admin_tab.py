@@ -8,6 +8,7 @@ import pandas as pd
 from debate.browse import experiment_names
 from debate.store.db import Store
 from debate.users import ROLES, add_user, generate_password, list_users
+from debate.vocabulary import JUDGING_ROLES, CampaignMode, UserRole
 from judges import queue
 from web.auth import require_admin, user_errors
 from web.render import md_text
@@ -38,7 +39,7 @@ def build(store: Store) -> dict[str, Any]:
     with gr.Row():
         per = gr.Number(label="Judgments per debate", value=1, precision=0, minimum=1,
                         elem_id="camp-per")
-        mode = gr.Radio(["whole", "stepped"], value="whole", label="Mode", elem_id="camp-mode")
+        mode = gr.Radio(list(queue.MODES), value=CampaignMode.WHOLE.value, label="Mode", elem_id="camp-mode")
         reveal = gr.Checkbox(value=True, label="Show the truth after submitting",
                              elem_id="camp-reveal")
         repeats = gr.Checkbox(value=False, elem_id="camp-repeats",
@@ -53,7 +54,7 @@ def build(store: Store) -> dict[str, Any]:
     gr.Markdown("### New user")
     with gr.Row():
         uname = gr.Textbox(label="Name")
-        urole = gr.Radio(list(ROLES), value="judge", label="Role")
+        urole = gr.Radio(list(ROLES), value=UserRole.JUDGE.value, label="Role")
         upass = gr.Textbox(label="Password (empty: generate one)", type="password")
         uadd = gr.Button("Add user")
     users = gr.Dataframe(value=None, interactive=False, label="Users")
@@ -68,7 +69,7 @@ def build(store: Store) -> dict[str, Any]:
             require_admin(store, request)
         except gr.Error:
             return gr.update(), gr.update(), gr.update(), gr.update()
-        judge_names = [u.name for u in list_users(store) if u.role in ("judge", "admin")]
+        judge_names = [u.name for u in list_users(store) if u.role in JUDGING_ROLES]
         return (gr.update(choices=experiment_names(store)), gr.update(choices=judge_names),
                 campaigns_frame(store), _users())
 
@@ -81,7 +82,7 @@ def build(store: Store) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise gr.Error("judgments per debate: give a whole number") from None
         c = queue.create_campaign(store, name=n or "", experiment=e or "", judges=js or None,
-                                  judgments_per_debate=per_debate, mode=m or "whole",
+                                  judgments_per_debate=per_debate, mode=m or CampaignMode.WHOLE,
                                   reveal_truth=bool(r), allow_repeats=bool(rep))
         return f"Campaign **{md_text(c.name)}** (id {c.id}) created.", campaigns_frame(store)
 

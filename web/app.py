@@ -14,6 +14,7 @@ import gradio as gr
 from debate.accounts import LoginPolicy
 from debate.human_turns import release_agents
 from debate.store.db import Store
+from debate.vocabulary import JUDGING_ROLES, UserRole
 from web import admin_tab, browse_tab, debate_tab, judge_tab, results_tab
 from web.auth import current_user, make_auth
 from web.render import CSS, esc
@@ -25,8 +26,9 @@ MAX_UPLOAD = "1kb"
 
 
 def tabs_for(role: str) -> dict[str, bool]:
-    admin = role == "admin"
-    return {"Judge": role in ("judge", "admin"), "Debate": role in ("debater", "admin"),
+    admin = role == UserRole.ADMIN
+    return {"Judge": role in JUDGING_ROLES,
+            "Debate": role in (UserRole.DEBATER, UserRole.ADMIN),
             "Browse": admin, "Results": admin, "Admin": admin}
 
 
@@ -58,7 +60,7 @@ def build_app(store: Store) -> gr.Blocks:
             return [text] + [gr.update(visible=shown[name]) for name in TABS]
 
         demo.load(who, outputs=[header] + [tabs[name] for name in TABS], api_name="whoami")
-        roles = {"Judge": "judge", "Debate": "debater"}
+        roles = {"Judge": UserRole.JUDGE, "Debate": UserRole.DEBATER}
         for name, spec in zip(TABS, loads):
             fn = spec["load"]
             if name in roles:
@@ -72,7 +74,7 @@ def _quiet_unless(store: Store, role: str, fn, n_outputs: int):
 
     def wrapper(request: gr.Request):
         user = current_user(store, request)
-        if user.role not in (role, "admin"):
+        if user.role not in (role, UserRole.ADMIN):
             return [gr.update()] * n_outputs
         return fn(request)
 

@@ -10,10 +10,11 @@ from debate.browse import DEBATE_COLUMNS, MAX_ROWS, debate_detail, filter_option
 from debate.quotes import QuoteMark, quote_segments, segments_html
 from debate.store.db import Store
 from debate.store.probes import turn_probe_scores
+from debate.vocabulary import DebateStatus
 from web.auth import require_admin, user_errors
 from web.render import esc, esc_block
 
-STATUSES = ["pending", "running", "waiting_human", "done", "failed"]
+STATUSES = [s.value for s in DebateStatus]
 
 
 def debate_detail_html(store: Store, debate_id: int) -> str:

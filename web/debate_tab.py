@@ -17,10 +17,9 @@ from debate.human_turns import (
 )
 from debate.quotes import quote_segments
 from debate.store.db import Store
+from debate.vocabulary import SPEAKER_LABELS, DebateStatus, UserRole
 from web.auth import current_user, user_errors
 from web.render import LEGEND, answers_html, esc, turns_html
-
-ROLE_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant", "judge": "Judge"}
 
 # Word counter in the browser; the server checks the same limits again on submit.
 COUNT_JS = """(text, limits) => {
@@ -49,7 +48,7 @@ QUOTE_JS = """(text) => {
 
 
 def _label(p) -> str:
-    return (f"Debate {p.debate_id} · {p.experiment} · {ROLE_LABELS.get(p.role, p.role)}, "
+    return (f"Debate {p.debate_id} · {p.experiment} · {SPEAKER_LABELS.get(p.role, p.role)}, "
             f"round {p.round} ({p.kind})")
 
 
@@ -92,7 +91,7 @@ def build(store: Store) -> dict[str, Any]:
         r = ctx.request
         parts = [f'<div class="debate-view"><p class="question">{esc(r.question)}</p>',
                  answers_html(r.answers)]
-        who = ROLE_LABELS.get(r.role, r.role)
+        who = SPEAKER_LABELS.get(r.role, r.role)
         if ctx.my_answer_text is not None:
             parts.append(f"<p>You are <b>{esc(who)}</b> and argue for answer "
                          f"{r.my_answer + 1}: <b>{esc(ctx.my_answer_text)}</b>. "
@@ -103,7 +102,7 @@ def build(store: Store) -> dict[str, Any]:
         else:
             parts.append(f"<p>You are <b>{esc(who)}</b>: ask the debaters a question.</p>")
         marks = stored_marks(store, r.debate_id)
-        turns = [(ROLE_LABELS.get(t.role, t.role), t.round, t.kind,
+        turns = [(SPEAKER_LABELS.get(t.role, t.role), t.round, t.kind,
                   quote_segments(t.text, marks.get((t.role, t.round, t.kind), ()), r.source))
                  for t in r.transcript]
         parts.append(LEGEND if turns else "")
@@ -125,27 +124,27 @@ def build(store: Store) -> dict[str, Any]:
 
     @user_errors
     def load(request: gr.Request):
-        user = current_user(store, request, "debater")
+        user = current_user(store, request, UserRole.DEBATER)
         choices, first = _choices(user)
         return [gr.update(choices=choices, value=first)] + _open(user, first)
 
     @user_errors
     def open_turn(debate_value: Any, request: gr.Request):
-        user = current_user(store, request, "debater")
+        user = current_user(store, request, UserRole.DEBATER)
         return _open(user, debate_value)
 
     @user_errors
     def submit(debate_value: Any, role: Any, rnd: Any, body: Any, chosen: Any,
                request: gr.Request):
-        user = current_user(store, request, "debater")
+        user = current_user(store, request, UserRole.DEBATER)
         if not debate_value:
             raise gr.Error("debate: choose a waiting turn first")
         new_status = submit_human_turn(store, user.name, user.id, debate_value, role, rnd, body,
                                        chosen, settings=settings)
         choices, first = _choices(user)
-        what = {"done": "The debate is finished.",
-                "waiting_human": "The debate now waits for the next person's turn.",
-                "failed": "The debate failed after your turn (see Browse)."}.get(
+        what = {DebateStatus.DONE: "The debate is finished.",
+                DebateStatus.WAITING_HUMAN: "The debate now waits for the next person's turn.",
+                DebateStatus.FAILED: "The debate failed after your turn (see Browse)."}.get(
                     new_status, f"The debate is now {new_status}.")
         return ([f"Your turn in debate {int(debate_value)} is stored. {what}",
                  gr.update(choices=choices, value=first)] + _open(user, first))

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from debate.store.db import Store
+from debate.vocabulary import UserRole
 from judges import queue
 from web.auth import current_user, user_errors
 from web.render import esc, judge_html, md_text
@@ -95,7 +96,7 @@ def build(store: Store) -> dict[str, Any]:
 
     @user_errors
     def load(request: gr.Request):
-        user = current_user(store, request, "judge")
+        user = current_user(store, request, UserRole.JUDGE)
         camps = queue.campaigns_for(store, user)
         choices = [(f"{c.name} ({c.mode})", str(c.id)) for c in camps]
         if not camps:
@@ -113,7 +114,7 @@ def build(store: Store) -> dict[str, Any]:
 
     @user_errors
     def select(campaign_value: Any, request: gr.Request):
-        user = current_user(store, request, "judge")
+        user = current_user(store, request, UserRole.JUDGE)
         cid = _campaign_id(campaign_value)
         if not queue.get_campaign(store, cid).allows(user):
             raise gr.Error(queue.no_campaign(cid))
@@ -121,7 +122,7 @@ def build(store: Store) -> dict[str, Any]:
 
     @user_errors
     def next_debate(campaign_value: Any, request: gr.Request):
-        user = current_user(store, request, "judge")
+        user = current_user(store, request, UserRole.JUDGE)
         a, view, prog = queue.next_with_view(store, user, _campaign_id(campaign_value))
         assert prog is not None
         if a is None or view is None:
@@ -132,7 +133,7 @@ def build(store: Store) -> dict[str, Any]:
     @user_errors
     def submit(campaign_value: Any, assignment_id: Any, debate_id: Any, round_seen: Any,
                pa: Any, pb: Any, text: Any, request: gr.Request):
-        user = current_user(store, request, "judge")
+        user = current_user(store, request, UserRole.JUDGE)
         cid = _campaign_id(campaign_value)
         result = queue.submit_judgment(store, user, assignment_id, debate_id, round_seen,
                                        [pa, pb], text)
@@ -153,7 +154,7 @@ def build(store: Store) -> dict[str, Any]:
 
     @user_errors
     def feedback(judgment_id: Any, c1: Any, c2: Any, c3: Any, note: Any, request: gr.Request):
-        user = current_user(store, request, "judge")
+        user = current_user(store, request, UserRole.JUDGE)
         queue.record_feedback(store, user, judgment_id,
                               {"clarity": c1, "evidence": c2, "confidence": c3}, note or "")
         return "Thanks for the feedback. Press **Next debate** to go on.", gr.update(visible=False)

@@ -9,6 +9,7 @@ import html
 from collections.abc import Iterable, Sequence
 
 from debate.quotes import ShownSegment, escape_html, segments_html
+from debate.vocabulary import CampaignMode
 from judges.queue import JudgeView
 
 CSS = """
@@ -107,7 +108,7 @@ def judge_html(shown: JudgeView) -> str:
                      f'<div class="source-text">{esc(view.source)}</div></details>')
     if shown.pixel_png is None:
         turns = [(t.speaker, t.round, t.kind, t.segments) for t in view.turns]
-        if shown.mode == "stepped" and view.rounds:
+        if shown.mode == CampaignMode.STEPPED and view.rounds:
             parts.append(
                 f"<p><b>Round {view.rounds_shown} of {view.rounds} shown.</b> "
                 "Give your probabilities after this round.</p>"

@@ -9,10 +9,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from debate.protocols import Limits
+from debate.vocabulary import TurnStatus
 
 # The key of an agent's own word limit in its identity's settings (an agent spec's
 # `max_words`, any agent type): stored with the agent, read back by `load_states`.
 SEAT_MAX_WORDS = "max_words"
+
+# Backend settings that change how fast or where a model runs, not what it says: left out of
+# a model agent's stored settings, so out of its fingerprint (debate.agents.model adds the
+# debater's own; judges.model uses this set as it is).
+OPERATIONAL_SETTINGS = frozenset({
+    "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
+    "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
+    "cpu_threads",
+})
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class TurnResult:
     """One produced turn. status: ok | truncated | failed | waiting (a person's turn)."""
 
     text: str
-    status: str = "ok"
+    status: str = TurnStatus.OK
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     shown: str | None = None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from debate.agents.base import AgentIdentity, Debater, TurnRequest, TurnResult
 from debate.agents.registry import AgentType, BuildContext
+from debate.vocabulary import TurnStatus
 
 
 class HumanSettings(BaseModel):
@@ -34,7 +35,7 @@ class HumanDebater(Debater):
         )
 
     def respond(self, requests: list[TurnRequest]) -> list[TurnResult]:
-        return [TurnResult(text="", status="waiting") for _ in requests]
+        return [TurnResult(text="", status=TurnStatus.WAITING) for _ in requests]
 
 
 def _build(settings: HumanSettings, context: BuildContext) -> HumanDebater:

@@ -52,7 +52,14 @@ from jinja2 import TemplateError
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from debate.agents.base import AgentIdentity, Debater, TranscriptTurn, TurnRequest, TurnResult
+from debate.agents.base import (
+    OPERATIONAL_SETTINGS,
+    AgentIdentity,
+    Debater,
+    TranscriptTurn,
+    TurnRequest,
+    TurnResult,
+)
 from debate.agents.registry import AgentType, BuildContext
 from debate.backends.base import (
     Backend,
@@ -75,13 +82,13 @@ from debate.errors import UserError
 from debate.protocols import BUILTIN
 from debate.quotes import count_words, parse_segments, truncate_words
 from debate.view import DebateFacts, FactTurn, blind_view
+from debate.vocabulary import SeatRole, TurnStatus
 
-# Settings that change how fast a model runs, not what it says: left out of the identity.
-OPERATIONAL = {
-    "device", "max_batch_size", "token_budget", "prefix_cache", "prefix_cache_mb",
-    "max_concurrency", "timeout", "max_retries", "api_key", "api_key_env", "base_url",
-    "cpu_threads", "activations", "generation", "continuous_max_batch_tokens",
-}
+# Left out of a model debater's identity: the shared operational settings, what it captures,
+# and the generation path. A model judge's identity keeps `generation` and
+# `continuous_max_batch_tokens` (they joined this set only when the setting came; leaving
+# them out there now would make every stored model judge a new agent).
+OPERATIONAL = OPERATIONAL_SETTINGS | {"activations", "generation", "continuous_max_batch_tokens"}
 FORGED_MARKUP = re.compile(r"[\u27e6\u27e7\u2713\u2717]|quote-(?:un)?verified|<\s*span\b", re.IGNORECASE)
 
 
@@ -227,7 +234,7 @@ class ModelDebater(Debater):
 
     def _failed(self, batch: list[TurnRequest], error: str, retryable: bool) -> list[TurnResult]:
         meta = {} if retryable else {"retryable": False}
-        return [TurnResult(text="", status="failed", error=error, meta=dict(meta),
+        return [TurnResult(text="", status=TurnStatus.FAILED, error=error, meta=dict(meta),
                            template_version=self.templates.version) for _ in batch]
 
     def _respond_batch(self, requests: list[TurnRequest],
@@ -276,7 +283,7 @@ class ModelDebater(Debater):
         key = hashlib.sha256((r.source or "").encode()).hexdigest() if r.source else None
         # room for the speeches still to come (each with its heading), so that the cut
         # made now still fits the debate's later turns and they share one prefix
-        speakers = 1 if r.role == "consultant" else 2
+        speakers = 1 if r.role == SeatRole.CONSULTANT else 2
         reserve = (r.rounds - r.round + 1) * speakers * (sampling.max_new_tokens + 16)
         fitted = fit_prompt(self.backend, build, r.source, sampling.max_new_tokens,
                             self.settings.context_policy, "debater", reserve=reserve,
@@ -295,7 +302,7 @@ class ModelDebater(Debater):
     @staticmethod
     def _family(r: TurnRequest) -> str:
         p = BUILTIN.get(r.protocol)
-        return p.family if p else ("consultancy" if r.role == "consultant" else "debate")
+        return p.family if p else ("consultancy" if r.role == SeatRole.CONSULTANT else "debate")
 
     @staticmethod
     def _simultaneous(r: TurnRequest) -> bool:
@@ -384,9 +391,9 @@ class ModelDebater(Debater):
         # A speech over the limit goes out raw: the engine cuts it with the same
         # truncate_words (marked, tags kept whole) and keeps the raw text in meta.raw_text.
         # Other turn kinds are not cut by the engine, so they are cut here.
-        text, status = chosen["raw"], "ok"
+        text, status = chosen["raw"], TurnStatus.OK
         if chosen["truncated"] and r.kind != "speech":
-            text, status = chosen["text"], "truncated"
+            text, status = chosen["text"], TurnStatus.TRUNCATED
             meta["raw_text"] = chosen["raw"]
         if r.kind == "choice":
             m = re.search(r"answer\s*[:\-]?\s*\(?([AB])\b", chosen["raw"], re.IGNORECASE)

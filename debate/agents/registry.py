@@ -56,10 +56,6 @@ def agent_type(name: str, where: str) -> AgentType:
     return AGENT_TYPES.get(name, f"{where}.type")
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    return describe_validation_error(exc, where=where)
-
-
 def spec_max_words(cfg: dict[str, Any], where: str) -> int | None:
     """The agent spec's own word limit (`max_words`), or None when it has none."""
     value = cfg.get(SEAT_MAX_WORDS)
@@ -98,7 +94,7 @@ def validate_agent_settings(cfg: dict[str, Any], where: str) -> tuple[AgentType,
     try:
         return atype, atype.settings_model.model_validate(settings)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where)) from None
+        raise ConfigError(describe_validation_error(exc, where=where)) from None
 
 
 def build_agent(cfg: dict[str, Any], where: str, context: BuildContext) -> Debater:

@@ -17,6 +17,7 @@ import pandas as pd
 from debate.analysis.frames import Prepared
 from debate.analysis.intervals import wilson
 from debate.analysis.load import Loaded
+from debate.vocabulary import SeatRole
 
 
 def bias_table(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
@@ -48,10 +49,10 @@ def _flip_rates(v: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def _length_bias(v: pd.DataFrame, keys: list[str], loaded: Loaded) -> pd.DataFrame:
     empty = pd.DataFrame(columns=[*keys, "longer_side_win_rate", "longer_side_honest", "n_length"])
     chars = loaded.speech_chars
-    seats = loaded.seats[loaded.seats["role"].isin(["A", "B"])]
+    seats = loaded.seats[loaded.seats["role"].isin([SeatRole.A, SeatRole.B])]
     if chars.empty or seats.empty:
         return empty
-    wide_chars = chars[chars["role"].isin(["A", "B"])].pivot_table(
+    wide_chars = chars[chars["role"].isin([SeatRole.A, SeatRole.B])].pivot_table(
         index="debate_id", columns="role", values="chars", aggfunc="sum")
     wide_answers = seats.pivot_table(index="debate_id", columns="role", values="answer_index", aggfunc="first")
     both = wide_chars.add_suffix("_chars").join(wide_answers.add_suffix("_answer"), how="inner").dropna()

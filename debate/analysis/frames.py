@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
+from debate.vocabulary import SPEAKING_SEATS, JudgmentKind, SeatRole
 
 ALL_HUMANS = "all humans"
 ALL_MODELS = "all models"
@@ -60,15 +61,16 @@ def _apply_where(debates: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
 
 def _with_debaters(debates: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
     """debater ("A vs B", or the consultant), honest_debater and deceptive_debater per debate."""
-    seats = loaded.seats[loaded.seats["role"].isin(["A", "B", "consultant"]) & loaded.seats["agent_id"].notna()]
+    seats = loaded.seats[loaded.seats["role"].isin(SPEAKING_SEATS) & loaded.seats["agent_id"].notna()]
     labels = loaded.agents.set_index("id")["label"]
     seats = seats.assign(label=seats["agent_id"].astype(np.int64).map(labels).astype(object))
     wide = seats.pivot_table(index="debate_id", columns="role", values="label", aggfunc="first")
-    for role in ("A", "B", "consultant"):
+    for role in SPEAKING_SEATS:
         if role not in wide:
             wide[role] = None
-    pair = (wide["A"].fillna("?") + " vs " + wide["B"].fillna("?")).where(wide["A"].notna() | wide["B"].notna())
-    debater = pair.fillna(wide["consultant"])
+    a, b = wide[SeatRole.A], wide[SeatRole.B]
+    pair = (a.fillna("?") + " vs " + b.fillna("?")).where(a.notna() | b.notna())
+    debater = pair.fillna(wide[SeatRole.CONSULTANT])
     debates["debater"] = pd.Categorical(debates["debate_id"].map(debater).fillna(NONE_LABEL).astype(object))
     correct = debates.set_index("debate_id")["correct_index"]
     seats = seats[seats["answer_index"].notna()]
@@ -97,7 +99,7 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     debates = loaded.debates.copy()
     if any(f in DEBATER_FIELDS for f in fields):
         debates = _with_debaters(debates, loaded)
-    consultants = loaded.seats[loaded.seats["role"] == "consultant"].drop_duplicates("debate_id")
+    consultants = loaded.seats[loaded.seats["role"] == SeatRole.CONSULTANT].drop_duplicates("debate_id")
     side_answer = debates["debate_id"].map(consultants.set_index("debate_id")["answer_index"])
     debates["consultant_side"] = pd.Categorical(np.where(
         side_answer.isna(), NONE_LABEL,
@@ -138,8 +140,8 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
 
     frame = frame.merge(debates, on="debate_id", how="left")
 
-    finals = frame[frame["kind"] == "final"].assign(judging="final")
-    offline = frame[frame["kind"] == "offline"].assign(
+    finals = frame[frame["kind"] == JudgmentKind.FINAL].assign(judging="final")
+    offline = frame[frame["kind"] == JudgmentKind.OFFLINE].assign(
         _order=lambda f: f["after_round"].fillna(np.iinfo(np.int32).max))
     offline = (offline.sort_values(["debate_id", "judge", "_order", "judgment_id"])
                .drop_duplicates(["debate_id", "judge"], keep="last")
@@ -150,7 +152,7 @@ def prepare(loaded: Loaded, by: list[str], where: dict[str, str] | None = None) 
     for field, wanted in where_verdicts.items():
         single = single[single[field].astype(str).str.lower() == str(wanted).lower()]
 
-    stepped = frame[frame["kind"] == "stepped"].assign(judging="stepped")
+    stepped = frame[frame["kind"] == JudgmentKind.STEPPED].assign(judging="stepped")
     keys = list(dict.fromkeys(by))
     if single["judging"].nunique() > 1 and "judging" not in keys:
         keys.append("judging")

@@ -20,6 +20,7 @@ from debate.errors import UserError
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Seat, Turn, User
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import JudgmentKind
 
 HONEST = "honest"
 DECEPTIVE = "deceptive"
@@ -113,7 +114,7 @@ def _of_debates(query: Select, debate_id, ids: list[int] | None) -> Select:
     return query.where(debate_id.in_(select(Debate.id).where(Debate.experiment_id.in_(ids))))
 
 
-KIND_CODES = {"final": 0, "stepped": 1, "offline": 2}
+KIND_CODES = {JudgmentKind.FINAL: 0, JudgmentKind.STEPPED: 1, JudgmentKind.OFFLINE: 2}
 BUILTIN_FIELDS = ("protocol", "judge", "experiment", "family", "judge_type", "judging", "dataset",
                   "debater", "honest_debater", "deceptive_debater",
                   "status", "scope")

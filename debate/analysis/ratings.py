@@ -26,6 +26,7 @@ from debate.analysis.frames import Prepared
 from debate.analysis.intervals import ClusterBootstrap, percentile_interval
 from debate.analysis.load import DECEPTIVE, HONEST, Loaded
 from debate.analysis.metrics import ADVERSARIAL
+from debate.vocabulary import SeatRole
 
 ELO_BASE = 1500.0
 ELO_SCALE = 400.0 / np.log(10.0)
@@ -76,7 +77,7 @@ def _matches(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
     """One row per debate verdict: the two seats' agents and answers, and A's score."""
     v = prep.single_verdicts
     v = v[v["family"].isin(ADVERSARIAL)]
-    seats = loaded.seats[loaded.seats["role"].isin(["A", "B"]) & loaded.seats["agent_id"].notna()]
+    seats = loaded.seats[loaded.seats["role"].isin([SeatRole.A, SeatRole.B]) & loaded.seats["agent_id"].notna()]
     wide = seats.pivot_table(index="debate_id", columns="role", values=["agent_id", "answer_index"],
                              aggfunc="first")
     if v.empty or wide.empty or ("agent_id", "B") not in wide.columns or ("agent_id", "A") not in wide.columns:

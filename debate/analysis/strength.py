@@ -46,6 +46,7 @@ from debate.analysis.plots import strength_plot
 from debate.analysis.ratings import _matches, fit_side_ratings, side_player_frame
 from debate.store.db import Store
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import SPEAKING_SEATS
 
 ALL_JUDGES = "all judges"
 ALL_HUMANS = "all humans"
@@ -94,7 +95,7 @@ def _self_play(prep: Prepared, loaded: Loaded) -> pd.DataFrame:
     """Verdicts on self-play debates and on consultancies, with the debater's label."""
     v = prep.single_verdicts
     v = v[v["family"].isin(FAMILIES)]
-    seats = loaded.seats[loaded.seats["role"].isin(["A", "B", "consultant"])
+    seats = loaded.seats[loaded.seats["role"].isin(SPEAKING_SEATS)
                          & loaded.seats["agent_id"].notna()]
     per = seats.groupby("debate_id")["agent_id"].agg(["nunique", "first"])
     single = per[per["nunique"] == 1]["first"].astype(np.int64)

@@ -20,6 +20,7 @@ from debate.store.bulk import catch_up_sequences, insert_rows, next_id
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Judgment, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import DebateStatus, JudgmentKind, SeatRole, TurnStatus
 
 ACCURACY = {"debate": 0.80, "consultancy": 0.70, "naive": 0.60, "expert": 0.90}
 POSITION_BONUS = 0.04
@@ -86,7 +87,8 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             "id": int(ids[i]), "experiment_id": exp_id, "question_id": int(q0 + q_of[i]),
             "protocol": protocol_of[family[i]], "protocol_spec": specs[protocol_of[family[i]]],
             "variant": f"s{slot[i]}", "answer_order": [int(first[i]), 1 - int(first[i])],
-            "seed": 0, "status": "done", "metadata": {"batch": f"b{i % 2}"}} for i in range(n)])
+            "seed": 0, "status": DebateStatus.DONE, "metadata": {"batch": f"b{i % 2}"}}
+            for i in range(n)])
 
         # Seats: debaters A/B argue the answers shown first/second; consultants one side.
         a_agent = rng.integers(0, len(DEBATERS), n)
@@ -94,12 +96,12 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         consult_answer = np.where(slot == 2, c, 1 - c)
         seats = []
         for i in np.nonzero(family == "debate")[0]:
-            seats.append({"debate_id": int(ids[i]), "role": "A", "agent_id": debater_ids[a_agent[i]],
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.A, "agent_id": debater_ids[a_agent[i]],
                           "answer_index": int(first[i])})
-            seats.append({"debate_id": int(ids[i]), "role": "B", "agent_id": debater_ids[b_agent[i]],
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.B, "agent_id": debater_ids[b_agent[i]],
                           "answer_index": 1 - int(first[i])})
         for i in np.nonzero(family == "consultancy")[0]:
-            seats.append({"debate_id": int(ids[i]), "role": "consultant",
+            seats.append({"debate_id": int(ids[i]), "role": SeatRole.CONSULTANT,
                           "agent_id": debater_ids[a_agent[i]], "answer_index": int(consult_answer[i])})
         insert_rows(conn, Seat, seats)
 
@@ -110,10 +112,10 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
         nudge = np.where(family == "debate",
                          0.05 * np.where(a_honest, 1, -1) * (skill[a_agent] - skill[b_agent]), 0.0)
         judgments = []
-        judge_rows = [(model_judge, "final", None), (human_judge, "final", None),
-                      (model_judge, "stepped", 1), (model_judge, "stepped", 2)]
+        judge_rows = [(model_judge, JudgmentKind.FINAL, None), (human_judge, JudgmentKind.FINAL, None),
+                      (model_judge, JudgmentKind.STEPPED, 1), (model_judge, JudgmentKind.STEPPED, 2)]
         for judge, kind, after in judge_rows:
-            rate = np.clip(base + nudge - (0.1 if kind == "stepped" and after == 1 else 0), 0.02, 0.98)
+            rate = np.clip(base + nudge - (0.1 if kind == JudgmentKind.STEPPED and after == 1 else 0), 0.02, 0.98)
             right = rng.random(n) < rate
             p = np.where(right, rng.uniform(0.55, 0.99, n), rng.uniform(0.01, 0.45, n))
             p = np.where(rng.random(n) < TIE_RATE, 0.5, p)
@@ -133,12 +135,12 @@ def seed_synthetic(store: Store, questions: int, seed: int = 0, experiment: str 
             turn_rows, quote_rows = [], []
             lengths = rng.integers(20, 400, n * 2)
             for k, i in enumerate(np.nonzero(family == "debate")[0]):
-                for j, role in enumerate(("A", "B")):
+                for j, role in enumerate((SeatRole.A, SeatRole.B)):
                     tid = t0 + len(turn_rows)
                     turn_rows.append({"id": tid, "debate_id": int(ids[i]), "step": j + 1, "round": 1,
                                       "role": role, "kind": "speech", "text": "w" * int(lengths[2 * k + j]),
-                                      "status": "ok", "metadata": {}})
-                    honest = (first[i] == c[i]) == (role == "A")
+                                      "status": TurnStatus.OK, "metadata": {}})
+                    honest = (first[i] == c[i]) == (role == SeatRole.A)
                     quote_rows.append({"turn_id": tid, "position": 0, "text": "Source document",
                                        "verified": bool(honest or rng.random() < 0.5),
                                        "source_start": 0, "source_end": 15,

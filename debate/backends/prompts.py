@@ -30,6 +30,7 @@ from debate.backends.base import Chat
 from debate.errors import ConfigError
 from debate.quotes import segments_plain
 from debate.view import BlindView
+from debate.vocabulary import SeatRole
 
 LABELS = ("A", "B")
 FORMAT_NAMES = {"debate": "debate", "consultancy": "consultancy", "naive": "question",
@@ -116,11 +117,11 @@ class TemplateSet:
 
 
 def speaker_name(role: str) -> str:
-    if role in ("A", "B"):
+    if role in (SeatRole.A, SeatRole.B):
         return f"Debater {role}"
-    if role == "consultant":
+    if role == SeatRole.CONSULTANT:
         return "The consultant"
-    if role == "judge":
+    if role == SeatRole.JUDGE:
         return "The judge"
     return role
 
@@ -202,7 +203,7 @@ def debater_prompt(templates: TemplateSet, request: TurnRequest, family: str,
         values["role_block"] = ""
     else:
         values["role_block"] = templates.render(
-            "role_consultancy" if request.role == "consultant" else "role_debate", values
+            "role_consultancy" if request.role == SeatRole.CONSULTANT else "role_debate", values
         ).strip()
     values["source_block"] = source_block + _CUT
     system = templates.render("system", values)

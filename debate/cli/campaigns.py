@@ -6,6 +6,7 @@ import click
 
 from debate.cli.options import db_option
 from debate.store.db import open_store
+from debate.vocabulary import CampaignMode
 from judges.queue import (
     MODES,
     campaign_status,
@@ -27,7 +28,7 @@ def campaigns() -> None:
               help="A judge allowed in the campaign (repeat; none: every judge).")
 @click.option("--judgments-per-debate", "per_debate", type=click.IntRange(1, 100), default=1,
               show_default=True, help="How many judgments each debate gets.")
-@click.option("--mode", type=click.Choice(MODES), default="whole", show_default=True,
+@click.option("--mode", type=click.Choice(MODES), default=CampaignMode.WHOLE.value, show_default=True,
               help="whole: the full transcript; stepped: one round at a time, a verdict each.")
 @click.option("--reveal/--no-reveal", default=True, show_default=True,
               help="Show the correct answer after the judge submits.")

@@ -21,7 +21,6 @@ from sqlalchemy.exc import ArgumentError
 
 from debate.cli.options import db_option
 from debate.errors import UserError
-from debate.protocols import CONSULTANT, DEBATER_A, DEBATER_B, JUDGE
 from debate.quotes import (
     PLAIN_CLOSE,
     PLAIN_OPEN,
@@ -34,14 +33,9 @@ from debate.store.db import Store, open_store, resolve_url
 from debate.store.models import Debate, Experiment, Judgment, Turn
 from debate.store.views import load_facts
 from debate.view import BlindView, blind_view
+from debate.vocabulary import DebateStatus
 
-STATUSES = ("pending", "running", "waiting_human", "done", "failed")
-SPEAKER_LABELS = {
-    DEBATER_A: "Debater A",
-    DEBATER_B: "Debater B",
-    CONSULTANT: "Consultant",
-    JUDGE: "Judge",
-}
+STATUSES = tuple(DebateStatus)
 ANSWER_LABELS = "ABCDEFGH"
 
 

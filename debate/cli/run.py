@@ -14,6 +14,7 @@ from debate.run import plan_run, run_experiment
 from debate.store.db import open_store, redact, resolve_url
 from debate.store.faults import database_errors
 from debate.tournaments.config import is_tournament, parse_tournament
+from debate.vocabulary import DebateStatus
 
 
 @click.command()
@@ -98,11 +99,11 @@ def run(config: Path, db_url: str | None, worker: bool, worker_id: str | None, c
                    "from the store")
     if s.lost_leases:
         click.echo(f"lost {s.lost_leases} leases to other workers (their steps were dropped)")
-    if result.counts.get("waiting_human"):
+    if result.counts.get(DebateStatus.WAITING_HUMAN):
         click.echo("some debates wait for a person's turn: open `debate serve`, Debate tab")
-    if result.counts.get("failed"):
+    if result.counts.get(DebateStatus.FAILED):
         debate_id, error = result.errors[0]
-        n = result.counts["failed"]
+        n = result.counts[DebateStatus.FAILED]
         for_good = s.debates_failed_for_good
         if for_good and for_good >= n:
             advice = "a rerun will not fix this: change what the error names first"
@@ -145,8 +146,9 @@ def run_tournament_file(config: Path, data: object, db_url: str | None, quiet: b
         f"in {result.rounds} round(s); {s.turns} turns in {s.seconds:.1f}s; debates: {counts}")
     click.echo(f"next: debate analyze --tournament {cfg.tournament} --table strength "
                "--out results/")
-    if result.debates.get("failed"):
+    if result.debates.get(DebateStatus.FAILED):
         debate_id, error = result.errors[0] if result.errors else (None, "?")
-        click.echo(f"{result.debates['failed']} debates failed (first: debate {debate_id}: "
+        n = result.debates[DebateStatus.FAILED]
+        click.echo(f"{n} debates failed (first: debate {debate_id}: "
                    f"{error}); rerun the same command to retry them", err=True)
         sys.exit(1)

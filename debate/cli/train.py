@@ -43,6 +43,7 @@ def data(experiments: tuple[str, ...], out: Path, sources: tuple[str, ...], pair
     from debate.errors import UserError
     from debate.training.pairs_io import write_preference_dir
     from debate.training.preferences import SelectionRule, build_preference_data
+    from debate.validation import describe_validation_error
 
     try:
         rule = SelectionRule(sources=list(sources) or ["candidates", "rollouts"], pairs=pairs,
@@ -50,9 +51,7 @@ def data(experiments: tuple[str, ...], out: Path, sources: tuple[str, ...], pair
                              chosen_may_be_truncated=chosen_may_be_truncated,
                              chosen_must_be_clean=not allow_unclean_chosen, judge=judge)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: "
-                        f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise UserError(describe_validation_error(exc, SelectionRule, option=True)) from None
     store = open_store(db_url)
     result = build_preference_data(store, list(experiments), rule)
     write_preference_dir(result, out, force=force)

@@ -27,6 +27,7 @@ from debate.run import RunResult, run_experiment
 from debate.store.db import Store
 from debate.store.experiments import find_experiment
 from debate.store.models import Debate, Quote, Turn
+from debate.vocabulary import DebateStatus
 
 HONEST_TEMPLATE = (
     'Round {round}. The answer is "{answer}". The passage says: <quote>{evidence}</quote> '
@@ -130,7 +131,7 @@ def first_debate_id(store: Store, experiment_id: int) -> int | None:
     with store.session() as session:
         return session.scalar(
             select(func.min(Debate.id)).where(
-                Debate.experiment_id == experiment_id, Debate.status == "done"
+                Debate.experiment_id == experiment_id, Debate.status == DebateStatus.DONE
             )
         )
 
@@ -154,7 +155,7 @@ def results_table(results: list[SectionResult]) -> Table:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in results:
         total = sum(r.run.counts.values())
-        done = r.run.counts.get("done", 0)
+        done = r.run.counts.get(DebateStatus.DONE, 0)
         if r.run.created:
             did = "created"
         elif r.run.stats.turns:
@@ -174,7 +175,8 @@ def run(store: Store, console: Console) -> None:
     console.rule("Scripted debates and consultancies")
     results = run_section(store, console)
     console.print(results_table(results))
-    failed = {r.name: r.run.counts.get("failed", 0) for r in results if r.run.counts.get("failed")}
+    failed = {r.name: r.run.counts[DebateStatus.FAILED] for r in results
+              if r.run.counts.get(DebateStatus.FAILED)}
     for name, n in failed.items():
         console.print(Text(f"{name}: {n} debates failed; rerun `debate demo` to retry them",
                            style="red"))

@@ -45,10 +45,12 @@ from debate.store.judgments import insert_feedback, insert_judgment
 from debate.store.models import Debate
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 DEFAULT_EXPERIMENT = "nyu-2023"
 DATASET = "nyu-debate-2023"
-STATUS = {"complete": "done", "in_progress": "waiting_human", "waiting_to_begin": "waiting_human"}
+STATUS = {"complete": DebateStatus.DONE, "in_progress": DebateStatus.WAITING_HUMAN,
+          "waiting_to_begin": DebateStatus.WAITING_HUMAN}
 
 
 @dataclass
@@ -224,7 +226,7 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
             agent_id=people[turn.speaker],
             user_id=None,
             text=turn.text,
-            status="ok",
+            status=TurnStatus.OK,
             meta=meta,
             quotes=[{"position": q.position, "text": q.text, "verified": q.problem is None,
                      "source_start": q.start, "source_end": q.end,
@@ -245,7 +247,7 @@ def store_room(session: Session, experiment_id: int, room: Room) -> str:
             explanation=j.explanation or None,
             meta={**j.meta, "timestamp": j.timestamp, "judge": j.judge},
         )
-        if j.kind in ("final", "offline"):
+        if j.kind in (JudgmentKind.FINAL, JudgmentKind.OFFLINE):
             final_judgment_of[j.judge] = judgment_id
     for fb in room.feedback:
         insert_feedback(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from debate.datasets.nyu_text import char_span, detokenize
+from debate.vocabulary import JudgmentKind, SeatRole
 
 GPT4_NAME = "GPT-4"
 _QUOTE_TAG = re.compile(r"<\s*/?\s*quote\s*>", re.IGNORECASE)
@@ -264,7 +265,7 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
     seat_answers: dict[str, int] = {}
     for label, index in (("Debater A", 0), ("Debater B", 1)):
         if label in debaters:
-            seat = ("A" if index == 0 else "B") if is_debate else "consultant"
+            seat = (SeatRole.A if index == 0 else SeatRole.B) if is_debate else SeatRole.CONSULTANT
             seat_of_index[index] = seat
             roles[seat] = _get(roles_raw, "setup.roles", label, str)
             seat_answers[seat] = order[index]
@@ -313,15 +314,15 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
             if judge is None:
                 raise RoomError(where + ".feedback.speaker", "missing, and setup.roles has no Judge")
             end = bool(body.get("endDebate"))
-            judgments.append(JudgmentValue(judge, "stepped", speech_round, dist, text, ts,
+            judgments.append(JudgmentValue(judge, JudgmentKind.STEPPED, speech_round, dist, text, ts,
                                            {"end_debate": end}))
             if text.strip():
-                same = [t for t in turns if t.role == "judge" and t.round == speech_round]
+                same = [t for t in turns if t.role == SeatRole.JUDGE and t.round == speech_round]
                 if same:
                     same[0].text += "\n\n" + text
                 else:
                     step += 1
-                    turns.append(TurnValue(step, speech_round, "judge", "question", judge, text, ts))
+                    turns.append(TurnValue(step, speech_round, SeatRole.JUDGE, "question", judge, text, ts))
         elif kind == "NegotiateEnd":
             votes = _get(body, where, "votes", dict)
             negotiate.append({"after_round": speech_round, "votes": votes})
@@ -338,16 +339,16 @@ def parse_room(name: str, raw: bytes, data: Any, meta: dict[str, Any] | None) ->
                     dist = _distribution(entry.get("distribution"), e_where + ".distribution", order)
                     text, ts = _feedback_text(entry.get("feedback", {}), e_where + ".feedback", speech)
                     after = k if mode == "stepped" else None
-                    judgments.append(JudgmentValue(judge, "offline", after, dist, text, ts,
+                    judgments.append(JudgmentValue(judge, JudgmentKind.OFFLINE, after, dist, text, ts,
                                                    {"mode": mode, "end_debate": bool(entry.get("endDebate"))}))
         else:
             raise RoomError(where, f"unknown round kind {kind!r}")
 
     status = _status(meta, rounds)
-    live = [j for j in judgments if j.kind == "stepped"]
+    live = [j for j in judgments if j.kind == JudgmentKind.STEPPED]
     if status == "complete" and live and "judge" in roles:
         last = live[-1]
-        judgments.append(JudgmentValue(last.judge, "final", None, last.probabilities,
+        judgments.append(JudgmentValue(last.judge, JudgmentKind.FINAL, None, last.probabilities,
                                        last.explanation, last.timestamp, dict(last.meta)))
 
     feedback: list[FeedbackValue] = []

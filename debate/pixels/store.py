@@ -31,7 +31,9 @@ from debate.store.experiments import (
     insert_seats,
 )
 from debate.store.judgments import insert_judgments
+from debate.store.models import utcnow
 from debate.store.turns import TurnWrite, write_turns
+from debate.vocabulary import DebateStatus, JudgmentKind, TurnStatus
 
 PROTOCOL = "pixel-debate"
 QUESTION_TEXT = "Which digit is in this image?"
@@ -114,13 +116,13 @@ def store_games(
                 "experiment_id": exp_id, "question_id": qids[(g.image, g.lie)],
                 "protocol": PROTOCOL, "protocol_spec": spec,
                 "variant": "honest-first" if g.honest_first else "liar-first",
-                "answer_order": order, "seed": seed + i, "status": "done", "steps_done": k,
+                "answer_order": order, "seed": seed + i, "status": DebateStatus.DONE, "steps_done": k,
                 "meta": {"honest_role": DEBATER_A if g.honest_first else DEBATER_B,
                          "honest": honest_name, "liar": liar_name, "k": k},
             })
         debate_ids = insert_debate_rows(session, debate_rows)
         seats, turns, judgments = [], [], []
-        now = datetime.now(UTC)
+        now = utcnow()
         for did, g in zip(debate_ids, games):
             honest_role = DEBATER_A if g.honest_first else DEBATER_B
             roles = {honest_role: (honest_id, 0),
@@ -133,11 +135,11 @@ def store_games(
                 text, meta = pixel_turn(pixel, data.images[g.image], width)
                 turns.append(TurnWrite(
                     debate_id=did, step=step, round=step // 2 + 1, role=role, kind="pixel",
-                    agent_id=roles[role][0], user_id=None, text=text, status="ok", meta=meta,
+                    agent_id=roles[role][0], user_id=None, text=text, status=TurnStatus.OK, meta=meta,
                     created_at=now))
             probs = two_claim_probabilities(g.logits, g.truth, g.lie)
             judgments.append({
-                "debate_id": did, "judge_agent_id": judge_id, "kind": "final",
+                "debate_id": did, "judge_agent_id": judge_id, "kind": JudgmentKind.FINAL,
                 "after_round": None, "probabilities": probs,
                 "shown_order": [0, 1] if g.honest_first else [1, 0],
                 "meta": {"logits": g.logits, "judge": judge_name}, "created_at": now,

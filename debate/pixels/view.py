@@ -16,8 +16,9 @@ from sqlalchemy import select
 from debate.errors import UserError
 from debate.store.db import Store
 from debate.store.models import Debate, Question, Turn
+from debate.vocabulary import SeatRole, TurnStatus
 
-ROLE_COLOURS = {"A": (31, 119, 180), "B": (255, 127, 14)}
+ROLE_COLOURS = {SeatRole.A: (31, 119, 180), SeatRole.B: (255, 127, 14)}
 HIDDEN = (196, 214, 232)
 HATCH = (160, 184, 208)
 
@@ -75,7 +76,7 @@ def pixel_debate_view(store: Store, debate_id: int, turns: int | None = None) ->
             raise UserError(f"debate {debate_id}: not a pixel debate (protocol {debate.protocol!r})")
         rows = session.execute(
             select(Turn.role, Turn.meta).where(Turn.debate_id == debate_id, Turn.kind == "pixel",
-                                               Turn.status == "ok")
+                                               Turn.status == TurnStatus.OK)
             .order_by(Turn.step, Turn.id)
         ).all()
         meta = question.meta or {}

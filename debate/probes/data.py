@@ -27,6 +27,7 @@ from debate.store.db import Store
 from debate.store.models import Activation, Agent, Debate, Experiment, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.store.vectors import decode_vector
+from debate.vocabulary import TurnStatus
 
 TURN_COLUMNS = [
     "turn_id", "debate_id", "experiment", "protocol", "family", "round", "step", "role",
@@ -96,7 +97,7 @@ def load_turns(store: Store, experiments: list[str], layer: int | None = None,
             .join(Seat, (Seat.debate_id == Turn.debate_id) & (Seat.role == Turn.role))
             .outerjoin(Agent, Agent.id == Turn.agent_id)
             .where(Debate.experiment_id.in_(ids), Turn.kind.in_(("speech", "choice")),
-                   Turn.status != "failed", Seat.answer_index.is_not(None))
+                   Turn.status != TurnStatus.FAILED, Seat.answer_index.is_not(None))
             .order_by(Turn.id)
         ).all()
         vectors: dict[int, np.ndarray] = {}

@@ -8,12 +8,12 @@ the rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from debate.store.models import LoginThrottle, User, WebSession
+from debate.store.models import LoginThrottle, User, WebSession, as_utc
 
 
 def insert_user(session: Session, *, name: str, role: str, password_hash: str) -> int:
@@ -75,9 +75,7 @@ def record_login_failure(
     if row is None:
         row = LoginThrottle(scope=scope, key=key, failures=0)
         session.add(row)
-    last = row.last_failure_at
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)  # SQLite returns naive datetimes, stored in UTC
+    last = as_utc(row.last_failure_at)
     failures = 0 if last is None or now - last > forget_after else row.failures
     row.failures = failures + 1
     row.last_failure_at = now

@@ -25,6 +25,7 @@ from debate.questions import Question
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Document, Experiment, Seat, utcnow
 from debate.store.models import Question as QuestionRow
+from debate.vocabulary import DebateStatus
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,7 @@ def insert_debates(
                     "variant": plan.label,
                     "answer_order": list(plan.answer_order),
                     "seed": rng.randrange(2**31),
-                    "status": "pending" if has_turns else "done",
+                    "status": DebateStatus.PENDING if has_turns else DebateStatus.DONE,
                     "finished_at": None if has_turns else now,
                     "meta": {},
                 }

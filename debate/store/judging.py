@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from debate.store.models import Assignment, Campaign, Judgment
+from debate.vocabulary import AssignmentStatus
 
 
 def insert_campaign(
@@ -70,7 +71,7 @@ def insert_assignment(
         debate_id=debate_id,
         question_id=question_id,
         user_id=user_id,
-        status="open",
+        status=AssignmentStatus.OPEN,
         rounds_shown=rounds_shown,
         created_at=created_at,
     )
@@ -87,7 +88,7 @@ def record_submission(session: Session, assignment: Assignment, final: bool, now
     row = Judgment(**judgment)
     session.add(row)
     if final:
-        assignment.status = "submitted"
+        assignment.status = AssignmentStatus.SUBMITTED
         assignment.submitted_at = now
     else:
         assignment.rounds_shown += 1

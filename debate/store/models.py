@@ -7,7 +7,7 @@ question's own answer order; `debates.answer_order` says how they were shown.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -26,10 +26,25 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from debate.questions import question_content_key
+from debate.vocabulary import AssignmentStatus, CampaignMode, DebateStatus, JudgmentKind, TurnStatus
 
 
 def utcnow() -> datetime:
+    """The one clock of stored timestamps: timezone-aware, UTC (the columns are
+    DateTime(timezone=True))."""
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime: SQLite returns them naive (everything
+    is stored in UTC), PostgreSQL aware."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # Partial indexes: most turns and judgments are a model's (user_id NULL).
@@ -122,8 +137,8 @@ class Debate(Base):
     variant: Mapped[str] = mapped_column(String(100))  # e.g. "order=10,deceptive"
     answer_order: Mapped[list[Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
-    # pending -> running -> (waiting_human ->) done | failed
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # DebateStatus: pending -> running -> (waiting_human ->) done | failed
+    status: Mapped[str] = mapped_column(String(20), default=DebateStatus.PENDING)
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -166,7 +181,7 @@ class Turn(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="ok")  # ok | truncated | failed
+    status: Mapped[str] = mapped_column(String(20), default=TurnStatus.OK)
     shown_sha256: Mapped[str | None] = mapped_column(String(64))
     shown: Mapped[str | None] = mapped_column(Text)
     template_version: Mapped[str | None] = mapped_column(String(100))
@@ -239,7 +254,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     judgments_per_debate: Mapped[int] = mapped_column(Integer, default=1)
-    mode: Mapped[str] = mapped_column(String(20), default="whole")  # whole | stepped
+    mode: Mapped[str] = mapped_column(String(20), default=CampaignMode.WHOLE)
     reveal_truth: Mapped[bool] = mapped_column(Boolean, default=True)
     judges: Mapped[list[Any] | None] = mapped_column(JSON)  # user names; None = every judge
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -261,7 +276,7 @@ class Assignment(Base):
     debate_id: Mapped[int] = mapped_column(ForeignKey("debates.id", ondelete="CASCADE"))
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | submitted
+    status: Mapped[str] = mapped_column(String(20), default=AssignmentStatus.OPEN)
     rounds_shown: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -279,7 +294,7 @@ class Judgment(Base):
     judge_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
-    kind: Mapped[str] = mapped_column(String(20), default="final")  # final | stepped | offline
+    kind: Mapped[str] = mapped_column(String(20), default=JudgmentKind.FINAL)
     after_round: Mapped[int | None] = mapped_column(Integer)  # None: the whole transcript
     probabilities: Mapped[list[Any] | None] = mapped_column(JSON)  # None: unparseable verdict
     shown_order: Mapped[list[Any]] = mapped_column(JSON)

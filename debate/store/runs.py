@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -28,17 +28,13 @@ from sqlalchemy.orm import Session
 from debate.agents.base import recorded_max_words
 from debate.protocols import Protocol, Slot
 from debate.store.db import Store
-from debate.store.models import Activation, Agent, Debate, Document, Seat, Turn
+from debate.store.models import Activation, Agent, Debate, Document, Seat, Turn, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.store.turns import TurnWrite, write_turns
 from debate.store.workers import dead_local_owners
+from debate.vocabulary import ACTIVE_DEBATE_STATUSES, DebateStatus, TurnStatus
 
-ACTIVE = ("pending", "running")
 CHUNK = 1000  # ids per IN (...) list
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
@@ -59,7 +55,7 @@ class StoredTurn:
     role: str
     kind: str
     text: str
-    status: str = "ok"
+    status: str = TurnStatus.OK
 
 
 @dataclass
@@ -98,7 +94,7 @@ def _free_condition(session: Session, experiment_id: int, worker: str, now: date
         select(Debate.lease_owner)
         .where(
             Debate.experiment_id == experiment_id,
-            Debate.status.in_(ACTIVE),
+            Debate.status.in_(ACTIVE_DEBATE_STATUSES),
             Debate.lease_owner.is_not(None),
             Debate.lease_owner != worker,
             Debate.lease_expires_at >= now,
@@ -127,7 +123,7 @@ def claim_debates(
             select(Debate.id)
             .where(
                 Debate.experiment_id == experiment_id,
-                Debate.status.in_(ACTIVE),
+                Debate.status.in_(ACTIVE_DEBATE_STATUSES),
                 _free_condition(session, experiment_id, worker, now),
             )
             .order_by(Debate.id)
@@ -181,7 +177,7 @@ class ActiveCounts:
 
 def active_counts(store: Store, experiment_id: int, worker: str) -> ActiveCounts:
     now = utcnow()
-    unfinished = and_(Debate.experiment_id == experiment_id, Debate.status.in_(ACTIVE))
+    unfinished = and_(Debate.experiment_id == experiment_id, Debate.status.in_(ACTIVE_DEBATE_STATUSES))
     with store.session() as session:
         active = session.scalar(select(func.count()).where(unfinished)) or 0
         others = session.scalar(
@@ -201,14 +197,16 @@ def reset_failed(store: Store, experiment_id: int) -> int:
         ids = list(
             session.scalars(
                 select(Debate.id).where(
-                    Debate.experiment_id == experiment_id, Debate.status == "failed"
+                    Debate.experiment_id == experiment_id, Debate.status == DebateStatus.FAILED
                 )
             )
         )
         for chunk in chunks(ids):
-            session.execute(delete(Turn).where(Turn.debate_id.in_(chunk), Turn.status == "failed"))
+            session.execute(delete(Turn).where(Turn.debate_id.in_(chunk),
+                                               Turn.status == TurnStatus.FAILED))
             session.execute(
-                update(Debate).where(Debate.id.in_(chunk)).values(status="pending", error=None)
+                update(Debate).where(Debate.id.in_(chunk))
+                .values(status=DebateStatus.PENDING, error=None)
             )
         return len(ids)
 
@@ -279,7 +277,7 @@ def load_states(store: Store, ids: list[int]) -> list[DebateState]:
             for t in session.execute(
                 select(Turn.debate_id, Turn.step, Turn.round, Turn.role, Turn.kind, Turn.text,
                        Turn.status)
-                .where(Turn.debate_id.in_(chunk), Turn.status != "failed")
+                .where(Turn.debate_id.in_(chunk), Turn.status != TurnStatus.FAILED)
                 .order_by(Turn.debate_id, Turn.step, Turn.id)
             ):
                 states[t.debate_id].turns.append(
@@ -352,9 +350,9 @@ def _apply_updates(
     expires = now + timedelta(seconds=lease_seconds)
     for (steps, status, error), ids in groups.items():
         values: dict[str, Any] = {"steps_done": steps, "status": status, "error": error}
-        if status in ("done", "failed", "waiting_human"):
+        if status in (DebateStatus.DONE, DebateStatus.FAILED, DebateStatus.WAITING_HUMAN):
             values.update(lease_owner=None, lease_expires_at=None)
-            if status == "done":
+            if status == DebateStatus.DONE:
                 values["finished_at"] = now
         else:
             values.update(lease_owner=worker, lease_expires_at=expires)
@@ -403,7 +401,7 @@ def first_errors(store: Store, experiment_id: int, limit: int = 3) -> list[tuple
             (i, e)
             for i, e in session.execute(
                 select(Debate.id, Debate.error)
-                .where(Debate.experiment_id == experiment_id, Debate.status == "failed")
+                .where(Debate.experiment_id == experiment_id, Debate.status == DebateStatus.FAILED)
                 .order_by(Debate.id)
                 .limit(limit)
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from debate.errors import UserError
 from debate.store.bulk import next_id
 from debate.store.db import Store
-from debate.store.models import Activation, Debate, Quote, Seat, Turn
+from debate.store.models import Activation, Debate, Quote, Seat, Turn, utcnow
 from debate.store.vectors import encode_vector
+from debate.vocabulary import DebateStatus
 
 QUOTE_FIELDS = ("position", "text", "verified", "source_start", "source_end", "fuzzy_score")
 
@@ -86,7 +87,7 @@ def write_turns(session: Session, turns: Sequence[TurnWrite]) -> list[int]:
     (RETURNING skipped, the engine's hot path)."""
     if not turns:
         return []
-    now = datetime.now(UTC)
+    now = utcnow()
     conn = session.connection()
     columns: dict[str, list[Any]] = {
         name: [getattr(t, attr) for t in turns] for name, attr in _TURN_FIELDS
@@ -165,7 +166,7 @@ def write_waiting_turn(
         if store.dialect == "postgresql":
             query = query.with_for_update()
         debate = session.scalar(query)
-        if debate is None or debate.status != "waiting_human":
+        if debate is None or debate.status != DebateStatus.WAITING_HUMAN:
             raise TurnRefused(f"debate {did}: not waiting for a person any more; reload")
         taken = session.scalar(select(Turn.id).where(
             Turn.debate_id == did, Turn.round == turn.round, Turn.role == turn.role))
@@ -175,9 +176,9 @@ def write_waiting_turn(
         for role, answer in seat_answers.items():
             session.execute(update(Seat).where(Seat.debate_id == did, Seat.role == role)
                             .values(answer_index=answer))
-        debate.status = "running"
+        debate.status = DebateStatus.RUNNING
         debate.lease_owner = worker
-        debate.lease_expires_at = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+        debate.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
         return debate.experiment_id
 
 
@@ -186,7 +187,7 @@ def return_to_pending(store: Store, debate_id: int, worker: str) -> None:
     with store.session() as session:
         session.execute(update(Debate).where(Debate.id == debate_id,
                                              Debate.lease_owner == worker)
-                        .values(status="pending"))
+                        .values(status=DebateStatus.PENDING))
 
 
 def debate_status(store: Store, debate_id: int) -> str:

@@ -16,6 +16,7 @@ from debate.quotes import QuoteMark
 from debate.store.models import Debate, Document, Quote, Seat, Turn
 from debate.store.models import Question as QuestionRow
 from debate.view import DebateFacts, FactTurn
+from debate.vocabulary import TurnStatus
 
 CHUNK = 500
 
@@ -67,7 +68,7 @@ def _load_chunk(session: Session, ids: list[int]) -> dict[int, DebateFacts]:
         ordered = tuple(by_pos.get(p, QuoteMark(False, None, None))
                         for p in range(max(by_pos) + 1)) if by_pos else ()
         turns.setdefault(did, []).append(
-            FactTurn(role, rnd, kind, text, ordered, status == "failed"))
+            FactTurn(role, rnd, kind, text, ordered, status == TurnStatus.FAILED))
     out = {}
     for did, name, spec, order, status, qtext, answers, source, title in rows:
         proto = Protocol.from_dict(spec)

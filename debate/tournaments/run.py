@@ -55,6 +55,7 @@ from debate.tournaments.schedule import (
     swiss_pairs,
     swiss_round,
 )
+from debate.vocabulary import DebateStatus
 
 JudgeGames = Callable[[Store, list[StoredGame]], None]
 GAMES_PER_BATCH = 16
@@ -184,9 +185,10 @@ class _Runner:
         left (held by another worker, say) game by game as `debate run` would."""
         counts = [count_by_status(self.store, g.experiment_id) for g, _ in games]
         total = sum(sum(c.values()) for c in counts)
-        already = sum(c.get("done", 0) + c.get("waiting_human", 0) for c in counts)
+        already = sum(c.get(DebateStatus.DONE, 0) + c.get(DebateStatus.WAITING_HUMAN, 0)
+                      for c in counts)
         todo = [(g, a) for (g, a), c in zip(games, counts)
-                if c.get("pending", 0) + c.get("running", 0)]
+                if c.get(DebateStatus.PENDING, 0) + c.get(DebateStatus.RUNNING, 0)]
         stats = self.result.stats
         options = EngineOptions(source_indexes={})
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -224,7 +226,7 @@ class _Runner:
                     release_debates(self.store, options.worker, ids)
             for game, agents in todo:
                 left = count_by_status(self.store, game.experiment_id)
-                if left.get("pending", 0) + left.get("running", 0):
+                if left.get(DebateStatus.PENDING, 0) + left.get(DebateStatus.RUNNING, 0):
                     run_one(lambda engine, g=game: engine.run(g.experiment_id), agents)
 
     def close(self) -> None:

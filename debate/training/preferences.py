@@ -43,6 +43,7 @@ from debate.errors import UserError
 from debate.quotes import verify_quotes
 from debate.store.db import Store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Question, Seat, Turn
+from debate.vocabulary import JudgmentKind, TurnStatus
 
 Source = Literal["candidates", "rollouts"]
 
@@ -251,7 +252,7 @@ def _final_scores(store: Store, debate_ids: list[int], judge: str | None) -> dic
     out: dict[int, list[list[float]]] = defaultdict(list)
     with store.session() as s:
         q = (select(Judgment.debate_id, Judgment.probabilities)
-             .where(Judgment.debate_id.in_(debate_ids), Judgment.kind == "final",
+             .where(Judgment.debate_id.in_(debate_ids), Judgment.kind == JudgmentKind.FINAL,
                     Judgment.probabilities.is_not(None)))
         if judge:
             q = q.join(Agent, Agent.id == Judgment.judge_agent_id).where(Agent.name == judge)
@@ -289,7 +290,7 @@ def build_preference_data(store: Store, experiments: list[str],
             if not info.exact_prompt:
                 counts["left_out_prompt_not_exact"] += 1
                 continue
-            if info.turn.status == "failed":
+            if info.turn.status == TurnStatus.FAILED:
                 counts["left_out_failed"] += 1
                 continue
             speeches = _candidate_speeches(info)
@@ -320,7 +321,7 @@ def build_preference_data(store: Store, experiments: list[str],
                 t = info.turn
                 probs = judged.get(t.debate_id)
                 failure = None
-                if t.status == "failed" or not t.text.strip():
+                if t.status == TurnStatus.FAILED or not t.text.strip():
                     failure = "failed"
                 elif info.answer is None:
                     failure = "no_side"
@@ -329,7 +330,7 @@ def build_preference_data(store: Store, experiments: list[str],
                 score = (sum(float(p[info.answer]) for p in probs) / len(probs)
                          if failure is None else None)
                 raw = (t.meta or {}).get("raw_text", t.text)
-                speeches.append(_Speech(raw, score, t.status == "truncated"
+                speeches.append(_Speech(raw, score, t.status == TurnStatus.TRUNCATED
                                         or "raw_text" in (t.meta or {}), t.debate_id, t.id,
                                         failure, unclean_reason(raw, info.source)))
                 if failure:

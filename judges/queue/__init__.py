@@ -37,6 +37,7 @@ and only when the campaign allows it.
 
 from __future__ import annotations
 
+from debate.store.models import utcnow
 from judges.queue.campaigns import (
     CampaignInfo,
     campaigns_for,
@@ -60,10 +61,8 @@ from judges.queue.common import (
     MAX_PERCENT,
     MIN_PERCENT,
     MODES,
-    ROLE_LABELS,
     AssignmentInfo,
     QueueError,
-    utcnow,
 )
 from judges.queue.progress import (
     TOTALS_SECONDS,
@@ -93,7 +92,6 @@ __all__ = [
     "MAX_PERCENT",
     "MIN_PERCENT",
     "MODES",
-    "ROLE_LABELS",
     "TOTALS_SECONDS",
     "AssignmentInfo",
     "CampaignInfo",

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from debate.store import judging as writes
 from debate.store.db import Store
-from debate.store.models import Campaign, Experiment, User
+from debate.store.models import Campaign, Experiment, User, as_utc, utcnow
 from debate.users import UserInfo
-from judges.queue.common import MODES, QueueError, _aware, utcnow
+from debate.vocabulary import JUDGING_ROLES, CampaignMode
+from judges.queue.common import MODES, QueueError
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class CampaignInfo:
     closed_at: datetime | None = None
 
     def allows(self, user: UserInfo) -> bool:
-        if user.role not in ("judge", "admin"):
+        if user.role not in JUDGING_ROLES:
             return False
         return self.judges is None or user.name in self.judges
 
@@ -48,7 +49,7 @@ def _campaign_info(c: Campaign, experiment: str) -> CampaignInfo:
         tuple(c.judges) if c.judges is not None else None,
         bool(c.active),
         bool(c.allow_repeats),
-        _aware(c.closed_at) if c.closed_at is not None else None,
+        as_utc(c.closed_at) if c.closed_at is not None else None,
     )
 
 
@@ -59,7 +60,7 @@ def create_campaign(
     experiment: str,
     judges: Sequence[str] | None = None,
     judgments_per_debate: int = 1,
-    mode: str = "whole",
+    mode: str = CampaignMode.WHOLE,
     reveal_truth: bool = True,
     allow_repeats: bool = False,
 ) -> CampaignInfo:
@@ -86,7 +87,7 @@ def create_campaign(
             for j in judge_list:
                 if j not in found:
                     raise QueueError(f"judges: no user called {j!r}")
-                if found[j] not in ("judge", "admin"):
+                if found[j] not in JUDGING_ROLES:
                     raise QueueError(f"judges: {j!r} is a {found[j]}, not a judge")
         row = writes.insert_campaign(
             session,

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 from debate.protocols import Protocol
 from debate.store import judging as writes
 from debate.store.db import Store
-from debate.store.models import Assignment, Debate, Judgment, Turn, User
+from debate.store.models import Assignment, Debate, Judgment, Turn, User, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.store.views import judged_rounds as store_judged_rounds
 from debate.users import UserInfo
+from debate.vocabulary import AssignmentStatus, CampaignMode, DebateStatus
 from judges.queue.campaigns import CampaignInfo, _load_campaign, no_campaign
-from judges.queue.common import AssignmentInfo, QueueError, _assignment_info, utcnow
+from judges.queue.common import AssignmentInfo, QueueError, _assignment_info
 from judges.queue.progress import Progress, _progress
 from judges.queue.view import JudgeView, _view_rows, _with_pixels
 from judges.queue.writer import writing
@@ -41,7 +42,7 @@ def open_assignment(store: Store, user_id: int, campaign_id: int) -> AssignmentI
             .where(
                 Assignment.user_id == user_id,
                 Assignment.campaign_id == campaign_id,
-                Assignment.status == "open",
+                Assignment.status == AssignmentStatus.OPEN,
             )
             .order_by(Assignment.id)
             .limit(1)
@@ -89,7 +90,7 @@ def _candidate_query(campaign: CampaignInfo, user_id: int, skip: set[int], postg
         .join(QuestionRow, QuestionRow.id == Debate.question_id)
         .where(
             Debate.experiment_id == campaign.experiment_id,
-            Debate.status == "done",
+            Debate.status == DebateStatus.DONE,
             taken < campaign.judgments_per_debate,
             QuestionRow.content_key.not_in(seen),
         )
@@ -120,7 +121,7 @@ def _open_or_claim(
         .where(
             Assignment.user_id == user.id,
             Assignment.campaign_id == campaign.id,
-            Assignment.status == "open",
+            Assignment.status == AssignmentStatus.OPEN,
         )
         .order_by(Assignment.id)
         .limit(1)
@@ -188,7 +189,7 @@ def _claim(
                 skip.add(debate_id)
                 continue
         rounds = judged_rounds(spec)
-        first_shown = 1 if campaign.mode == "stepped" and rounds > 0 else rounds
+        first_shown = 1 if campaign.mode == CampaignMode.STEPPED and rounds > 0 else rounds
         row_a = writes.insert_assignment(
             session,
             campaign_id=campaign.id,

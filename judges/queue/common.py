@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from debate.errors import UserError
-from debate.store.models import Assignment
+from debate.store.models import Assignment, as_utc
+from debate.vocabulary import CampaignMode
 
-MODES = ("whole", "stepped")
+MODES = tuple(m.value for m in CampaignMode)  # plain strings: click and gradio choices
 MIN_PERCENT = 1.0
 MAX_PERCENT = 99.0
 MAX_EXPLANATION = 5000
 MAX_COMMENT = 2000
 LIKERT_KEYS = ("clarity", "evidence", "confidence")
-ROLE_LABELS = {"A": "Debater A", "B": "Debater B", "consultant": "Consultant", "judge": "Judge"}
 
 
 class QueueError(UserError):
     """A refused judging action; the message is shown to the person."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -45,5 +36,5 @@ class AssignmentInfo:
 def _assignment_info(a: Assignment) -> AssignmentInfo:
     return AssignmentInfo(
         a.id, a.campaign_id, a.debate_id, a.question_id, a.user_id, a.status, a.rounds_shown,
-        _aware(a.created_at),
+        as_utc(a.created_at),
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from debate.store.db import Store
 from debate.store.models import Assignment, Debate, User
 from debate.users import UserInfo
+from debate.vocabulary import AssignmentStatus, DebateStatus
 from judges.queue.campaigns import CampaignInfo, _load_campaign, get_campaign
 
 
@@ -37,7 +38,7 @@ def _campaign_totals(
     if hit and time.monotonic() - hit[0] < TOTALS_SECONDS:
         return hit[1], hit[2]
     query = select(func.count(), func.count(func.distinct(Debate.question_id))).where(
-        Debate.experiment_id == campaign.experiment_id, Debate.status == "done"
+        Debate.experiment_id == campaign.experiment_id, Debate.status == DebateStatus.DONE
     )
     if session is None:
         with store.session() as own:
@@ -52,7 +53,7 @@ def _progress(session: Session, store: Store, user: UserInfo, campaign: Campaign
     questions, debates = _campaign_totals(store, campaign, session)
     mine, done = session.execute(
         select(func.count().filter(Assignment.user_id == user.id), func.count())
-        .where(Assignment.campaign_id == campaign.id, Assignment.status == "submitted")
+        .where(Assignment.campaign_id == campaign.id, Assignment.status == AssignmentStatus.SUBMITTED)
     ).one()
     return Progress(int(mine or 0), questions, int(done or 0),
                     debates * campaign.judgments_per_debate)
@@ -88,7 +89,7 @@ def campaign_status(store: Store, campaign_id: int) -> CampaignStatus:
     assigned = submitted = 0
     for name, status, n in rows:
         assigned += n
-        if status == "submitted":
+        if status == AssignmentStatus.SUBMITTED:
             submitted += n
             judges[name] = judges.get(name, 0) + n
     return CampaignStatus(campaign, assigned, submitted,

@@ -17,9 +17,10 @@ from debate.store import judging as writes
 from debate.store.db import Store
 from debate.store.experiments import agent_id
 from debate.store.judgments import insert_feedback
-from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment
+from debate.store.models import Assignment, Campaign, Debate, Feedback, Judgment, as_utc, utcnow
 from debate.store.models import Question as QuestionRow
 from debate.users import UserInfo
+from debate.vocabulary import AssignmentStatus, CampaignMode, JudgmentKind
 from judges.queue.campaigns import CampaignInfo, _campaign_info, no_campaign
 from judges.queue.claiming import _owned_assignment, judged_rounds
 from judges.queue.common import (
@@ -29,8 +30,6 @@ from judges.queue.common import (
     MAX_PERCENT,
     MIN_PERCENT,
     QueueError,
-    _aware,
-    utcnow,
 )
 from judges.queue.writer import writing
 
@@ -93,8 +92,8 @@ def _check_may_submit(campaign: CampaignInfo, user: UserInfo, a: Assignment,
         raise QueueError(no_campaign(campaign.id))
     if campaign.active:
         return
-    claimed = _aware(a.created_at)
-    active_since = _aware(last) if last is not None else claimed
+    claimed = as_utc(a.created_at)
+    active_since = as_utc(last) if last is not None else claimed
     closed = campaign.closed_at or claimed
     if claimed > closed or now > active_since + ASSIGNMENT_LEASE:
         raise QueueError(f"campaign: campaign {campaign.id} is closed and this debate's "
@@ -122,7 +121,7 @@ def submit_judgment(
     text = check_explanation(explanation)
     with writing(store) as session:
         a = _owned_assignment(session, user, assignment_id, debate_id, lock=True)
-        if a.status != "open":
+        if a.status != AssignmentStatus.OPEN:
             raise QueueError("assignment: already submitted; press Next debate")
         try:
             seen = int(round_seen)
@@ -146,9 +145,9 @@ def submit_judgment(
         for pos, original in enumerate(order):
             probs[original] = round(values[pos] / 100.0, 6)
         total = judged_rounds(debate.protocol_spec)
-        stepped = campaign.mode == "stepped" and total > 0
+        stepped = campaign.mode == CampaignMode.STEPPED and total > 0
         final = not stepped or a.rounds_shown >= total
-        started = _aware(last) if last is not None else _aware(a.created_at)
+        started = as_utc(last) if last is not None else as_utc(a.created_at)
         judgment = writes.record_submission(
             session,
             a,
@@ -158,7 +157,7 @@ def submit_judgment(
             judge_agent_id=human_judge_agent(session, user),
             user_id=user.id,
             assignment_id=a.id,
-            kind="final" if final else "stepped",
+            kind=JudgmentKind.FINAL if final else JudgmentKind.STEPPED,
             after_round=a.rounds_shown if stepped else None,
             probabilities=probs,
             shown_order=order,
@@ -207,7 +206,7 @@ def record_feedback(
         raise QueueError("feedback: submit a judgment first") from None
     with writing(store) as session:
         j = session.get(Judgment, jid)
-        if j is None or j.user_id != user.id or j.kind != "final":
+        if j is None or j.user_id != user.id or j.kind != JudgmentKind.FINAL:
             raise QueueError("feedback: this judgment is not yours")
         if session.scalar(select(Feedback.id).where(Feedback.judgment_id == jid)) is not None:
             raise QueueError("feedback: already given for this judgment")

@@ -13,6 +13,7 @@ from debate.store.db import Store
 from debate.store.models import Campaign
 from debate.store.views import load_facts
 from debate.view import BlindView, ViewTurn, blind_view
+from debate.vocabulary import AssignmentStatus, CampaignMode
 from judges.queue.common import AssignmentInfo
 
 
@@ -62,13 +63,13 @@ def _view_rows(session: Session, assignment: AssignmentInfo) -> JudgeView:
         select(Campaign.name, Campaign.mode).where(Campaign.id == assignment.campaign_id)
     ).one()
     facts = load_facts(session, [assignment.debate_id])[assignment.debate_id]
-    stepped = mode == "stepped" and facts.rounds > 0
+    stepped = mode == CampaignMode.STEPPED and facts.rounds > 0
     return JudgeView(
         assignment_id=assignment.id,
         campaign=campaign_name,
         mode=mode,
         view=blind_view(facts, after_round=assignment.rounds_shown if stepped else None),
-        submitted=assignment.status == "submitted",
+        submitted=assignment.status == AssignmentStatus.SUBMITTED,
     )
 
 
