@@ -13,7 +13,9 @@ those calls and hands every other call (one-token decoding steps, masks built fr
 position biases, soft-capping) to the library's own function unchanged.
 
 `use_gqa_attention(model)` switches a loaded model whose attention is `sdpa` on CPU to it;
-the mask functions are the library's `sdpa` ones.
+the mask functions are the library's `sdpa` ones. transformers' continuous batching accepts
+only the library's own names, so `generation: continuous` puts the model back on `sdpa`
+(debate/backends/continuous.py).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from debate.backends.attention import GQA_SDPA
 from debate.backends.base import BackendError
 from debate.backends.settings import BackendSettings
 
@@ -126,6 +127,10 @@ class ContinuousGenerator:
 
     def _manager(self) -> Any:
         if self.manager is None:
+            # the library's manager accepts only its own attention names; sdpa_gqa is the
+            # same kernel, so the model goes back to plain sdpa (for the own path too)
+            if self.model.config._attn_implementation == GQA_SDPA:
+                self.model.set_attn_implementation("sdpa")
             self.manager = self.model.init_continuous_batching(
                 generation_config=self.generation_config,
                 continuous_batching_config=self.cb_config,
