@@ -18,6 +18,10 @@ import yaml
 from debate.agents.base import TurnRequest, TurnResult
 from debate.agents.scripted import ScriptedDebater, ScriptedSettings
 from debate.config import parse_config
+from debate.run import plan_run
+from debate.store.experiments import store_experiment
+from debate.store.models import Debate, Seat, Turn
+from debate.store.models import Question as QuestionRow
 
 PASSAGES = [
     (
@@ -139,9 +143,6 @@ class FailingTurnsDebater(RecordingDebater):
 def setup_experiment(store, cfg, agents: dict[str, Any], config_dir: Path):
     """Store `cfg`'s experiment with these agent instances in its seats (seat kind ->
     debater); returns (experiment id, agent id -> debater) for debate.engine.Engine."""
-    from debate.run import plan_run
-    from debate.store.experiments import store_experiment
-
     plan = plan_run(cfg, config_dir)
     stored = store_experiment(
         store, name=cfg.name, config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
@@ -156,9 +157,6 @@ def transcript_snapshot(store, experiment_id: int | None = None) -> dict:
     """(question, variant) -> answer order, seats and the turns' (step, round, role,
     kind, text, status): what must not depend on how the run was split or interrupted."""
     from sqlalchemy import select
-
-    from debate.store.models import Debate, Seat, Turn
-    from debate.store.models import Question as QuestionRow
 
     out: dict = {}
     with store.session() as s:

@@ -15,6 +15,7 @@ from debate.run import run_experiment
 from debate.store.db import Store
 from debate.store.models import User
 from debate.users import check_name, check_role, hash_password
+from web.app import launch_app
 
 PASSWORD = "correct horse battery"
 HONEST_NAME = "SECRETMODEL-honest-7b"
@@ -88,8 +89,6 @@ class Launched:
 
 
 def launch(store: Store) -> Launched:
-    from web.app import launch_app
-
     demo, url = launch_app(store, "127.0.0.1", free_port(), block=False, quiet=True)
     return Launched(url.rstrip("/") + "/", demo)
 
