@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
+from mnist_files import fake_mnist
 from rich.console import Console
 from sqlalchemy import func, select
 
@@ -100,8 +101,6 @@ def test_demo_section(store, pixel_judges, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_mnist_idx_files_end_to_end(tmp_path: Path, pixel_judges, capsys) -> None:
-    from test_pixels_data import fake_mnist
-
     fake_mnist(tmp_path)
     judge = tmp_path / "mnist-k2.pt"
     code, stdout, err = run_cli(["pixels", "train-judge", "--k", "2", "--steps", "5",

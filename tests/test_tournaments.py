@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_runner import run_cli
-from engine_agents import debate_popen
+from engine_agents import debate_popen, run_until_killed
 from sqlalchemy import delete, func, select
 
 from debate.analysis.strength import strength_analysis
@@ -395,8 +395,6 @@ def tournament_snapshot(store) -> set[tuple]:
 
 @pytest.mark.slow
 def test_kill_9_mid_tournament_then_rerun_loses_and_duplicates_nothing(tmp_path):
-    from test_resume import run_until_killed
-
     data = config(dataset={"name": "planted", "count": 3}, protocols=[{"name": "debate", "rounds": 3}],
                   debaters=[{"type": "scripted", "name": "s{delay}",
                              "sweep": {"delay": [0.05, 0.06]}}])
