@@ -19,7 +19,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from rich.console import Console
 from sqlalchemy import insert, select
-from web_world import PASSWORD, add_accounts, launch
+from web_launch import launch
+from web_world import PASSWORD, add_accounts
 
 from debate.analysis import analyze
 from debate.analysis.plots import strength_plot

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from test_web_api import LEAKS
-from web_world import add_accounts, artifacts_dir, launch, login, run_scripted
+from web_launch import launch
+from web_world import add_accounts, artifacts_dir, login, run_scripted
 from web_world import add_accounts as _add
 
 from debate.store import open_store

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from debate.run import run_experiment
 from debate.store.db import Store
 from debate.store.models import User
 from debate.users import check_name, check_role, hash_password
-from web.app import launch_app
 
 PASSWORD = "correct horse battery"
 HONEST_NAME = "SECRETMODEL-honest-7b"
@@ -77,20 +75,6 @@ def run_scripted(store: Store, tmp: Path, name: str, n_questions: int = 6,
                                            "template": liar_template},
     })
     run_experiment(store, cfg, tmp, show_progress=False)
-
-
-@dataclass
-class Launched:
-    url: str
-    demo: object
-
-    def close(self) -> None:
-        self.demo.close()
-
-
-def launch(store: Store) -> Launched:
-    demo, url = launch_app(store, "127.0.0.1", free_port(), block=False, quiet=True)
-    return Launched(url.rstrip("/") + "/", demo)
 
 
 @lru_cache(maxsize=1)
