@@ -38,6 +38,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from debate.analysis import analyze
+from debate.analysis.synthetic import seed_synthetic
+from debate.store import open_store
+from debate.store.models import Agent, Debate, Judgment, Question
+
 FULL_QUESTIONS = 20_000  # x5 debates = 100,000 debates, x4 judgments = 400,000 judgments
 QUICK_QUESTIONS = 1_000
 BOOTSTRAP = 1_000
@@ -46,9 +51,6 @@ LIMIT_S, LIMIT_RSS_MB, LIMIT_BOOT_S = 10.0, 2048.0, 30.0
 
 def child(url: str, bootstrap: int) -> None:
     """Run one analysis and print its wall time and this process's peak RSS as JSON."""
-    from debate.analysis import analyze
-    from debate.store import open_store
-
     store = open_store(url, migrate=False)
     start, cpu = time.perf_counter(), time.process_time()
     result = analyze(store, bootstrap=bootstrap)
@@ -66,9 +68,6 @@ def run_child(url: str, bootstrap: int) -> dict:
 
 def naive_rows(url: str) -> list[tuple]:
     from sqlalchemy import select
-
-    from debate.store import open_store
-    from debate.store.models import Agent, Debate, Judgment, Question
 
     store = open_store(url, migrate=False)
     query = (select(Judgment.kind, Judgment.probabilities, Judgment.judge_agent_id, Debate.protocol,
@@ -118,17 +117,12 @@ def main() -> None:
         child(args.child, args.bootstrap)
         return
 
-    from debate.analysis.synthetic import seed_synthetic
-    from debate.store import open_store
-
     questions = QUICK_QUESTIONS if args.quick else FULL_QUESTIONS
     tmp = tempfile.TemporaryDirectory()
     path = args.keep or Path(tmp.name) / "analysis.db"
     url = f"sqlite:///{path}"
     store = open_store(url)
     from sqlalchemy import func, select
-
-    from debate.store.models import Debate
 
     with store.engine.connect() as conn:
         existing = conn.execute(select(func.count(Debate.id))).scalar()

@@ -29,6 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from debate.agents.registry import BuildContext
+from debate.config import parse_config
+from debate.engine import Engine
+from debate.run import build_seat_agents, plan_run
+from debate.steps import build_request, quote_rows, turn_write
+from debate.store import open_store
+from debate.store.experiments import store_experiment
+from debate.store.models import Debate, Quote, Turn
+from debate.store.runs import StoredTurn, count_by_status, load_states
+from debate.store.workers import default_worker_id
+
 ROUNDS = 3
 WORDS = ["harbour", "lamp", "keeper", "tower", "channel", "ship", "night", "autumn", "orchard", "wall", "pear", "cherry", "river", "bridge", "mill", "stone", "winter", "letter", "brother", "market", "bell", "garden", "clock", "road", "field", "storm"]
 
@@ -86,16 +97,10 @@ class Setup:
 def set_up(workdir: Path, n: int, db_name: str) -> Setup:
     """What `debate run` does before the engine starts (the same for both arms): validate
     the config, load the questions, build the debaters, store the experiment."""
-    from debate.config import parse_config
-    from debate.run import build_seat_agents, plan_run
-    from debate.store import open_store
-    from debate.store.experiments import store_experiment
-
     cfg = parse_config(config(*write_inputs(workdir, n)))
     store = open_store(f"sqlite:///{workdir / db_name}")
     t0 = time.perf_counter()
     plan = plan_run(cfg, workdir)
-    from debate.agents.registry import BuildContext
 
     seat_agents, _ = build_seat_agents(cfg, BuildContext(workdir))
     stored = store_experiment(
@@ -117,10 +122,6 @@ def measured(setup: Setup, wall: float, cpu: float, turns: int) -> dict:
 def arm_engine(workdir: Path, n: int) -> dict:
     from sqlalchemy import func, select
 
-    from debate.engine import Engine
-    from debate.store.models import Quote
-    from debate.store.runs import count_by_status
-
     setup = set_up(workdir, n, "engine.db")
     t0, c0 = time.perf_counter(), time.process_time()
     stats = Engine(setup.store, setup.agents).run(setup.experiment_id)
@@ -136,11 +137,6 @@ def arm_naive(workdir: Path, n: int) -> dict:
     """Debate by debate, turn by turn: one agent call, the same quote verification, ORM
     rows, one commit per turn."""
     from sqlalchemy import func, select
-
-    from debate.steps import build_request, quote_rows, turn_write
-    from debate.store.models import Debate, Quote, Turn
-    from debate.store.runs import StoredTurn, load_states
-    from debate.store.workers import default_worker_id
 
     setup = set_up(workdir, n, "naive.db")
     store = setup.store

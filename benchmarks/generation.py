@@ -54,6 +54,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from tiny_model import build_tiny_model
+
+from debate.backends.prompts import TemplateSet, debater_prompt
+from debate.backends.settings import BackendSettings
+from debate.backends.transformers_backend import TransformersBackend
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.steps import build_request
+from debate.store import open_store
+from debate.store.models import Debate, Experiment, Question, Turn
+from debate.store.runs import StoredTurn, count_by_status, load_states
+
 WORDS = ["the", "keeper", "climbed", "tower", "every", "evening", "for", "thirty", "years", "after", "new", "harbour", "opened", "south", "no", "ship", "came", "through", "channel", "any", "more", "one", "autumn", "night", "he", "simply", "left", "lamp", "dark", "mara", "spent", "spring", "digging", "along", "north", "wall", "she", "planted", "twelve", "cherry", "trees", "pears", "went", "gate", "where", "sun", "was", "warmer", "captain", "crew", "planet", "star", "engine", "signal"]
 
 WEIGHT_BOUND = "25m"
@@ -131,8 +143,6 @@ class ArmResult:
 
 
 def engine_config(data: Path, name: str, model: str, w: Workload, generation: str):
-    from debate.config import parse_config
-
     return parse_config({
         "name": name,
         "dataset": {"name": "jsonl", "path": str(data)},
@@ -150,8 +160,6 @@ def engine_config(data: Path, name: str, model: str, w: Workload, generation: st
 def stored_texts(store, experiment_id: int) -> dict[tuple[str, int, str], str]:
     from sqlalchemy import select
 
-    from debate.store.models import Debate, Question, Turn
-
     with store.session() as s:
         rows = s.execute(
             select(Question.external_id, Turn.round, Turn.role, Turn.meta, Turn.text)
@@ -166,8 +174,6 @@ def stored_texts(store, experiment_id: int) -> dict[tuple[str, int, str], str]:
 def first_error(store, experiment_id: int) -> str | None:
     from sqlalchemy import select
 
-    from debate.store.models import Debate
-
     with store.session() as s:
         return s.scalar(select(Debate.error).where(Debate.experiment_id == experiment_id,
                                                    Debate.error.is_not(None)).limit(1))
@@ -175,8 +181,6 @@ def first_error(store, experiment_id: int) -> str | None:
 
 def run_engine_arm(store, data: Path, name: str, model: str, w: Workload, generation: str
                    ) -> tuple[ArmResult, int]:
-    from debate.run import run_experiment
-
     result = run_experiment(store, engine_config(data, name, model, w, generation),
                             data.parent, show_progress=False)
     if result.counts != {"done": w.debates}:
@@ -188,9 +192,6 @@ def run_engine_arm(store, data: Path, name: str, model: str, w: Workload, genera
 
 def debate_states(store, experiment_id: int, n: int):
     from sqlalchemy import select
-
-    from debate.store.models import Debate
-    from debate.store.runs import load_states
 
     with store.session() as s:
         ids = list(s.scalars(select(Debate.id).where(Debate.experiment_id == experiment_id)
@@ -214,10 +215,6 @@ def run_hf_loop(store, experiment_id: int, backend, w: Workload, batch_rows: int
     the naive loop (one debate at a time, one call per turn); more is static batching
     (per engine step, the step's prompts left-padded into batches of that many rows)."""
     import torch
-
-    from debate.backends.prompts import TemplateSet, debater_prompt
-    from debate.steps import build_request
-    from debate.store.runs import StoredTurn
 
     states = debate_states(store, experiment_id, w.slow_debates)
     templates = TemplateSet.load("debater")
@@ -271,8 +268,6 @@ def run_hf_loop(store, experiment_id: int, backend, w: Workload, batch_rows: int
 def question_ids(store, experiment_id: int) -> dict[int, str]:
     from sqlalchemy import select
 
-    from debate.store.models import Question
-
     with store.session() as s:
         return {i: e for i, e in s.execute(select(Question.id, Question.external_id)).all()}
 
@@ -280,11 +275,6 @@ def question_ids(store, experiment_id: int) -> dict[int, str]:
 def run_shape(shape: str, w: Workload, work: Path, arms: list[str], flip: bool
               ) -> dict[str, ArmResult]:
     import torch
-    from tiny_model import build_tiny_model
-
-    from debate.backends.settings import BackendSettings
-    from debate.backends.transformers_backend import TransformersBackend
-    from debate.store import open_store
 
     model = str(build_tiny_model(work / f"model-{shape}", size=shape))
     backend = TransformersBackend(BackendSettings(model=model, device=w.device, dtype=w.dtype,
@@ -362,13 +352,7 @@ def run_shape(shape: str, w: Workload, work: Path, arms: list[str], flip: bool
 def memory_run(work: Path, threads: int | None, device: str, n: int) -> None:
     """Many one-round debates with short turns on the tiny model, leased 100 at a time:
     RSS must not grow with the number of finished debates."""
-    from tiny_model import build_tiny_model
     from transformers import AutoTokenizer
-
-    from debate.config import parse_config
-    from debate.run import run_experiment
-    from debate.store import open_store
-    from debate.store.runs import count_by_status
 
     model = str(build_tiny_model(work / "model-memory", size="tiny"))
     data = work / "memory.jsonl"
@@ -380,8 +364,6 @@ def memory_run(work: Path, threads: int | None, device: str, n: int) -> None:
 
     def sample() -> None:
         from sqlalchemy import select
-
-        from debate.store.models import Experiment
 
         while not stop.wait(0.5):
             if state["exp"] is None:

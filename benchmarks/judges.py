@@ -38,6 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from tiny_model import build_tiny_model
+
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.store import open_store
+from judges.config import parse_judge_config
+from judges.run import build_judge, judge_experiment
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,18 +62,10 @@ def main() -> None:
 
     from transformers.utils import logging as hf_logging
 
-    from debate.config import parse_config
-    from debate.run import run_experiment
-    from debate.store import open_store
-    from judges.config import parse_judge_config
-    from judges.run import build_judge, judge_experiment
-
     hf_logging.disable_progress_bar()  # one load per arm and round; keep the table readable
     work = Path(tempfile.mkdtemp(prefix="bench-judges-"))
     model = args.model
     if model is None:
-        from tiny_model import build_tiny_model
-
         model = str(build_tiny_model(work / "model"))
     questions = 6 if args.quick else 20
     reasoning = args.reasoning_tokens or (128 if args.quick else 256)

@@ -37,15 +37,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from generation import stored_texts, write_dataset
+from tiny_model import build_tiny_model
+
+from debate.backends.settings import BackendSettings
+from debate.backends.transformers_backend import TransformersBackend
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.store import open_store
+from debate.store.runs import activation_totals
+
 CAPTURE = {"layers": [0.25, 0.5, 0.75, -1], "positions": ["generated_mean", "prompt_last"],
            "dtype": "float16"}
 
 
 def run_arm(store, data: Path, name: str, model: str, device: str, rounds: int,
             turn_tokens: int, threads: int | None, capture: bool):
-    from debate.config import parse_config
-    from debate.run import run_experiment
-
     debater = {"type": "model", "model": model, "device": device, "temperature": 0.0,
                "max_new_tokens": turn_tokens, "min_new_tokens": turn_tokens,
                "max_resamples": 0, "cpu_threads": threads, "max_batch_size": 64,
@@ -76,12 +83,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from generation import stored_texts, write_dataset
-
-    from debate.backends.settings import BackendSettings
-    from debate.backends.transformers_backend import TransformersBackend
-    from debate.store import open_store
-    from debate.store.runs import activation_totals
 
     debates = args.debates or (8 if args.quick else 32)
     debate_rounds = 2 if args.quick else 3
@@ -93,8 +94,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-probe-capture-"))
     model = args.model
     if model is None:
-        from tiny_model import build_tiny_model
-
         model = str(build_tiny_model(work / f"model-{args.model_size}", size=args.model_size))
     probe = TransformersBackend(BackendSettings(model=model, device=args.device,
                                                 cpu_threads=threads))

@@ -37,6 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+from tiny_model import build_tiny_model
+
+from debate.config import parse_config
+from debate.run import run_experiment
+from debate.store import open_store
+from debate.training.dpo import train_dpo
+from debate.training.loss import dpo_loss
+from debate.training.pairs_io import read_pairs, write_preference_dir
+from debate.training.preferences import SelectionRule, build_preference_data
+from debate.training.settings import DPOSettings, LoraSettings
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,16 +68,6 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 2)
 
     import torch
-    from tiny_model import build_tiny_model
-
-    from debate.config import parse_config
-    from debate.run import run_experiment
-    from debate.store import open_store
-    from debate.training.dpo import train_dpo
-    from debate.training.loss import dpo_loss
-    from debate.training.pairs_io import read_pairs, write_preference_dir
-    from debate.training.preferences import SelectionRule, build_preference_data
-    from debate.training.settings import DPOSettings, LoraSettings
 
     cuda = torch.cuda.is_available()
     out = args.out or Path(tempfile.mkdtemp(prefix="train-gpu-"))

@@ -16,6 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from tiny_model import build_tiny_model
+from web_world import ARGS, CHROMIUM
+
+from debate.demo.scripted import run as run_scripted_demo
+from debate.pixels.data import digits_split
+from debate.pixels.judge import TrainSettings, save_judge, train_judge
+from debate.store import open_store
 
 PG_ENV = "DEBATE_TEST_PG_URL"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -72,8 +79,6 @@ def db_url(request, tmp_path: Path):
 
 @pytest.fixture
 def store(db_url):
-    from debate.store import open_store
-
     s = open_store(db_url)
     yield s
     s.dispose()
@@ -81,8 +86,6 @@ def store(db_url):
 
 @pytest.fixture
 def sqlite_store(sqlite_url):
-    from debate.store import open_store
-
     s = open_store(sqlite_url)
     yield s
     s.dispose()
@@ -99,8 +102,6 @@ def nyu_sample() -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random-weight model + trained tokenizer with a chat template, saved with
     save_pretrained (built offline once per session; see tests/tiny_model.py)."""
-    from tiny_model import build_tiny_model
-
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
@@ -108,9 +109,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def pixel_judges(tmp_path_factory) -> dict[int, Path]:
     """Small sparse judges for k = 2 and k = 4 on the digits (trained in seconds), by k."""
     import torch
-
-    from debate.pixels.data import digits_split
-    from debate.pixels.judge import TrainSettings, save_judge, train_judge
 
     torch.set_num_threads(1)
     train, test = digits_split()
@@ -132,9 +130,7 @@ def demo_store(store):
 
     from rich.console import Console
 
-    from debate.demo.scripted import run
-
-    run(store, Console(file=io.StringIO(), width=120))
+    run_scripted_demo(store, Console(file=io.StringIO(), width=120))
     return store
 
 
@@ -179,7 +175,6 @@ def own_pg():
 def browser():
     """Headless Debian Chromium driven by Playwright (no browser download)."""
     from playwright.sync_api import sync_playwright
-    from web_world import ARGS, CHROMIUM
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

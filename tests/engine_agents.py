@@ -1,4 +1,5 @@
-"""Test helpers for the engine tests: question files, configs and instrumented debaters.
+"""Test helpers for the engine tests: question files, configs, instrumented debaters, and
+a `debate run` process killed with SIGKILL once enough turns are stored.
 
 The debaters here wrap the real scripted debater; they only record what the engine
 asks of them or fail on purpose.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,10 @@ import yaml
 from debate.agents.base import TurnRequest, TurnResult
 from debate.agents.scripted import ScriptedDebater, ScriptedSettings
 from debate.config import parse_config
+from debate.run import plan_run
+from debate.store.experiments import store_experiment
+from debate.store.models import Debate, Seat, Turn
+from debate.store.models import Question as QuestionRow
 
 PASSAGES = [
     (
@@ -139,9 +147,6 @@ class FailingTurnsDebater(RecordingDebater):
 def setup_experiment(store, cfg, agents: dict[str, Any], config_dir: Path):
     """Store `cfg`'s experiment with these agent instances in its seats (seat kind ->
     debater); returns (experiment id, agent id -> debater) for debate.engine.Engine."""
-    from debate.run import plan_run
-    from debate.store.experiments import store_experiment
-
     plan = plan_run(cfg, config_dir)
     stored = store_experiment(
         store, name=cfg.name, config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
@@ -156,9 +161,6 @@ def transcript_snapshot(store, experiment_id: int | None = None) -> dict:
     """(question, variant) -> answer order, seats and the turns' (step, round, role,
     kind, text, status): what must not depend on how the run was split or interrupted."""
     from sqlalchemy import select
-
-    from debate.store.models import Debate, Seat, Turn
-    from debate.store.models import Question as QuestionRow
 
     out: dict = {}
     with store.session() as s:
@@ -177,3 +179,34 @@ def transcript_snapshot(store, experiment_id: int | None = None) -> dict:
             ]
             out[(ext, d.variant)] = (tuple(d.answer_order), d.status, seats, turns)
     return out
+
+
+def turn_count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM turns").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+    finally:
+        conn.close()
+
+
+def run_until_killed(config: Path, url: str, db: Path, min_turns: int) -> int:
+    """Start `debate run`, SIGKILL it once at least `min_turns` turns are stored."""
+    proc = debate_popen("run", str(config), "--db", url, "--quiet")
+    deadline = time.monotonic() + 60
+    try:
+        while turn_count(db) < min_turns:
+            assert proc.poll() is None, f"run ended before the kill: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return proc.pid

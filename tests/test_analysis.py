@@ -10,8 +10,11 @@ import pytest
 from scipy.stats import norm
 
 from debate.analysis import analyze
+from debate.analysis.frames import prepare
 from debate.analysis.intervals import ClusterBootstrap, wilson
+from debate.analysis.load import load
 from debate.analysis.ratings import ELO_SCALE, fit_bradley_terry, fit_bradley_terry_batch
+from debate.analysis.synthetic import seed_synthetic
 from debate.errors import UserError
 from debate.protocols import get_protocol
 from debate.store.models import (
@@ -152,8 +155,6 @@ def test_wilson_interval_matches_the_textbook_value() -> None:
 
 
 def test_bootstrap_equals_a_per_replicate_loop_with_the_same_draws(sqlite_store) -> None:
-    from debate.analysis.synthetic import seed_synthetic
-
     seed_synthetic(sqlite_store, questions=60, seed=3, with_turns=False)
     result = analyze(sqlite_store, by=["protocol"], bootstrap=200, seed=7)
     acc = result.tables["accuracy"].set_index("protocol")
@@ -162,8 +163,6 @@ def test_bootstrap_equals_a_per_replicate_loop_with_the_same_draws(sqlite_store)
     assert again["boot_low"].tolist() == result.tables["accuracy"]["boot_low"].tolist()
 
     # The same draws, one replicate at a time, in plain Python over the verdict rows.
-    from debate.analysis.frames import prepare
-    from debate.analysis.load import load
 
     loaded = load(sqlite_store, None, ["protocol"])
     prep = prepare(loaded, ["protocol"])
@@ -270,8 +269,6 @@ def test_bradley_terry_recovers_a_known_odds_ratio_on_the_elo_scale() -> None:
 
 
 def test_ratings_order_debaters_by_skill_with_intervals(sqlite_store) -> None:
-    from debate.analysis.synthetic import seed_synthetic
-
     seed_synthetic(sqlite_store, questions=400, seed=1, with_turns=False)
     result = analyze(sqlite_store, bootstrap=100)
     ratings = result.tables["ratings"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import build_tiny_model
 
 from debate.backends.base import Chat, SamplingSettings
 from debate.backends.settings import BackendSettings
@@ -112,8 +113,6 @@ def test_score_is_a_distribution_over_the_labels_from_one_forward_pass(backend):
 
 
 def test_plain_template_when_the_tokenizer_has_none(tmp_path):
-    from tiny_model import build_tiny_model
-
     path = build_tiny_model(tmp_path / "no-template", chat_template=False)
     auto = make_backend(path)
     prompt = auto.render(Chat(({"role": "system", "content": "S"}, {"role": "user", "content": "U"})))

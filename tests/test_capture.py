@@ -22,7 +22,10 @@ from debate.backends.capture import (
 )
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
+from debate.config import parse_config
 from debate.errors import ConfigError
+from debate.run import run_experiment
+from debate.store.models import Activation, Turn
 from debate.store.vectors import decode_vector, encode_vector
 
 SOURCE = " ".join(["The keeper climbed the tower every evening for thirty years."] * 12)
@@ -161,10 +164,6 @@ def test_best_of_n_stores_the_chosen_candidates_vectors(sqlite_store, tiny_model
     """Every candidate is generated with capture; the turn keeps the chosen one's vectors
     (the exactness of each generation's vectors is the tests above)."""
     from sqlalchemy import select
-
-    from debate.config import parse_config
-    from debate.run import run_experiment
-    from debate.store.models import Activation, Turn
 
     made = []
     original = TransformersBackend.generate

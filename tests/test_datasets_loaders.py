@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from debate.datasets import load_questions, validate_dataset_settings
+from debate.datasets.records import json_array
 from debate.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
@@ -271,8 +272,6 @@ def test_quality_reads_the_release_file_names(tmp_path: Path):
     indent=st.sampled_from([None, 1, 2, 4]),
 )
 def test_json_array_items_and_their_start_lines(tmp_path_factory, items, indent):
-    from debate.datasets.records import json_array
-
     path = tmp_path_factory.mktemp("arr") / "items.json"
     text = json.dumps(items, indent=indent)
     path.write_text(text)

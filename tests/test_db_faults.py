@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from debate.errors import DatabaseFault, DatabaseUnavailable
+from debate.errors import DatabaseFault, DatabaseUnavailable, UserError
 from debate.store import open_store
 from debate.store.db import Store, make_engine
 from debate.store.faults import Reconnect, classify, database_errors
@@ -146,8 +146,6 @@ def test_database_errors_become_one_line_errors():
 
 
 def test_a_bad_sqlite_busy_timeout_is_refused(monkeypatch, tmp_path):
-    from debate.errors import UserError
-
     monkeypatch.setenv("DEBATE_SQLITE_BUSY_SECONDS", "soon")
     with pytest.raises(UserError, match=r"DEBATE_SQLITE_BUSY_SECONDS.*'soon'"):
         open_store(f"sqlite:///{tmp_path / 'x.db'}")

@@ -27,7 +27,8 @@ from debate.run import run_experiment
 from debate.steps import request_sha256
 from debate.store import open_store
 from debate.store.models import Agent, Debate, Quote, Seat, Turn
-from debate.store.runs import claim_debates, reset_failed, write_step
+from debate.store.runs import DebateUpdate, claim_debates, reset_failed, write_step
+from debate.store.turns import TurnWrite
 
 
 @pytest.fixture
@@ -371,8 +372,6 @@ def test_a_step_for_debates_whose_lease_was_taken_over_is_dropped(store, questio
     with store.session() as s:
         s.get(Debate, ids[0]).lease_owner = "w2"
     assert claim_debates(store, exp, "w3", 100, lease_seconds=60) == []  # all held
-    from debate.store.runs import DebateUpdate
-    from debate.store.turns import TurnWrite
 
     writes = [TurnWrite(i, 0, 1, "A", "speech", None, None, "hi", "ok", None, None, None, None,
                         None, None, None, {}, []) for i in ids]

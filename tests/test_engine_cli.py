@@ -8,6 +8,7 @@ import yaml
 from engine_agents import config_dict, debate_cli, write_config, write_questions
 from sqlalchemy import create_engine, func, select, text
 
+from debate.agents import scripted
 from debate.cli import main
 from debate.store import open_store
 from debate.store.models import Agent, Debate, Experiment
@@ -107,7 +108,6 @@ def test_failed_debates_exit_1_and_a_rerun_retries_them(tmp_path, capsys, monkey
     config = write_config(tmp_path / "exp.yaml", questions, {"name": "debate", "rounds": 1},
                           debater={"type": "scripted", "script": "script.jsonl"})
     url = f"sqlite:///{tmp_path / 'run.db'}"
-    from debate.agents import scripted
 
     original = scripted.ScriptedDebater._one
 

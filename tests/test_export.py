@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 import debate.export as export_module
+from debate.demo.scripted import run
 from debate.errors import UserError
 from debate.export import COLUMNS, export_store
 from debate.store.models import Agent, Debate, Experiment, Judgment, Quote, Turn
@@ -134,8 +135,6 @@ def test_export_is_all_or_nothing(sqlite_store, tmp_path, monkeypatch) -> None:
     import io
 
     from rich.console import Console
-
-    from debate.demo.scripted import run
 
     run(sqlite_store, Console(file=io.StringIO()))
     out = tmp_path / "out"

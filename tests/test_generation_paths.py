@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from sqlalchemy import select
+from tiny_model import build_tokenizer
 
 from debate.agents.model import ModelDebaterSettings
 from debate.backends.base import BackendError, Chat, SamplingSettings
 from debate.backends.continuous import PAGE_SIZE, cache_sizing, kv_bytes_per_token
+from debate.backends.kv_cache import PreallocatedLayer
 from debate.backends.settings import BackendSettings
 from debate.backends.transformers_backend import TransformersBackend
 from debate.config import parse_config
@@ -186,8 +188,6 @@ def _config(arch: str):
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
-    from tiny_model import build_tokenizer
-
     path = tmp_path_factory.mktemp("tok")
     build_tokenizer(path, 600)
     return path
@@ -237,8 +237,6 @@ def test_preallocated_layer_matches_the_growing_layer():
     """Written in place, grown past its capacity, rows dropped: the same keys/values as
     transformers' DynamicLayer at every step, with no copy of the cache per step."""
     from transformers.cache_utils import DynamicLayer
-
-    from debate.backends.kv_cache import PreallocatedLayer
 
     torch.manual_seed(0)
     grow, fixed = DynamicLayer(), PreallocatedLayer(capacity=6)

@@ -16,7 +16,7 @@ from debate.run import run_experiment
 from debate.store.models import Judgment
 from debate.view import DebateFacts, FactTurn
 from judges.config import JudgeConfig
-from judges.model import ModelJudge, judge_view, parse_verdict
+from judges.model import JudgeTask, ModelJudge, judge_view, parse_verdict
 from judges.records import DebateRecord
 from judges.run import judge_experiment
 
@@ -116,7 +116,6 @@ def test_majority_vote_and_orders_map_back_to_the_questions_answer_order():
     backend = CannedJudgeBackend(["Answer: A", "Answer: B", "Answer: A",
                                   "Answer: B", "no verdict", "Answer: B"])
     judge = ModelJudge(cfg, backend, TemplateSet.load("judge"))
-    from judges.model import JudgeTask
 
     [v] = judge.judge([JudgeTask(record("debate"), "final", None)])
     # question order: answer 0 ("No ships") was shown second in (1,0), first in (0,1)

@@ -21,16 +21,18 @@ from judges.queue import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# The benchmark, loaded from its file (benchmarks/ is not on sys.path: its judges.py
+# would hide the judges package).
+_SPEC = importlib.util.spec_from_file_location(
+    "judging_queue_benchmark", ROOT / "benchmarks" / "judging_queue.py")
+JUDGING_QUEUE = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = JUDGING_QUEUE  # its dataclasses look their module up
+_SPEC.loader.exec_module(JUDGING_QUEUE)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "judging_queue_benchmark", ROOT / "benchmarks" / "judging_queue.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return JUDGING_QUEUE
 
 
 def _seeded(bench, tmp_path: Path, names: list[str]):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from debate.agents.base import TurnRequest
 from debate.agents.model import ModelDebater, ModelDebaterSettings, output_flags
 from debate.backends.base import Backend, BackendError, Chat, Generation, SamplingSettings
-from debate.backends.prompts import TemplateSet
+from debate.backends.prompts import TemplateSet, debater_prompt
 from debate.config import parse_config
 from debate.errors import ConfigError
 from debate.protocols import Limits
@@ -195,8 +195,6 @@ def test_choice_turns_report_the_chosen_side_and_judge_questions_are_asked():
 
 
 def test_sources_reach_only_those_the_protocol_shows_them_to():
-    from debate.backends.prompts import debater_prompt
-
     templates = TemplateSet.load("debater")
     seen = debater_prompt(templates, request(), "debate")
     assert SOURCE in seen.shown and seen.chat.cache_prefix.endswith("</story>\n")

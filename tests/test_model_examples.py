@@ -9,6 +9,8 @@ import yaml
 
 from debate.agents.registry import validate_agent_settings
 from debate.config import load_config
+from debate.training.loop_config import load_loop_config
+from debate.training.settings import load_dpo_settings
 from judges.config import load_judge_file, parse_judge_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -28,9 +30,6 @@ def test_judge_examples_validate(name):
 
 
 def test_training_examples_validate():
-    from debate.training.loop_config import load_loop_config
-    from debate.training.settings import load_dpo_settings
-
     cfg, dpo = load_loop_config(EXAMPLES / "selfplay-loop.yaml")
     assert [p.name for p in cfg.protocols] == ["debate", "consultancy"]
     assert dpo.lora is not None and dpo.gradient_accumulation_steps == 4

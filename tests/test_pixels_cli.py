@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
+from mnist_files import fake_mnist
 from rich.console import Console
 from sqlalchemy import func, select
 
+from debate.demo import pixels as demo
 from debate.pixels.judge import default_judge_path
+from debate.store.db import open_store
 from debate.store.models import Debate, Experiment
 
 
@@ -38,7 +41,6 @@ def test_table_prints_and_stores(tmp_path: Path, pixel_judges, capsys) -> None:
     summary = json.loads(figures.read_text())[0]
     assert summary["k"] == 2 and summary["images"] == 3
     assert (summary["honest"], summary["liar"]) == ("minimax", "greedy")
-    from debate.store.db import open_store
 
     store = open_store(db)
     with store.session() as s:
@@ -85,8 +87,6 @@ def test_judge_trained_for_another_k_is_refused(pixel_judges, capsys) -> None:
 
 
 def test_demo_section(store, pixel_judges, tmp_path: Path, monkeypatch) -> None:
-    from debate.demo import pixels as demo
-
     monkeypatch.setenv("DEBATE_CACHE_DIR", str(tmp_path / "cache"))
     target = default_judge_path("digits", 4)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +101,6 @@ def test_demo_section(store, pixel_judges, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_mnist_idx_files_end_to_end(tmp_path: Path, pixel_judges, capsys) -> None:
-    from test_pixels_data import fake_mnist
-
     fake_mnist(tmp_path)
     judge = tmp_path / "mnist-k2.pt"
     code, stdout, err = run_cli(["pixels", "train-judge", "--k", "2", "--steps", "5",

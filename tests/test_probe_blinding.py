@@ -21,6 +21,12 @@ from web_world import add_accounts
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.config import parse_config
+from debate.pixels.data import digits_split
+from debate.pixels.game import Board
+from debate.pixels.judge import load_judge
+from debate.pixels.players import MinimaxPlayer
+from debate.pixels.store import store_games
+from debate.pixels.table import run_table
 from debate.protocols import BUILTIN, Protocol
 from debate.run import run_experiment
 from debate.store.models import Activation, Debate, Experiment, Turn
@@ -55,13 +61,6 @@ def _config(protocol: str) -> dict:
 
 def _store_pixel_games(store, pixel_judges) -> None:
     import torch
-
-    from debate.pixels.data import digits_split
-    from debate.pixels.game import Board
-    from debate.pixels.judge import load_judge
-    from debate.pixels.players import MinimaxPlayer
-    from debate.pixels.store import store_games
-    from debate.pixels.table import run_table
 
     torch.set_num_threads(1)
     data = digits_split()[1].head(1)

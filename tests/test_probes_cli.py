@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import run_cli
+from engine_agents import debate_popen
 from sqlalchemy import func, select
 
+from debate.config import parse_config
+from debate.run import run_experiment
 from debate.store import open_store
-from debate.store.models import Activation, ProbeScore, Turn
+from debate.store.models import Activation, Debate, ProbeScore, Question, Seat, Turn
+from debate.store.turns import ACTIVATIONS as _ACTIVATIONS
+from debate.store.turns import activation_columns
+from debate.store.turns import bulk_insert as _bulk_insert
 from debate.store.vectors import decode_vector
 
 pytestmark = pytest.mark.slow
@@ -194,8 +200,6 @@ def test_capture_config_errors_are_one_line(tmp_path, tiny_model_dir, capsys):
 @pytest.mark.postgres
 def test_two_workers_store_every_turns_vectors_once_on_postgresql(pg_url, tmp_path,
                                                                     tiny_model_dir):
-    from engine_agents import debate_popen
-
     cfg = write_config(tmp_path / "w.yaml", "probe-workers", tiny_model_dir, "debate")
     procs = [debate_popen("run", str(cfg), "--worker", "--chunk", "2", "--quiet", "--db", pg_url,
                           "--worker-id", f"w{i}") for i in range(2)]
@@ -221,13 +225,6 @@ def test_planted_direction_in_stored_activations_through_the_cli(tmp_path, capsy
     """Labels come from the store (seat answer vs correct answer): vectors planted along a
     direction for the deceptive side only give AUROC near 1 through `probes train` and
     `analyze`, the shuffled control sits at 0.5, and a second experiment scores alike."""
-    from debate.config import parse_config
-    from debate.run import run_experiment
-    from debate.store.models import Debate, Question, Seat
-    from debate.store.turns import ACTIVATIONS as _ACTIVATIONS
-    from debate.store.turns import activation_columns
-    from debate.store.turns import bulk_insert as _bulk_insert
-
     url = f"sqlite:///{tmp_path / 'planted.db'}"
     store = open_store(url)
     for name, protocol in (("planted-debate", "debate"), ("planted-consult", "consultancy")):

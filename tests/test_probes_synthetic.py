@@ -19,6 +19,7 @@ from debate.probes.metrics import (
     recall_at_fpr,
     shuffle_within,
 )
+from debate.probes.report import judge_table
 from debate.probes.train import ProbeFit, cross_validate, fit_probe
 
 
@@ -129,8 +130,6 @@ def test_one_class_or_one_group_is_a_clear_error():
 
 def test_judge_vs_probe_two_by_two_and_errors_caught():
     import pandas as pd
-
-    from debate.probes.report import judge_table
 
     rows = []
     # 4 debates: in debates 1-3 the deceptive side B scores higher (probe right), in 4 not;

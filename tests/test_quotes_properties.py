@@ -24,6 +24,7 @@ from debate.quotes import (
     count_words,
     join_segments,
     normalize,
+    normalize_with_map,
     parse_segments,
     render_html,
     render_plain,
@@ -310,6 +311,4 @@ def test_truncate_words_keeps_tags_whole_and_balanced(text: str, limit: int) -> 
 
 @given(st.text())
 def test_fast_normalize_equals_mapped_normalize(text):
-    from debate.quotes import normalize, normalize_with_map
-
     assert normalize(text) == normalize_with_map(text)[0]

@@ -3,8 +3,10 @@
 Every registry (agent types, data sets, backends, CLI commands, demo sections) resolves
 each of its names to what that name says; listing names imports nothing; an unknown name
 is one line listing the known ones; settings and backends do not import each other; and
-no module of the packages imports a first-party module inside a function, except the
-CLI's lazy command loading (debate/cli/) and the registry itself.
+no module of the packages, the tests or the benchmarks imports a first-party module inside
+a function (the packages, and in tests/ and benchmarks/ also the helper modules and
+scripts those folders import by name, like tiny_model or generation), except the CLI's
+lazy command loading (debate/cli/) and the registry itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from debate.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_PARTY = ("debate", "judges", "web", "migrations")
+# Folders of scripts and helpers that import their own modules by name (pytest and the
+# benchmarks put tests/ and benchmarks/ on sys.path): those names are first-party too.
+SCRIPT_DIRS = ("tests", "benchmarks")
 # The CLI's lazy command loading: a command module imports its heavy parts in the
 # command's body, so `debate --help` (which loads every command module) stays quick.
 LAZY_LOADING = ("debate/cli/", "debate/registry.py")
@@ -140,8 +145,9 @@ def test_the_backends_import_the_settings_but_not_each_other() -> None:
         assert f"debate.backends.{other.pop()}" not in mods
 
 
-def _first_party(node: ast.AST) -> list[str]:
-    """The first-party modules an import statement or import_module("...") call names."""
+def _first_party(node: ast.AST, first_party: frozenset[str]) -> list[str]:
+    """The first-party modules an import statement or import_module("...") call names
+    ("<file>" for a module loaded from its path)."""
     if isinstance(node, ast.Import):
         names = [a.name for a in node.names]
     elif isinstance(node, ast.ImportFrom):
@@ -152,17 +158,24 @@ def _first_party(node: ast.AST) -> list[str]:
         arg = node.args[0] if node.args else None
         names = [arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
                  else "<computed>"]
+    elif (isinstance(node, ast.Call)
+          and (getattr(node.func, "attr", None) or getattr(node.func, "id", None))
+          in ("spec_from_file_location", "run_path")):
+        names = ["<file>"]  # a module loaded from its path (a benchmark script, say)
     else:
         return []
     return [n for n in names
-            if n in (".", "<computed>") or n.split(".")[0] in FIRST_PARTY]
+            if n in (".", "<computed>", "<file>") or n.split(".")[0] in first_party]
 
 
 def function_level_imports(root: Path) -> list[str]:
-    """`file:line: module` for each first-party import inside a function body."""
+    """`file:line: module` for each first-party import inside a function body, in the
+    packages, the tests and the benchmarks (all but the lazy loading)."""
+    local = {path.stem for folder in SCRIPT_DIRS for path in (root / folder).glob("*.py")}
+    first_party = frozenset(FIRST_PARTY) | local
     found: set[tuple[str, int, str]] = set()
-    for package in FIRST_PARTY:
-        for path in sorted((root / package).rglob("*.py")):
+    for folder in FIRST_PARTY + SCRIPT_DIRS:
+        for path in sorted((root / folder).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
             if rel.startswith(LAZY_LOADING):
                 continue
@@ -170,7 +183,7 @@ def function_level_imports(root: Path) -> list[str]:
             for fn in ast.walk(tree):
                 if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     for node in ast.walk(fn):
-                        found |= {(rel, node.lineno, m) for m in _first_party(node)}
+                        found |= {(rel, node.lineno, m) for m in _first_party(node, first_party)}
     return [f"{rel}:{line}: {m}" for rel, line, m in sorted(found)]
 
 
@@ -191,3 +204,30 @@ def test_the_import_check_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert function_level_imports(tmp_path) == [
         "judges/bad.py:6: debate.store", "judges/bad.py:10: <computed>",
         "judges/bad.py:14: .", "judges/bad.py:15: web.app"]
+
+
+def test_the_import_check_covers_tests_and_benchmarks_and_exempts_only_the_lazy_loading(
+        tmp_path: Path) -> None:
+    files = {
+        "tests/helper.py": "import json\n",
+        "tests/test_x.py": ("import helper\n\n"
+                            "def test_a():\n    import some_third_party\n"
+                            "    from helper import build\n    return build\n\n"
+                            "def load(util, path):\n"
+                            "    return util.spec_from_file_location('b', path)\n"),
+        "benchmarks/bench_util.py": "X = 1\n",
+        "benchmarks/bench.py": ("import sys\n\n"
+                                "def main():\n    from helper import build\n"
+                                "    from bench_util import X\n    import debate.run\n"),
+        "debate/cli/cmd.py": "def c():\n    from debate.run import run\n",
+        "debate/registry.py": ("import importlib\n\n"
+                               "def get(n):\n    return importlib.import_module(n)\n"),
+        "debate/cli_helpers.py": "def c():\n    from debate.run import run\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert function_level_imports(tmp_path) == [
+        "benchmarks/bench.py:4: helper", "benchmarks/bench.py:5: bench_util",
+        "benchmarks/bench.py:6: debate.run", "debate/cli_helpers.py:2: debate.run",
+        "tests/test_x.py:5: helper", "tests/test_x.py:9: <file>"]

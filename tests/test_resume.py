@@ -3,18 +3,16 @@ lost and none written twice, ending exactly where an uninterrupted run ends."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 from engine_agents import (
     debate_cli,
     debate_popen,
     make_config,
+    run_until_killed,
     transcript_snapshot,
+    turn_count,
     write_config,
     write_questions,
 )
@@ -27,37 +25,6 @@ from debate.store.models import Debate, Turn
 N_QUESTIONS = 12
 N_DEBATES = 2 * N_QUESTIONS  # both answer orders
 STEPS = 6  # sequential debate, 3 rounds, 2 debaters
-
-
-def turn_count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute("SELECT count(*) FROM turns").fetchone()[0]
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
-    finally:
-        conn.close()
-
-
-def run_until_killed(config: Path, url: str, db: Path, min_turns: int) -> int:
-    """Start `debate run`, SIGKILL it once at least `min_turns` turns are stored."""
-    proc = debate_popen("run", str(config), "--db", url, "--quiet")
-    deadline = time.monotonic() + 60
-    try:
-        while turn_count(db) < min_turns:
-            assert proc.poll() is None, f"run ended before the kill: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    return proc.pid
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from debate.errors import UserError
 from debate.store import open_store
 from debate.store.models import LoginThrottle, WebSession, utcnow
 from web import security
+from web.app import launch_app
 
 FAST = LoginPolicy(account_free_failures=3, account_lock_after=10, address_free_failures=6,
                    address_lock_after=40, base_delay_s=0.2, max_delay_s=0.2, lock_s=300,
@@ -123,8 +124,6 @@ def test_unknown_names_are_throttled_like_known_ones(store):
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
-    from web.app import launch_app
-
     monkeypatch.setattr(security, "SESSION_CACHE_SECONDS", 0.0)
     url = f"sqlite:///{tmp_path / 'acc.db'}"
     s = open_store(url)

@@ -24,6 +24,7 @@ from sqlalchemy import func, insert, select, text, update
 from web_world import add_accounts, write_questions
 
 from debate.config import parse_config
+from debate.importers.nyu import import_nyu
 from debate.questions import question_content_key
 from debate.run import run_experiment
 from debate.store import open_store
@@ -169,8 +170,6 @@ def test_a_reimported_copy_is_the_same_question(two_experiments):
 
 def test_the_nyu_import_and_an_experiment_from_its_rooms_are_one_question_set(
         tmp_path, sqlite_url, nyu_sample):
-    from debate.importers.nyu import import_nyu
-
     store = open_store(sqlite_url)
     import_nyu(store, nyu_sample)
     cfg = parse_config({

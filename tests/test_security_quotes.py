@@ -26,6 +26,7 @@ from web_world import add_accounts, run_scripted
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.export import export_store
+from debate.human_turns import submit_human_turn, waiting_turns
 from debate.quotes import (
     PLAIN_CLOSE,
     PLAIN_OPEN,
@@ -390,8 +391,6 @@ def test_export_renders_the_span_and_keeps_the_raw_text(tampered):
 
 
 def test_a_human_debater_cannot_earn_the_mark_with_inserted_symbols(sqlite_store, tmp_path):
-    from debate.human_turns import submit_human_turn, waiting_turns
-
     store = sqlite_store
     add_accounts(store, ("p1", "debater"), ("judge1", "judge"))
     run_scripted(store, tmp_path, "h", n_questions=1, rounds=1, both_orders=False,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_world import PASSWORD, add_accounts, launch, login
+from web_launch import launch
+from web_world import PASSWORD, add_accounts, login
 
 from debate.config import parse_config
 from debate.run import run_experiment

@@ -7,14 +7,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from engine_agents import debate_cli, make_config, write_config, write_questions
+from engine_agents import RecordingDebater, debate_cli, make_config, write_config, write_questions
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from debate.cli import main
 from debate.errors import ConfigError, SchemaError
+from debate.run import plan_run, run_experiment
 from debate.store import open_store
-from debate.store.db import current_revision, head_revision, make_engine, upgrade
+from debate.store.db import check_known, current_revision, head_revision, make_engine, upgrade
+from debate.store.experiments import store_experiment
 from debate.store.models import Agent, Debate, Experiment, Seat
 
 
@@ -89,7 +91,6 @@ def test_a_database_without_our_schema_is_refused(sqlite_url):
     engine = make_engine(sqlite_url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE stranger (id INTEGER)"))
-    from debate.store.db import check_known
 
     with pytest.raises(SchemaError, match="was not created by this tool"):
         check_known(engine)
@@ -97,11 +98,6 @@ def test_a_database_without_our_schema_is_refused(sqlite_url):
 
 
 def _store_same_experiment(store, cfg, tmp_path, n: int) -> list:
-    from engine_agents import RecordingDebater
-
-    from debate.run import plan_run
-    from debate.store.experiments import store_experiment
-
     plan = plan_run(cfg, tmp_path)
     identity = RecordingDebater("scripted").identity
     barrier = threading.Barrier(n)
@@ -142,7 +138,6 @@ def test_creating_one_experiment_from_several_workers_at_once(store, tmp_path):
 
 def test_the_same_name_with_another_config_is_refused_without_writing(store, tmp_path):
     questions = write_questions(tmp_path / "q.jsonl", 2)
-    from debate.run import run_experiment
 
     run_experiment(store, make_config(questions), tmp_path, show_progress=False)
     other = make_config(questions, seed=99, debater={"type": "scripted", "name": "other"})

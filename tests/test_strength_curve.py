@@ -19,9 +19,11 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from rich.console import Console
 from sqlalchemy import insert, select
-from web_world import PASSWORD, add_accounts, launch
+from web_launch import launch
+from web_world import PASSWORD, add_accounts
 
 from debate.analysis import analyze
+from debate.analysis.plots import strength_plot
 from debate.analysis.ratings import ELO_SCALE, fit_side_ratings
 from debate.analysis.strength import strength_analysis
 from debate.config import parse_config
@@ -236,8 +238,6 @@ def test_a_debater_without_debate_verdicts_is_named_unratable(sqlite_store, tmp_
 
 
 def test_the_plot_draws_names_as_text(tmp_path):
-    from debate.analysis.plots import strength_plot
-
     points = pd.DataFrame({
         "judge": ["$x^$"] * 3, "protocol": ["debate"] * 3, "family": ["debate"] * 3,
         "debater": ["a", "b", "c"], "rating": [1400.0, 1500.0, 1600.0],

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_runner import run_cli
+from engine_agents import debate_popen, run_until_killed
 from sqlalchemy import delete, func, select
 
 from debate.analysis.strength import strength_analysis
 from debate.errors import ConfigError
 from debate.quotes import TRUNCATION_MARK, count_words
+from debate.store import open_store
 from debate.store.models import (
     Agent,
     Debate,
@@ -23,6 +25,7 @@ from debate.store.models import (
     TournamentGame,
     Turn,
 )
+from debate.store.models import Question as QuestionRow
 from debate.store.tournaments import tournament_games
 from debate.tournaments.config import expand_debaters, load_tournament, parse_tournament
 from debate.tournaments.run import plan_tournament, run_tournament
@@ -381,9 +384,6 @@ def test_model_judges_judge_tournament_rounds(sqlite_store, tmp_path, tiny_model
 
 
 def tournament_snapshot(store) -> set[tuple]:
-    from debate.store.models import Question as QuestionRow
-    from debate.store.models import Turn
-
     with store.session() as s:
         return set(s.execute(
             select(Experiment.name, QuestionRow.external_id, Debate.variant, Turn.round, Turn.role,
@@ -395,11 +395,6 @@ def tournament_snapshot(store) -> set[tuple]:
 
 @pytest.mark.slow
 def test_kill_9_mid_tournament_then_rerun_loses_and_duplicates_nothing(tmp_path):
-    from engine_agents import debate_popen
-    from test_resume import run_until_killed
-
-    from debate.store import open_store
-
     data = config(dataset={"name": "planted", "count": 3}, protocols=[{"name": "debate", "rounds": 3}],
                   debaters=[{"type": "scripted", "name": "s{delay}",
                              "sweep": {"delay": [0.05, 0.06]}}])

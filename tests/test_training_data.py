@@ -15,9 +15,11 @@ from debate.store.models import (
     Experiment,
     Judgment,
     Question,
+    Quote,
     Seat,
     Turn,
 )
+from debate.training.exploits import exploit_counts
 from debate.training.pairs_io import read_manifest, read_pairs, write_preference_dir
 from debate.training.preferences import SelectionRule, build_preference_data
 
@@ -250,9 +252,6 @@ def test_cli_train_data(sqlite_store, sqlite_url, tmp_path, capsys):
 
 
 def test_exploit_counts_per_experiment(store):
-    from debate.store.models import Quote
-    from debate.training.exploits import exploit_counts
-
     make_store(store)
     with store.session() as s:
         e = Experiment(name="x", protocol="debate", config={}, config_hash="x" * 8)

@@ -11,13 +11,13 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from sqlalchemy import func, select
+from web_launch import launch
 from web_world import (
     HONEST_NAME,
     LIAR_NAME,
     PASSWORD,
     RawSession,
     add_accounts,
-    launch,
     run_scripted,
 )
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from test_web_api import LEAKS
-from web_world import add_accounts, artifacts_dir, launch, login, run_scripted
+from web_launch import launch
+from web_world import add_accounts, artifacts_dir, login, run_scripted
+from web_world import add_accounts as _add
 
 from debate.store import open_store
 from debate.store.models import Debate, Feedback, Judgment, Quote, Turn
@@ -204,7 +206,6 @@ def test_debater_turn_with_selected_quote(site, browser):
 
 def test_admin_sees_browse_results_and_admin(site, browser):
     store, url, _campaign = site
-    from web_world import add_accounts as _add
 
     _add(store, ("boss", "admin"))
     context = browser.new_context(viewport={"width": 1280, "height": 1000})

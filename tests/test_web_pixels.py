@@ -11,6 +11,12 @@ import pytest
 from sqlalchemy import select
 from web_world import add_accounts, artifacts_dir
 
+from debate.pixels.data import digits_split
+from debate.pixels.game import Board
+from debate.pixels.judge import load_judge
+from debate.pixels.players import MinimaxPlayer
+from debate.pixels.store import store_games
+from debate.pixels.table import run_table
 from debate.store.models import Debate, Judgment, Question
 from debate.users import get_user
 from judges import queue
@@ -20,13 +26,6 @@ from web.render import judge_html
 @pytest.fixture
 def pixel_store(sqlite_store, pixel_judges: dict[int, Path]):
     import torch
-
-    from debate.pixels.data import digits_split
-    from debate.pixels.game import Board
-    from debate.pixels.judge import load_judge
-    from debate.pixels.players import MinimaxPlayer
-    from debate.pixels.store import store_games
-    from debate.pixels.table import run_table
 
     torch.set_num_threads(1)
     data = digits_split()[1].head(1)

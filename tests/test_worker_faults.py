@@ -31,6 +31,7 @@ from engine_agents import (
 from sqlalchemy import create_engine, func, select, text
 from test_workers import check_complete, finish, turns_run, workers_by_debate
 
+from debate.protocols import Protocol
 from debate.run import run_experiment
 from debate.store import open_store
 from debate.store.models import Debate, Turn
@@ -73,7 +74,6 @@ def assert_nothing_half_written(store) -> None:
         debates = s.execute(select(Debate.id, Debate.protocol_spec, Debate.steps_done)).all()
         stored = dict(s.execute(select(Turn.debate_id, func.count()).group_by(Turn.debate_id)).all())
         keys = s.execute(select(Turn.debate_id, Turn.step, Turn.round, Turn.role)).all()
-    from debate.protocols import Protocol
 
     by_debate: dict[int, set] = {}
     for did, step, rnd, role in keys:

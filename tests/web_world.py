@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,22 +75,6 @@ def run_scripted(store: Store, tmp: Path, name: str, n_questions: int = 6,
                                            "template": liar_template},
     })
     run_experiment(store, cfg, tmp, show_progress=False)
-
-
-@dataclass
-class Launched:
-    url: str
-    demo: object
-
-    def close(self) -> None:
-        self.demo.close()
-
-
-def launch(store: Store) -> Launched:
-    from web.app import launch_app
-
-    demo, url = launch_app(store, "127.0.0.1", free_port(), block=False, quiet=True)
-    return Launched(url.rstrip("/") + "/", demo)
 
 
 @lru_cache(maxsize=1)
