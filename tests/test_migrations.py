@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import MetaData, func, inspect, select, text
 from web_world import add_accounts, run_scripted
 
+from debate.questions import question_content_key
 from debate.store import open_store
 from debate.store.db import MIGRATIONS_DIR, _alembic_config, head_revision, make_engine, upgrade
 from debate.store.models import Base, Judgment
@@ -88,3 +92,46 @@ def test_upgrade_from_the_previous_revision_keeps_a_filled_database(db_url, tmp_
     with reopened.session() as session:
         assert session.scalar(select(func.count()).select_from(Judgment)) == 1
     reopened.dispose()
+
+
+def _first_release_of_0007(engine) -> None:
+    """The schema a database had under the first release of 0007, which followed 0001
+    directly: 0001's tables, then 0007's, stamped 0007."""
+    cfg = _alembic_config(engine)
+    command.upgrade(cfg, "0001")
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        with Operations.context(MigrationContext.configure(conn)):
+            script.get_revision("0007").module.upgrade()
+    command.stamp(cfg, "0007", purge=True)
+
+
+def test_a_database_from_the_first_release_of_0007_upgrades_to_the_orm(db_url):
+    """0007 was first released right after 0001; a later release put 0002, 0005 and 0006
+    before it. A database stamped 0007 by the first release upgrades to head with what
+    those three make added, its rows kept and its questions given content keys."""
+    engine = make_engine(db_url)
+    _first_release_of_0007(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert "tournaments" in tables and "web_sessions" not in tables
+    meta = MetaData()
+    meta.reflect(engine, only=["documents", "experiments", "questions"])
+    with engine.begin() as conn:
+        conn.execute(meta.tables["documents"].insert(), [
+            {"id": 1, "sha256": "d" * 64, "title": "T", "text": "A story."}])
+        conn.execute(meta.tables["experiments"].insert(), [
+            {"id": 1, "name": "old", "protocol": "debate", "config": {}, "config_hash": "h",
+             "seed": 0, "source": "run", "created_at": datetime(2026, 11, 29, tzinfo=UTC)}])
+        conn.execute(meta.tables["questions"].insert(), [
+            {"id": 1, "experiment_id": 1, "external_id": "q1", "dataset": "d",
+             "text": "Who?", "answers": ["x", "y"], "correct_index": 0, "document_id": 1,
+             "metadata": {}}])
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True})
+        assert compare_metadata(context, Base.metadata) == []
+        key = conn.execute(text("SELECT content_key FROM questions WHERE id = 1")).scalar()
+        assert conn.execute(text("SELECT name FROM experiments")).scalars().all() == ["old"]
+    assert key == question_content_key("Who?", ["x", "y"], 1)
+    engine.dispose()
