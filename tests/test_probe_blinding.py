@@ -16,17 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pixel_games import store_small_pixel_debate
 from sqlalchemy import select
 from web_world import add_accounts
 
 from debate.backends.prompts import TemplateSet, judge_prompt
 from debate.config import parse_config
-from debate.pixels.data import digits_split
-from debate.pixels.game import Board
-from debate.pixels.judge import load_judge
-from debate.pixels.players import MinimaxPlayer
-from debate.pixels.store import store_games
-from debate.pixels.table import run_table
 from debate.protocols import BUILTIN, Protocol
 from debate.run import run_experiment
 from debate.store.models import Activation, Debate, Experiment, Turn
@@ -59,18 +54,6 @@ def _config(protocol: str) -> dict:
     return cfg
 
 
-def _store_pixel_games(store, pixel_judges) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    data = digits_split()[1].head(1)
-    board = Board(data, load_judge(pixel_judges[2]).judge)
-    result = run_table(board, 2, MinimaxPlayer(), MinimaxPlayer())
-    store_games(store, name="blind-pixel-debate", data=data, image_ids={0: 0}, k=2,
-                games=result.games, honest_name="minimax-honest", liar_name="minimax-liar",
-                judge_name="pixel-judge", judge_settings={"k": 2}, config={"k": 2})
-
-
 def _model_judge_prompts(store, debate_ids: list[int]) -> dict[tuple, str]:
     templates = TemplateSet.load("judge")
     out = {}
@@ -99,7 +82,7 @@ def blind_world(sqlite_store, pixel_judges, tmp_path):
     store = sqlite_store
     for protocol in TEXT_PROTOCOLS:
         run_experiment(store, parse_config(_config(protocol)), tmp_path, show_progress=False)
-    _store_pixel_games(store, pixel_judges)
+    store_small_pixel_debate(store, pixel_judges[2], "blind-pixel-debate")
     add_accounts(store, ("judge1", "judge"))
     judge = get_user(store, "judge1")
     assignments = []

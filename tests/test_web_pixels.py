@@ -8,15 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pixel_games import store_small_pixel_debate
 from sqlalchemy import select
 from web_world import add_accounts, artifacts_dir
 
-from debate.pixels.data import digits_split
-from debate.pixels.game import Board
-from debate.pixels.judge import load_judge
-from debate.pixels.players import MinimaxPlayer
-from debate.pixels.store import store_games
-from debate.pixels.table import run_table
 from debate.store.models import Debate, Judgment, Question
 from debate.users import get_user
 from judges import queue
@@ -25,15 +20,7 @@ from web.render import judge_html
 
 @pytest.fixture
 def pixel_store(sqlite_store, pixel_judges: dict[int, Path]):
-    import torch
-
-    torch.set_num_threads(1)
-    data = digits_split()[1].head(1)
-    board = Board(data, load_judge(pixel_judges[2]).judge)
-    result = run_table(board, 2, MinimaxPlayer(), MinimaxPlayer())
-    store_games(sqlite_store, name="pixels", data=data, image_ids={0: 0}, k=2,
-                games=result.games, honest_name="minimax-honest", liar_name="minimax-liar",
-                judge_name="pixel-judge", judge_settings={"k": 2}, config={"k": 2})
+    store_small_pixel_debate(sqlite_store, pixel_judges[2], "pixels")
     add_accounts(sqlite_store, ("pj", "judge"))
     return sqlite_store
 
